@@ -1,0 +1,27 @@
+#pragma once
+// Options every subcommand shares: the config file and the run-time overrides.
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "metadistill/experiment/config.h"
+
+namespace metadistill::cli {
+
+struct CommonOptions {
+  std::string config_path;
+  std::optional<int> threads;
+  std::optional<std::string> device;
+  std::optional<std::string> out;
+  std::optional<int64_t> epochs;
+  std::optional<std::string> data_root;
+  bool quiet = false;
+};
+
+/// Adds the shared flags to a subcommand.
+void add_common_options(CLI::App& app, CommonOptions& o);
+/// Loads the config (or the default), applies the flags, sets threads; returns it validated.
+Config resolve_config(const CommonOptions& o);
+
+}  // namespace metadistill::cli

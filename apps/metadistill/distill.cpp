@@ -1,0 +1,71 @@
+// `metadistill distill [CONFIG]`: one student run with one method.
+#include <iostream>
+
+#include "commands.h"
+#include "common.h"
+#include "metadistill/experiment/distill.h"
+#include "metadistill/util/error.h"
+
+namespace metadistill::cli {
+
+namespace {
+
+struct DistillOptions {
+  CommonOptions common;
+  std::optional<std::string> method;
+  std::optional<double> lambda1, temperature;
+  uint64_t seed = 0;
+  bool resume = false;
+};
+
+int run(const DistillOptions& o) {
+  Config c = resolve_config(o.common);
+  if (o.method) c.method.method = *o.method;
+  if (o.lambda1) c.method.fixed.lambda1 = *o.lambda1;
+  if (o.temperature) c.method.fixed.temperature = *o.temperature;
+  if (o.lambda1 || o.temperature) {
+    check(c.method.method == "fixed" || o.method.has_value() == false || *o.method == "fixed" ||
+              c.method.method == "gradient" || c.method.method == "proposed",
+          "--lambda1/--temperature apply to --method fixed (or as initial values of the gradient "
+          "methods), not to '{}'", c.method.method);
+    if (!o.method && c.method.method != "gradient" && c.method.method != "proposed")
+      c.method.method = "fixed";
+    c.method.given_initial = true;
+    try {
+      c.method.fixed.validate();
+    } catch (const Error& e) {
+      fail("--lambda1/--temperature: {}", e.what());
+    }
+  }
+  const std::filesystem::path out_dir =
+      std::filesystem::path(c.out) / "distill" / fmt::format("{}-seed{}", c.method.method, o.seed);
+  Prepared p = prepare(c);
+  std::cout << fmt::format("data {}: {} train / {} val / {} test; teacher {} test accuracy {:.4f}\n",
+                           p.data.name, p.data.train_idx.numel(),
+                           p.data.val_is_test ? 0 : p.data.val_idx.numel(), p.data.test.size(),
+                           p.teacher.spec.name, p.teacher_test_accuracy);
+  RunResult r = run_distill(c, p, c.method.method, o.seed, out_dir, o.resume, !o.common.quiet);
+  std::cout << fmt::format(
+      "{} (seed {}): test accuracy final {:.4f}, best {:.4f} (epoch {}); {} -> {}; {:.1f}s\n"
+      "results in {}\n",
+      r.method, r.seed, r.train.final_test_accuracy, r.train.best_test_accuracy,
+      r.train.best_epoch, r.initial.to_string(), r.final.to_string(), r.train.seconds,
+      out_dir.string());
+  return 0;
+}
+
+}  // namespace
+
+void setup_distill(CLI::App& app) {
+  auto o = std::make_shared<DistillOptions>();
+  auto* sub = app.add_subcommand("distill", "train one student with one metaparameter method");
+  add_common_options(*sub, o->common);
+  sub->add_option("--method", o->method, "none, naive, fixed, random, gradient, proposed, ...");
+  sub->add_option("--lambda1", o->lambda1, "λ1 for --method fixed (initial λ1 for gradient methods)");
+  sub->add_option("--temperature", o->temperature, "T for --method fixed (initial T otherwise)");
+  sub->add_option("--seed", o->seed, "run seed (model init, batch order, method draws)");
+  sub->add_flag("--resume", o->resume, "continue from the run's checkpoint");
+  sub->callback([o]() { throw CommandResult(run(*o)); });
+}
+
+}  // namespace metadistill::cli

@@ -1,0 +1,83 @@
+#pragma once
+/// Run configuration: one YAML file per experiment (configs/), with strict checking (an unknown
+/// key, a wrong type or a value out of range names the key and the file).
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "metadistill/data/dataset.h"
+#include "metadistill/meta/meta_optimizer.h"
+#include "metadistill/models/classifier.h"
+#include "metadistill/train/trainer.h"
+
+namespace metadistill {
+
+/// Which data and how to split it.
+struct DataConfig {
+  /// "synthetic", "fmnist", "cifar10" or "cifar10-reduced".
+  std::string name = "synthetic";
+  /// Synthetic: "reference" or "paper".
+  std::string variant = "reference";
+  /// Folder of the data files; empty = the data set's default.
+  std::string root;
+  /// Validation split size; -1 = the data set's default (paper's split).
+  int64_t val_size = -1;
+  uint64_t split_seed = 0;
+  /// Use only the first N training / test samples (0 = all): quick runs and tests.
+  int64_t limit_train = 0, limit_test = 0;
+  /// Synthetic: validate the metaparameters on the test rows, as the authors did.
+  bool val_is_test = true;
+  /// Synthetic: numpy seed of the draw (42 = the authors' data) and the validation rows.
+  uint32_t synthetic_seed = 42;
+  int64_t synthetic_val_rows = 15;
+};
+
+/// A model and how to train it.
+struct ModelTrainConfig {
+  std::string model;
+  TrainerOptions trainer;
+};
+
+/// Everything one `distill` run needs.
+struct Config {
+  DataConfig data;
+  ModelTrainConfig teacher;
+  /// Teacher file; empty = <out>/teacher.pt... resolved by `resolve_paths`.
+  std::string teacher_file;
+  ModelTrainConfig student;
+  MethodOptions method;
+  /// Methods an experiment compares (empty = all registered that apply).
+  std::vector<std::string> methods;
+  /// Runs per method in an experiment (seeds 0..runs-1).
+  int64_t runs = 1;
+  /// Seed of one distill run (model init, batch order, method draws).
+  uint64_t seed = 0;
+  /// Intra-op threads (<= 0: all cores) and device.
+  int threads = 0;
+  std::string device = "cpu";
+  /// Output folder of the run or experiment; cache folder for teacher outputs.
+  std::string out = "runs/synthetic";
+  std::string cache;
+  /// Name of the preset, shown in tables ("paper", "quick", ...).
+  std::string preset = "default";
+  /// Where the config came from (file path or "built-in default").
+  std::string source = "built-in default";
+
+  /// Fills empty paths from `out`: teacher file <out>/teacher.pt, cache <out>/cache.
+  void resolve_paths();
+  /// Checks values across sections; throws `Error` naming the key and `source`.
+  void validate() const;
+  /// The resolved config as JSON (written next to results).
+  nlohmann::json to_json() const;
+};
+
+/// The default: the synthetic experiment of the paper (reference variant).
+Config default_config();
+/// Reads a YAML config on top of the defaults; throws `Error` naming the file and key for an
+/// unknown key, a wrong type or an invalid value.
+Config load_config(const std::filesystem::path& path);
+
+}  // namespace metadistill

@@ -1,0 +1,61 @@
+#pragma once
+/// The Hinton distillation loss as the paper writes it (metaparameter-optimization-in-kd, eq. for
+/// L_train; DESIGN.md 3):
+///   L = λ1 · CE(g(x), y) + (1 − λ1) · CE(σ(f(x)/T), σ(g(x)/T)),
+/// λ1 on the classification term (the authors' code swaps the two; we follow the paper), both
+/// terms averaged over the batch, no T² factor. Computed with log-softmax, so stable for any
+/// logits and T > 0.
+#include <torch/torch.h>
+
+namespace metadistill {
+
+namespace functional {
+
+/// Mean cross-entropy CE(softmax(teacher/T), softmax(student/T)) =
+/// −mean_b Σ_k σ(f/T)_bk · log σ(g/T)_bk. `temperature` is a double or a 0-dim tensor (which may
+/// require grad).
+torch::Tensor distillation_term(const torch::Tensor& student_logits,  // [B, K]
+                                const torch::Tensor& teacher_logits,  // [B, K]
+                                const torch::Tensor& temperature);    // []
+
+/// L = λ1·CE(g, y) + (1 − λ1)·distillation_term(g, f, T). λ1 and T as 0-dim tensors (the
+/// hypergradient differentiates through them). When λ1 is exactly 1 and does not require grad,
+/// the teacher's logits may be undefined and are not used.
+torch::Tensor hinton_loss(const torch::Tensor& student_logits,  // [B, K]
+                          const torch::Tensor& teacher_logits,  // [B, K] or undefined
+                          const torch::Tensor& targets,         // [B] int64
+                          const torch::Tensor& lambda1,         // []
+                          const torch::Tensor& temperature);    // []
+
+/// Convenience overload with plain values; validates λ1 ∈ [0, 1] and T > 0.
+torch::Tensor hinton_loss(const torch::Tensor& student_logits, const torch::Tensor& teacher_logits,
+                          const torch::Tensor& targets, double lambda1, double temperature);
+
+}  // namespace functional
+
+/// Options of `HintonLoss`.
+struct HintonLossOptions {
+  /// Weight λ1 of the classification term, in [0, 1].
+  double lambda1 = 0.5;
+  /// Temperature T > 0 of the distillation term.
+  double temperature = 1.0;
+  HintonLossOptions& with_lambda1(double v) { lambda1 = v; return *this; }
+  HintonLossOptions& with_temperature(double v) { temperature = v; return *this; }
+};
+
+/// Thin module-style wrapper over `functional::hinton_loss` with fixed metaparameters.
+class HintonLoss {
+ public:
+  explicit HintonLoss(HintonLossOptions options = {});
+  torch::Tensor operator()(const torch::Tensor& student_logits, const torch::Tensor& teacher_logits,
+                           const torch::Tensor& targets) const;
+  const HintonLossOptions& options() const { return options_; }
+
+ private:
+  HintonLossOptions options_;
+};
+
+/// Throws `Error` naming the value when λ1 ∉ [0, 1] or T is not a finite positive number.
+void validate_hinton(double lambda1, double temperature);
+
+}  // namespace metadistill

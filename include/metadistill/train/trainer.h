@@ -1,0 +1,127 @@
+#pragma once
+/// The trainer: epochs of mini-batch steps with the Hinton loss under a metaparameter method,
+/// step-decay learning rate, evaluation after every epoch, atomic checkpoints and resume.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "metadistill/data/dataset.h"
+#include "metadistill/meta/meta_optimizer.h"
+#include "metadistill/models/classifier.h"
+
+namespace metadistill {
+
+/// Options of `Trainer`.
+struct TrainerOptions {
+  /// Number of epochs (the synthetic data set: one full batch per epoch, so epochs = steps).
+  int64_t epochs = 10;
+  /// Mini-batch size; 0 = full batch.
+  int64_t batch_size = 128;
+  /// Initial learning rate γ (the paper: 1.0).
+  double lr = 1.0;
+  /// Step decay: lr ← lr · lr_gamma every lr_step epochs (the paper: ×0.5 every 10); 0 = constant.
+  int64_t lr_step = 10;
+  double lr_gamma = 0.5;
+  /// Operator U: "sgd" (the paper), "momentum" or "adam".
+  std::string optimizer = "sgd";
+  /// Momentum for "momentum"; β1 for "adam".
+  double momentum = 0.9;
+  double weight_decay = 0.0;
+  /// Seed of the model initialization and the batch order.
+  uint64_t seed = 0;
+  /// Device of the model and batches.
+  torch::Device device = torch::kCPU;
+  /// Evaluate every this many epochs (and always after the last); >= 1.
+  int64_t eval_every = 1;
+  /// Evaluation batch size.
+  int64_t eval_batch_size = 1024;
+  /// Folder for checkpoint.pt and metrics.csv / trajectory.csv; empty = nothing written.
+  std::filesystem::path out_dir;
+  /// Write a checkpoint every this many epochs (and after the last); 0 = only after the last.
+  int64_t checkpoint_every = 1;
+  /// Continue from out_dir/checkpoint.pt when it exists.
+  bool resume = false;
+  /// Record the metaparameter trajectory every this many steps (1 = every step).
+  int64_t trajectory_every = 1;
+  /// Print one line per evaluated epoch.
+  bool verbose = false;
+
+  TrainerOptions& with_epochs(int64_t v) { epochs = v; return *this; }
+  TrainerOptions& with_batch_size(int64_t v) { batch_size = v; return *this; }
+  TrainerOptions& with_lr(double v) { lr = v; return *this; }
+  TrainerOptions& with_lr_step(int64_t step, double gamma) { lr_step = step; lr_gamma = gamma; return *this; }
+  TrainerOptions& with_optimizer(std::string v) { optimizer = std::move(v); return *this; }
+  TrainerOptions& with_seed(uint64_t v) { seed = v; return *this; }
+  TrainerOptions& with_device(torch::Device v) { device = v; return *this; }
+  TrainerOptions& with_out_dir(std::filesystem::path v) { out_dir = std::move(v); return *this; }
+  TrainerOptions& with_resume(bool v) { resume = v; return *this; }
+  TrainerOptions& with_eval_every(int64_t v) { eval_every = v; return *this; }
+  TrainerOptions& with_checkpoint_every(int64_t v) { checkpoint_every = v; return *this; }
+  TrainerOptions& with_verbose(bool v) { verbose = v; return *this; }
+
+  /// Throws `Error` naming the option when a value is out of range.
+  void validate() const;
+};
+
+/// What one `fit` trains on and is evaluated on.
+struct FitData {
+  /// Rows the model trains on are `train_set[train_ids]`; ids are also the teacher-cache keys.
+  const DataSet* train_set = nullptr;
+  torch::Tensor train_ids;
+  /// Validation data for the meta-level (hyper-steps) and val accuracy; may be null.
+  const DataSet* val_set = nullptr;
+  /// Test data, evaluated after every epoch.
+  const DataSet* test_set = nullptr;
+  /// Teacher logits for every row of train_set [N, K] (looked up by id); undefined when the
+  /// method never distills.
+  torch::Tensor teacher_logits;
+};
+
+/// Metrics of one evaluated epoch.
+struct EpochMetrics {
+  int64_t epoch = 0;  // 1-based
+  double lr = 0, train_loss = 0, val_accuracy = -1, test_accuracy = 0, seconds = 0;
+  Metaparameters lambda;  // at the end of the epoch
+};
+
+/// Outcome of a run.
+struct TrainResult {
+  std::vector<EpochMetrics> history;
+  std::vector<TrajectoryPoint> trajectory;
+  double final_test_accuracy = 0, best_test_accuracy = 0;
+  int64_t best_epoch = 0;
+  double seconds = 0;
+  int64_t steps = 0, hyper_steps = 0;
+  bool resumed = false;
+};
+
+/// Accuracy of `model` on `data` (eval mode, no grad); restores the model's train/eval mode.
+double evaluate_accuracy(ClassifierImpl& model, const DataSet& data, int64_t batch_size = 1024,
+                         torch::Device device = torch::kCPU);
+
+/// Trains models; one instance per run.
+class Trainer {
+ public:
+  explicit Trainer(TrainerOptions options);
+  /// Trains `model` under `meta` on `data`. Throws `Error` when the loss becomes NaN/Inf, after
+  /// which the last checkpoint (if any) is left untouched.
+  TrainResult fit(ClassifierImpl& model, const FitData& data, MetaOptimizer& meta);
+  const TrainerOptions& options() const { return options_; }
+
+ private:
+  std::unique_ptr<torch::optim::Optimizer> make_optimizer(ClassifierImpl& model) const;
+  double lr_at(int64_t epoch) const;
+  void write_outputs(const TrainResult& result) const;
+  void save_checkpoint(ClassifierImpl& model, torch::optim::Optimizer& opt, MetaOptimizer& meta,
+                       const TrainResult& result, int64_t epochs_done) const;
+  int64_t load_checkpoint(ClassifierImpl& model, torch::optim::Optimizer& opt,
+                          MetaOptimizer& meta, TrainResult& result) const;
+
+  TrainerOptions options_;
+};
+
+}  // namespace metadistill

@@ -1,0 +1,287 @@
+#include "metadistill/experiment/config.h"
+
+#include <set>
+
+#include <yaml-cpp/yaml.h>
+
+#include "metadistill/util/error.h"
+
+namespace metadistill {
+
+namespace {
+
+// Reads the keys of one YAML mapping, remembering which were used so that the unknown ones can
+// be reported with their full path.
+class Section {
+ public:
+  Section(YAML::Node node, std::string path, std::string file)
+      : node_(std::move(node)), path_(std::move(path)), file_(std::move(file)) {
+    check(!node_ || node_.IsMap() || node_.IsNull(), "{}: '{}' must be a mapping of keys", file_,
+          path_.empty() ? "top level" : path_);
+  }
+
+  template <typename T>
+  void get(const std::string& key, T& out) {
+    used_.insert(key);
+    if (!node_ || !node_.IsMap()) return;
+    auto v = node_[key];
+    if (!v || v.IsNull()) return;
+    try {
+      out = v.as<T>();
+    } catch (const YAML::Exception&) {
+      fail("{}: key '{}': expected {}, got '{}'", file_, full(key), type_name<T>(), dump(v));
+    }
+  }
+
+  Section child(const std::string& key) {
+    used_.insert(key);
+    YAML::Node v = node_ && node_.IsMap() ? node_[key] : YAML::Node();
+    return Section(v, full(key), file_);
+  }
+
+  YAML::Node raw(const std::string& key) {
+    used_.insert(key);
+    return node_ && node_.IsMap() ? node_[key] : YAML::Node();
+  }
+
+  void finish() const {
+    if (!node_ || !node_.IsMap()) return;
+    for (const auto& kv : node_) {
+      const auto key = kv.first.as<std::string>();
+      if (!used_.count(key)) {
+        std::vector<std::string> known(used_.begin(), used_.end());
+        fail("{}: unknown key '{}' (known keys here: {})", file_, full(key), fmt::join(known, ", "));
+      }
+    }
+  }
+
+  std::string full(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+ private:
+  template <typename T>
+  static const char* type_name() {
+    if constexpr (std::is_same_v<T, bool>) return "true or false";
+    else if constexpr (std::is_integral_v<T>) return "an integer";
+    else if constexpr (std::is_floating_point_v<T>) return "a number";
+    else if constexpr (std::is_same_v<T, std::string>) return "a string";
+    else return "a list of strings";
+  }
+  static std::string dump(const YAML::Node& v) {
+    YAML::Emitter e;
+    e << YAML::Flow << v;
+    return e.c_str();
+  }
+
+  YAML::Node node_;
+  std::string path_, file_;
+  std::set<std::string> used_;
+};
+
+void read_trainer(Section s, TrainerOptions& t) {
+  s.get("epochs", t.epochs);
+  s.get("batch_size", t.batch_size);
+  s.get("lr", t.lr);
+  s.get("lr_step", t.lr_step);
+  s.get("lr_gamma", t.lr_gamma);
+  s.get("optimizer", t.optimizer);
+  s.get("momentum", t.momentum);
+  s.get("weight_decay", t.weight_decay);
+  s.get("eval_every", t.eval_every);
+  s.get("checkpoint_every", t.checkpoint_every);
+  s.get("trajectory_every", t.trajectory_every);
+  s.finish();
+}
+
+nlohmann::json yaml_to_json(const YAML::Node& n) {
+  if (!n || n.IsNull()) return nullptr;
+  if (n.IsMap()) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& kv : n) j[kv.first.as<std::string>()] = yaml_to_json(kv.second);
+    return j;
+  }
+  if (n.IsSequence()) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& v : n) j.push_back(yaml_to_json(v));
+    return j;
+  }
+  const std::string s = n.Scalar();
+  if (n.Tag() == "!") return s;  // quoted
+  if (s == "true" || s == "false") return s == "true";
+  try {
+    size_t pos = 0;
+    long long i = std::stoll(s, &pos);
+    if (pos == s.size()) return i;
+    double d = std::stod(s, &pos);
+    if (pos == s.size()) return d;
+  } catch (const std::exception&) {
+  }
+  return s;
+}
+
+nlohmann::json trainer_json(const TrainerOptions& t) {
+  return {{"epochs", t.epochs},         {"batch_size", t.batch_size}, {"lr", t.lr},
+          {"lr_step", t.lr_step},       {"lr_gamma", t.lr_gamma},     {"optimizer", t.optimizer},
+          {"momentum", t.momentum},     {"weight_decay", t.weight_decay},
+          {"eval_every", t.eval_every}, {"checkpoint_every", t.checkpoint_every},
+          {"trajectory_every", t.trajectory_every}};
+}
+
+}  // namespace
+
+Config default_config() {
+  Config c;
+  c.data.name = "synthetic";
+  c.data.variant = "reference";
+  c.teacher.model = "logreg";
+  c.teacher.trainer.with_epochs(20000).with_batch_size(0).with_lr(0.01).with_lr_step(0, 1.0);
+  c.teacher.trainer.eval_every = 1000;
+  c.teacher.trainer.checkpoint_every = 0;
+  c.student.model = "logreg";
+  c.student.trainer.with_epochs(2000).with_batch_size(0).with_lr(1.0).with_lr_step(0, 1.0);
+  c.student.trainer.eval_every = 100;
+  c.student.trainer.checkpoint_every = 0;
+  c.method.method = "naive";
+  c.methods = {};
+  c.runs = 10;
+  c.out = "runs/synthetic";
+  c.preset = "reference";
+  return c;
+}
+
+void Config::resolve_paths() {
+  if (teacher_file.empty()) teacher_file = (std::filesystem::path(out) / "teacher.pt").string();
+  if (cache.empty()) cache = (std::filesystem::path(out) / "cache").string();
+}
+
+void Config::validate() const {
+  static const std::set<std::string> datasets = {"synthetic", "fmnist", "cifar10",
+                                                 "cifar10-reduced"};
+  check(datasets.count(data.name) > 0, "{}: data.name '{}': expected synthetic, fmnist, cifar10 or "
+        "cifar10-reduced", source, data.name);
+  check(data.variant == "reference" || data.variant == "paper",
+        "{}: data.variant '{}': expected reference or paper", source, data.variant);
+  check(data.limit_train >= 0 && data.limit_test >= 0, "{}: data.limit_train/limit_test must be >= 0",
+        source);
+  check(runs >= 1, "{}: runs = {}: expected >= 1", source, runs);
+  auto known = model_names();
+  for (const auto* m : {&teacher.model, &student.model})
+    check(std::find(known.begin(), known.end(), *m) != known.end(),
+          "{}: unknown model '{}': expected one of {}", source, *m, fmt::join(known, ", "));
+  auto names = method_names();
+  for (const auto& m : methods)
+    check(std::find(names.begin(), names.end(), m) != names.end(),
+          "{}: methods: unknown method '{}': expected one of {}", source, m, fmt::join(names, ", "));
+  try {
+    teacher.trainer.validate();
+  } catch (const Error& e) {
+    fail("{}: teacher: {}", source, e.what());
+  }
+  try {
+    student.trainer.validate();
+  } catch (const Error& e) {
+    fail("{}: student: {}", source, e.what());
+  }
+  try {
+    method.fixed.validate();
+  } catch (const Error& e) {
+    fail("{}: method: {}", source, e.what());
+  }
+}
+
+nlohmann::json Config::to_json() const {
+  return {{"preset", preset},
+          {"source", source},
+          {"data",
+           {{"name", data.name},
+            {"variant", data.variant},
+            {"root", data.root},
+            {"val_size", data.val_size},
+            {"split_seed", data.split_seed},
+            {"limit_train", data.limit_train},
+            {"limit_test", data.limit_test},
+            {"val_is_test", data.val_is_test},
+            {"synthetic_seed", data.synthetic_seed},
+            {"synthetic_val_rows", data.synthetic_val_rows}}},
+          {"teacher", {{"model", teacher.model}, {"file", teacher_file}, {"train", trainer_json(teacher.trainer)}}},
+          {"student", {{"model", student.model}, {"train", trainer_json(student.trainer)}}},
+          {"method",
+           {{"name", method.method},
+            {"lambda1", method.fixed.lambda1},
+            {"temperature", method.fixed.temperature},
+            {"temperature_prior", method.temperature_prior},
+            {"settings", method.extra}}},
+          {"methods", methods},
+          {"runs", runs},
+          {"seed", seed},
+          {"threads", threads},
+          {"device", device},
+          {"out", out},
+          {"cache", cache}};
+}
+
+Config load_config(const std::filesystem::path& path) {
+  Config c = default_config();
+  c.source = path.string();
+  check(std::filesystem::exists(path), "config {}: no such file", path.string());
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path.string());
+  } catch (const YAML::Exception& e) {
+    fail("config {}: not valid YAML: {}", path.string(), e.what());
+  }
+  const std::string file = path.string();
+  Section top(root, "", file);
+  top.get("preset", c.preset);
+  top.get("runs", c.runs);
+  top.get("seed", c.seed);
+  top.get("threads", c.threads);
+  top.get("device", c.device);
+  top.get("out", c.out);
+  top.get("cache", c.cache);
+  top.get("methods", c.methods);
+  {
+    Section d = top.child("data");
+    d.get("name", c.data.name);
+    d.get("variant", c.data.variant);
+    d.get("root", c.data.root);
+    d.get("val_size", c.data.val_size);
+    d.get("split_seed", c.data.split_seed);
+    d.get("limit_train", c.data.limit_train);
+    d.get("limit_test", c.data.limit_test);
+    d.get("val_is_test", c.data.val_is_test);
+    d.get("synthetic_seed", c.data.synthetic_seed);
+    d.get("synthetic_val_rows", c.data.synthetic_val_rows);
+    d.finish();
+  }
+  {
+    Section t = top.child("teacher");
+    t.get("model", c.teacher.model);
+    t.get("file", c.teacher_file);
+    read_trainer(t.child("train"), c.teacher.trainer);
+    t.finish();
+  }
+  {
+    Section s = top.child("student");
+    s.get("model", c.student.model);
+    read_trainer(s.child("train"), c.student.trainer);
+    s.finish();
+  }
+  {
+    Section m = top.child("method");
+    m.get("name", c.method.method);
+    m.get("lambda1", c.method.fixed.lambda1);
+    m.get("temperature", c.method.fixed.temperature);
+    m.get("temperature_prior", c.method.temperature_prior);
+    auto settings = m.raw("settings");
+    if (settings && !settings.IsNull()) {
+      check(settings.IsMap(), "{}: key 'method.settings' must be a mapping", file);
+      c.method.extra = yaml_to_json(settings);
+    }
+    m.finish();
+  }
+  top.finish();
+  c.validate();
+  return c;
+}
+
+}  // namespace metadistill

@@ -1,0 +1,107 @@
+#include "metadistill/experiment/distill.h"
+
+#include "metadistill/data/synthetic.h"
+#include "metadistill/meta/meta_optimizer.h"
+#include "metadistill/util/error.h"
+#include "metadistill/util/files.h"
+#include "metadistill/util/runtime.h"
+
+namespace metadistill {
+
+namespace fs = std::filesystem;
+
+DataBundle load_data(const DataConfig& c) {
+  if (c.name == "synthetic") {
+    SyntheticOptions o;
+    o.variant = c.variant;
+    o.seed = c.synthetic_seed;
+    o.n_val = c.synthetic_val_rows;
+    o.val_is_test = c.val_is_test;
+    return make_synthetic(o);
+  }
+  fail("data set '{}' is not available in this build", c.name);
+}
+
+Prepared prepare(const Config& config) {
+  Prepared p;
+  p.data = load_data(config.data);
+  const auto device = parse_device(config.device);
+  ModelSpec spec(config.teacher.model, p.data.num_classes,
+                 p.data.pool.teacher_input().sizes().slice(1).vec());
+  TrainerOptions t = config.teacher.trainer;
+  t.device = device;
+  p.teacher = ensure_teacher(p.data, spec, t, config.teacher_file);
+  p.teacher_logits =
+      cached_teacher_logits(*p.teacher.model, config.teacher_file, p.data, config.cache, device);
+  p.teacher_test_accuracy =
+      evaluate_accuracy(*p.teacher.model, teacher_view(p.data.test), 1024, device);
+  return p;
+}
+
+nlohmann::json RunResult::to_json() const {
+  nlohmann::json j = {{"method", method},
+                      {"seed", seed},
+                      {"initial", {{"lambda1", initial.lambda1}, {"temperature", initial.temperature}}},
+                      {"final", {{"lambda1", final.lambda1}, {"temperature", final.temperature}}},
+                      {"final_test_accuracy", train.final_test_accuracy},
+                      {"best_test_accuracy", train.best_test_accuracy},
+                      {"best_epoch", train.best_epoch},
+                      {"seconds", train.seconds},
+                      {"steps", train.steps},
+                      {"hyper_steps", train.hyper_steps}};
+  for (const auto& e : train.history)
+    j["test_accuracy_by_epoch"].push_back({e.epoch, e.test_accuracy});
+  return j;
+}
+
+RunResult run_distill(const Config& config, const Prepared& prepared, const std::string& method,
+                      uint64_t seed, const fs::path& out_dir, bool resume, bool verbose) {
+  const auto& data = prepared.data;
+  MethodOptions mo = config.method;
+  mo.method = method;
+  mo.seed = seed;
+  auto meta = make_meta_optimizer(mo);
+
+  seed_everything(seed);
+  ModelSpec spec(config.student.model, data.num_classes, data.pool.x.sizes().slice(1).vec());
+  Classifier student = make_model(spec);
+
+  TrainerOptions t = config.student.trainer;
+  t.seed = seed;
+  t.device = parse_device(config.device);
+  t.out_dir = out_dir;
+  t.resume = resume;
+  t.verbose = verbose;
+
+  FitData fit;
+  fit.train_set = &data.pool;
+  fit.test_set = &data.test;
+  DataSet validation;
+  if (meta->trains_on_validation()) {
+    // The paper's `none` trains on the whole of D = D_train ∪ D_val.
+    fit.train_ids = data.val_is_test ? data.train_idx
+                                     : std::get<0>(torch::cat({data.train_idx, data.val_idx}).sort());
+  } else {
+    fit.train_ids = data.train_idx;
+    validation = data.validation();
+    fit.val_set = &validation;
+  }
+  fit.teacher_logits = prepared.teacher_logits;
+
+  RunResult r;
+  r.method = method;
+  r.seed = seed;
+  r.initial = meta->current();
+  Trainer trainer(t);
+  r.train = trainer.fit(*student, fit, *meta);
+  r.final = meta->current();
+  if (!out_dir.empty()) {
+    write_file_atomic(out_dir / "result.json", r.to_json().dump(2));
+    fs::path model_path = out_dir / "student.pt";
+    student->to(torch::kCPU);
+    save_model_file(*student, spec, model_path);
+  }
+  return r;
+}
+
+}  // namespace metadistill

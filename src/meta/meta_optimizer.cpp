@@ -1,0 +1,98 @@
+#include "metadistill/meta/meta_optimizer.h"
+
+#include <cmath>
+
+#include "metadistill/util/error.h"
+
+namespace metadistill {
+
+namespace {
+
+std::map<std::string, MetaOptimizerFactory>& registry() {
+  static std::map<std::string, MetaOptimizerFactory> r;
+  return r;
+}
+
+// The fixed-metaparameter baselines of DESIGN.md 3.3. Registered here rather than by static
+// objects in their own file, because a static library drops unreferenced object files.
+void register_builtin_methods() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  register_meta_optimizer("none", [](const MethodOptions&) {
+    // The paper trains the plain student on the whole of D (train ∪ val).
+    return std::make_unique<FixedMetaOptimizer>("none", Metaparameters{1.0, 1.0}, true);
+  });
+  register_meta_optimizer("naive", [](const MethodOptions&) {
+    return std::make_unique<FixedMetaOptimizer>("naive", Metaparameters{0.5, 1.0});
+  });
+  register_meta_optimizer("fixed", [](const MethodOptions& o) {
+    o.fixed.validate();
+    return std::make_unique<FixedMetaOptimizer>("fixed", o.fixed);
+  });
+  register_meta_optimizer("random", [](const MethodOptions& o) {
+    return std::make_unique<FixedMetaOptimizer>("random",
+                                                draw_metaparameters(o.seed, o.temperature_prior));
+  });
+}
+
+}  // namespace
+
+void register_meta_optimizer(const std::string& name, MetaOptimizerFactory factory) {
+  registry()[name] = std::move(factory);
+}
+
+std::unique_ptr<MetaOptimizer> make_meta_optimizer(const MethodOptions& options) {
+  register_builtin_methods();
+  auto it = registry().find(options.method);
+  if (it == registry().end())
+    fail("unknown method '{}': expected one of {}", options.method,
+         fmt::join(method_names(), ", "));
+  return it->second(options);
+}
+
+std::vector<std::string> method_names() {
+  register_builtin_methods();
+  std::vector<std::string> names;
+  for (const auto& [name, factory] : registry()) names.push_back(name);
+  return names;
+}
+
+Metaparameters draw_metaparameters(uint64_t seed, const std::string& prior) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed * 7919ULL + 17);
+  auto u = torch::rand({2}, gen, torch::kDouble);
+  Metaparameters m;
+  m.lambda1 = u[0].item<double>();
+  const double v = u[1].item<double>();
+  if (prior == "log-uniform") {
+    m.temperature = std::pow(10.0, -1.0 + 2.0 * v);
+  } else if (prior == "uniform") {
+    m.temperature = Metaparameters::kMinTemperature +
+                    (Metaparameters::kMaxTemperature - Metaparameters::kMinTemperature) * v;
+  } else {
+    fail("temperature prior '{}': expected 'log-uniform' or 'uniform'", prior);
+  }
+  return m;
+}
+
+FixedMetaOptimizer::FixedMetaOptimizer(std::string name, Metaparameters value,
+                                       bool trains_on_validation)
+    : name_(std::move(name)), value_(value), trains_on_validation_(trains_on_validation) {
+  value_.validate();
+}
+
+Metaparameters FixedMetaOptimizer::before_step(const HyperStepContext& ctx) {
+  step_ = ctx.step;
+  return value_;
+}
+
+TrajectoryPoint FixedMetaOptimizer::last_point() const {
+  TrajectoryPoint p;
+  p.step = step_;
+  p.value = value_;
+  p.r2_lambda1 = p.r2_temperature = std::nan("");
+  p.phase = "fixed";
+  return p;
+}
+
+}  // namespace metadistill

@@ -1,0 +1,95 @@
+#include "metadistill/train/teacher.h"
+
+#include <iostream>
+
+#include "metadistill/meta/meta_optimizer.h"
+#include "metadistill/util/error.h"
+#include "metadistill/util/files.h"
+#include "metadistill/util/runtime.h"
+
+namespace metadistill {
+
+namespace fs = std::filesystem;
+
+DataSet teacher_view(const DataSet& data) {
+  DataSet v;
+  v.x = data.teacher_input();
+  v.y = data.y;
+  return v;
+}
+
+LoadedModel train_teacher(const DataBundle& bundle, const ModelSpec& spec,
+                          const TrainerOptions& options, const fs::path& path,
+                          double* test_accuracy) {
+  seed_everything(options.seed);
+  LoadedModel out{make_model(spec), spec};
+  const DataSet test = teacher_view(bundle.test);
+  FitData data;
+  data.train_set = &bundle.teacher_train;
+  data.train_ids = torch::arange(bundle.teacher_train.size(), torch::kLong);
+  data.test_set = &test;
+  FixedMetaOptimizer plain("teacher", Metaparameters{1.0, 1.0});
+  Trainer trainer(options);
+  auto result = trainer.fit(*out.model, data, plain);
+  if (test_accuracy != nullptr) *test_accuracy = result.final_test_accuracy;
+  out.model->to(torch::kCPU);
+  save_model_file(*out.model, spec, path);
+  out.model->to(options.device);
+  return out;
+}
+
+LoadedModel ensure_teacher(const DataBundle& bundle, const ModelSpec& spec,
+                           const TrainerOptions& options, const fs::path& path) {
+  if (!fs::exists(path)) {
+    std::cerr << fmt::format("teacher {} is missing: training a {} teacher on {} ({} epochs)\n",
+                             path.string(), spec.name, bundle.name, options.epochs);
+    double acc = 0;
+    auto t = train_teacher(bundle, spec, options, path, &acc);
+    std::cerr << fmt::format("teacher saved to {} (test accuracy {:.4f})\n", path.string(), acc);
+    return t;
+  }
+  auto t = load_model_file(path, options.device);
+  check(t.spec.num_classes == bundle.num_classes,
+        "teacher {}: has {} classes, data set {} has {}", path.string(), t.spec.num_classes,
+        bundle.name, bundle.num_classes);
+  const auto shape = bundle.pool.teacher_input().sizes().slice(1).vec();
+  check(t.spec.input_shape == shape, "teacher {}: built for input shape {}, data gives {}",
+        path.string(), c10::IntArrayRef(t.spec.input_shape), c10::IntArrayRef(shape));
+  return t;
+}
+
+torch::Tensor predict_logits(ClassifierImpl& model, const torch::Tensor& inputs,
+                             int64_t batch_size, torch::Device device) {
+  const bool was_training = model.is_training();
+  model.eval();
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> parts;
+  for (int64_t lo = 0; lo < inputs.size(0); lo += batch_size) {
+    auto x = inputs.slice(0, lo, std::min(inputs.size(0), lo + batch_size)).to(device);
+    parts.push_back(model.forward(x).to(torch::kCPU, torch::kFloat));
+  }
+  model.train(was_training);
+  return torch::cat(parts);
+}
+
+torch::Tensor cached_teacher_logits(ClassifierImpl& teacher, const fs::path& teacher_file,
+                                    const DataBundle& bundle, const fs::path& cache_dir,
+                                    torch::Device device) {
+  const std::string key = hash_string(hash_string(read_file(teacher_file)) + bundle.fingerprint);
+  const fs::path path = cache_dir / fmt::format("teacher-logits-{}.pt", key);
+  if (fs::exists(path)) {
+    try {
+      auto logits = load_tensor(path);
+      if (logits.dim() == 2 && logits.size(0) == bundle.pool.size() &&
+          logits.size(1) == bundle.num_classes)
+        return logits;
+    } catch (const Error& e) {
+      std::cerr << "ignoring unreadable teacher cache: " << e.what() << "\n";
+    }
+  }
+  auto logits = predict_logits(teacher, bundle.pool.teacher_input(), 1024, device);
+  save_tensor_atomic(logits, path);
+  return logits;
+}
+
+}  // namespace metadistill

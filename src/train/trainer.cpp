@@ -1,0 +1,328 @@
+#include "metadistill/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "metadistill/data/loader.h"
+#include "metadistill/losses/hinton.h"
+#include "metadistill/train/checkpoint.h"
+#include "metadistill/util/error.h"
+#include "metadistill/util/files.h"
+
+namespace metadistill {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+nlohmann::json to_json(const EpochMetrics& m) {
+  return {{"epoch", m.epoch},           {"lr", m.lr},
+          {"train_loss", m.train_loss}, {"val_accuracy", m.val_accuracy},
+          {"test_accuracy", m.test_accuracy}, {"seconds", m.seconds},
+          {"lambda1", m.lambda.lambda1}, {"temperature", m.lambda.temperature}};
+}
+
+EpochMetrics epoch_from_json(const nlohmann::json& j) {
+  EpochMetrics m;
+  m.epoch = j.at("epoch");
+  m.lr = j.at("lr");
+  m.train_loss = j.at("train_loss");
+  m.val_accuracy = j.at("val_accuracy");
+  m.test_accuracy = j.at("test_accuracy");
+  m.seconds = j.at("seconds");
+  m.lambda = {j.at("lambda1"), j.at("temperature")};
+  return m;
+}
+
+// NaN is not valid JSON; fits without a window store null.
+nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+double num_from(const nlohmann::json& j) { return j.is_null() ? std::nan("") : j.get<double>(); }
+
+nlohmann::json to_json(const TrajectoryPoint& p) {
+  return {{"step", p.step},
+          {"lambda1", p.value.lambda1},
+          {"temperature", p.value.temperature},
+          {"hypergradient", p.hypergradient},
+          {"r2_lambda1", num(p.r2_lambda1)},
+          {"r2_temperature", num(p.r2_temperature)},
+          {"phase", p.phase}};
+}
+
+TrajectoryPoint point_from_json(const nlohmann::json& j) {
+  TrajectoryPoint p;
+  p.step = j.at("step");
+  p.value = {j.at("lambda1"), j.at("temperature")};
+  p.hypergradient = j.at("hypergradient").get<std::vector<double>>();
+  p.r2_lambda1 = num_from(j.at("r2_lambda1"));
+  p.r2_temperature = num_from(j.at("r2_temperature"));
+  p.phase = j.at("phase");
+  return p;
+}
+
+std::string fmt_num(double v) { return std::isfinite(v) ? fmt::format("{:.9g}", v) : ""; }
+
+}  // namespace
+
+void TrainerOptions::validate() const {
+  check(epochs >= 1, "epochs = {}: expected >= 1", epochs);
+  check(batch_size >= 0, "batch_size = {}: expected >= 0 (0 = full batch)", batch_size);
+  check(std::isfinite(lr) && lr > 0, "lr = {}: expected a finite value > 0", lr);
+  check(lr_step >= 0, "lr_step = {}: expected >= 0 (0 = constant)", lr_step);
+  check(lr_gamma > 0 && lr_gamma <= 1, "lr_gamma = {}: expected a value in (0, 1]", lr_gamma);
+  check(optimizer == "sgd" || optimizer == "momentum" || optimizer == "adam",
+        "optimizer '{}': expected sgd, momentum or adam", optimizer);
+  check(momentum >= 0 && momentum < 1, "momentum = {}: expected a value in [0, 1)", momentum);
+  check(weight_decay >= 0, "weight_decay = {}: expected >= 0", weight_decay);
+  check(eval_every >= 1, "eval_every = {}: expected >= 1", eval_every);
+  check(checkpoint_every >= 0, "checkpoint_every = {}: expected >= 0", checkpoint_every);
+  check(trajectory_every >= 1, "trajectory_every = {}: expected >= 1", trajectory_every);
+  check(!resume || !out_dir.empty(), "resume needs an output folder");
+}
+
+double evaluate_accuracy(ClassifierImpl& model, const DataSet& data, int64_t batch_size,
+                         torch::Device device) {
+  const bool was_training = model.is_training();
+  model.eval();
+  torch::NoGradGuard no_grad;
+  int64_t correct = 0;
+  const int64_t n = data.size();
+  for (int64_t lo = 0; lo < n; lo += batch_size) {
+    const int64_t hi = std::min(n, lo + batch_size);
+    auto x = data.x.slice(0, lo, hi).to(device);
+    auto y = data.y.slice(0, lo, hi).to(device);
+    correct += model.forward(x).argmax(1).eq(y).sum().item<int64_t>();
+  }
+  model.train(was_training);
+  return n > 0 ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
+}
+
+Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) { options_.validate(); }
+
+std::unique_ptr<torch::optim::Optimizer> Trainer::make_optimizer(ClassifierImpl& model) const {
+  auto params = model.parameters();
+  if (options_.optimizer == "adam") {
+    return std::make_unique<torch::optim::Adam>(
+        params, torch::optim::AdamOptions(options_.lr)
+                    .betas({options_.momentum, 0.999})
+                    .weight_decay(options_.weight_decay));
+  }
+  const double momentum = options_.optimizer == "momentum" ? options_.momentum : 0.0;
+  return std::make_unique<torch::optim::SGD>(
+      params,
+      torch::optim::SGDOptions(options_.lr).momentum(momentum).weight_decay(options_.weight_decay));
+}
+
+double Trainer::lr_at(int64_t epoch) const {
+  if (options_.lr_step <= 0) return options_.lr;
+  return options_.lr * std::pow(options_.lr_gamma, static_cast<double>(epoch / options_.lr_step));
+}
+
+void Trainer::write_outputs(const TrainResult& r) const {
+  if (options_.out_dir.empty()) return;
+  std::ostringstream m;
+  m << "epoch,lr,train_loss,val_accuracy,test_accuracy,lambda1,temperature,seconds\n";
+  for (const auto& e : r.history)
+    m << fmt::format("{},{},{},{},{},{},{},{:.3f}\n", e.epoch, fmt_num(e.lr), fmt_num(e.train_loss),
+                     e.val_accuracy >= 0 ? fmt_num(e.val_accuracy) : "", fmt_num(e.test_accuracy),
+                     fmt_num(e.lambda.lambda1), fmt_num(e.lambda.temperature), e.seconds);
+  write_file_atomic(options_.out_dir / "metrics.csv", m.str());
+  std::ostringstream t;
+  t << "step,lambda1,temperature,hypergradient_lambda1,hypergradient_temperature,r2_lambda1,"
+       "r2_temperature,phase\n";
+  for (const auto& p : r.trajectory) {
+    const double h0 = p.hypergradient.size() > 0 ? p.hypergradient[0] : std::nan("");
+    const double h1 = p.hypergradient.size() > 1 ? p.hypergradient[1] : std::nan("");
+    t << fmt::format("{},{},{},{},{},{},{},{}\n", p.step, fmt_num(p.value.lambda1),
+                     fmt_num(p.value.temperature), fmt_num(h0), fmt_num(h1), fmt_num(p.r2_lambda1),
+                     fmt_num(p.r2_temperature), p.phase);
+  }
+  write_file_atomic(options_.out_dir / "trajectory.csv", t.str());
+}
+
+void Trainer::save_checkpoint(ClassifierImpl& model, torch::optim::Optimizer& opt,
+                              MetaOptimizer& meta, const TrainResult& r,
+                              int64_t epochs_done) const {
+  if (options_.out_dir.empty()) return;
+  nlohmann::json j = {{"format", "metadistill-checkpoint"},
+                      {"version", 1},
+                      {"epochs_done", epochs_done},
+                      {"method", meta.name()},
+                      {"meta_state", meta.state()},
+                      {"steps", r.steps},
+                      {"hyper_steps", r.hyper_steps},
+                      {"seconds", r.seconds}};
+  for (const auto& e : r.history) j["history"].push_back(to_json(e));
+  for (const auto& p : r.trajectory) j["trajectory"].push_back(to_json(p));
+  torch::serialize::OutputArchive archive;
+  archive.write("state", c10::IValue(j.dump()));
+  torch::serialize::OutputArchive model_archive, opt_archive;
+  model.save(model_archive);
+  opt.save(opt_archive);
+  archive.write("model", model_archive);
+  archive.write("optimizer", opt_archive);
+  // Metrics first, checkpoint last: a kill in between leaves metrics one epoch ahead, which the
+  // resumed run rewrites from the checkpoint's history.
+  write_outputs(r);
+  save_archive_atomic(archive, options_.out_dir / "checkpoint.pt");
+}
+
+int64_t Trainer::load_checkpoint(ClassifierImpl& model, torch::optim::Optimizer& opt,
+                                 MetaOptimizer& meta, TrainResult& r) const {
+  const fs::path path = options_.out_dir / "checkpoint.pt";
+  torch::serialize::InputArchive archive;
+  load_archive(archive, path, options_.device);
+  try {
+    c10::IValue v;
+    archive.read("state", v);
+    auto j = nlohmann::json::parse(v.toStringRef());
+    check(j.value("format", "") == "metadistill-checkpoint", "{}: not a metadistill checkpoint",
+          path.string());
+    check(j.at("method") == meta.name(), "{}: checkpoint of method '{}', but this run is '{}'",
+          path.string(), j.at("method").get<std::string>(), meta.name());
+    torch::serialize::InputArchive model_archive, opt_archive;
+    archive.read("model", model_archive);
+    archive.read("optimizer", opt_archive);
+    model.load(model_archive);
+    opt.load(opt_archive);
+    meta.load_state(j.at("meta_state"));
+    r.steps = j.at("steps");
+    r.hyper_steps = j.at("hyper_steps");
+    r.seconds = j.at("seconds");
+    if (j.contains("history"))
+      for (const auto& e : j["history"]) r.history.push_back(epoch_from_json(e));
+    if (j.contains("trajectory"))
+      for (const auto& p : j["trajectory"]) r.trajectory.push_back(point_from_json(p));
+    return j.at("epochs_done");
+  } catch (const c10::Error& e) {
+    fail("{}: checkpoint does not fit this model ({})", path.string(),
+         std::string(e.what_without_backtrace()).substr(0, 200));
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: corrupt checkpoint state ({})", path.string(), e.what());
+  }
+}
+
+TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimizer& meta) {
+  check(data.train_set != nullptr && data.test_set != nullptr, "fit: train and test data needed");
+  const auto& o = options_;
+  model.to(o.device);
+  model.train();
+  auto optimizer = make_optimizer(model);
+
+  TrainResult result;
+  int64_t start_epoch = 0;
+  if (o.resume && fs::exists(o.out_dir / "checkpoint.pt")) {
+    start_epoch = load_checkpoint(model, *optimizer, meta, result);
+    result.resumed = true;
+    if (o.verbose) std::cerr << fmt::format("resuming {} after epoch {}\n", meta.name(), start_epoch);
+  }
+
+  BatchLoader loader(*data.train_set, data.train_ids,
+                     LoaderOptions().batch(o.batch_size).seeded(o.seed), o.device);
+  std::unique_ptr<BatchLoader> val_loader;
+  if (data.val_set != nullptr && data.val_set->size() > 0)
+    val_loader = std::make_unique<BatchLoader>(
+        *data.val_set, torch::arange(data.val_set->size(), torch::kLong),
+        LoaderOptions().batch(o.batch_size).seeded(o.seed + 1), o.device);
+  // Validation batches cycle through D_val; on resume the cycle restarts (documented).
+  std::function<Batch()> next_val = [&]() -> Batch {
+    check(val_loader != nullptr, "method '{}' needs validation data, but there is none",
+          meta.name());
+    return val_loader->next_cycling();
+  };
+  torch::Tensor teacher_logits = data.teacher_logits.defined()
+                                     ? data.teacher_logits.to(o.device)
+                                     : torch::Tensor();
+
+  const auto run_start = Clock::now();
+  const double seconds_before = result.seconds;
+  int64_t last_checkpoint = start_epoch;
+  for (int64_t epoch = start_epoch; epoch < o.epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    const double lr = lr_at(epoch);
+    for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
+    loader.start_epoch(epoch);
+    double loss_sum = 0;
+    int64_t loss_count = 0;
+    const int64_t nb = loader.batches_per_epoch();
+    for (int64_t b = 0; b < nb; ++b) {
+      Batch batch = loader.batch(b);
+      HyperStepContext ctx;
+      ctx.student = &model;
+      ctx.optimizer = optimizer.get();
+      ctx.optimizer_kind = o.optimizer;
+      ctx.train = &batch;
+      ctx.next_val = next_val;
+      ctx.lr = lr;
+      ctx.step = result.steps;
+      const bool distill = meta.uses_teacher();
+      if (distill) {
+        check(teacher_logits.defined(), "method '{}' distills, but no teacher logits were given",
+              meta.name());
+        ctx.teacher_logits = teacher_logits.index_select(0, batch.idx.to(o.device));
+      }
+      const Metaparameters lambda = meta.before_step(ctx);
+      auto logits = model.forward(batch.x);
+      auto loss = functional::hinton_loss(logits, ctx.teacher_logits, batch.y, lambda.lambda1,
+                                          lambda.temperature);
+      const double loss_value = loss.item<double>();
+      if (!std::isfinite(loss_value)) {
+        std::string kept = o.out_dir.empty() || last_checkpoint == 0
+                               ? std::string("no checkpoint was written")
+                               : fmt::format("last good checkpoint (epoch {}) kept at {}",
+                                             last_checkpoint,
+                                             (o.out_dir / "checkpoint.pt").string());
+        fail("training loss became {} at step {} (epoch {}, {}, lr {}); {}", loss_value,
+             result.steps, epoch + 1, lambda.to_string(), lr, kept);
+      }
+      optimizer->zero_grad();
+      loss.backward();
+      optimizer->step();
+      loss_sum += loss_value;
+      ++loss_count;
+      TrajectoryPoint point = meta.last_point();
+      if (!point.hypergradient.empty()) ++result.hyper_steps;
+      if (result.steps % o.trajectory_every == 0) result.trajectory.push_back(std::move(point));
+      ++result.steps;
+    }
+    const bool last = epoch + 1 == o.epochs;
+    if ((epoch + 1) % o.eval_every == 0 || last) {
+      EpochMetrics m;
+      m.epoch = epoch + 1;
+      m.lr = lr;
+      m.train_loss = loss_sum / std::max<int64_t>(1, loss_count);
+      if (data.val_set != nullptr && data.val_set->size() > 0)
+        m.val_accuracy = evaluate_accuracy(model, *data.val_set, o.eval_batch_size, o.device);
+      m.test_accuracy = evaluate_accuracy(model, *data.test_set, o.eval_batch_size, o.device);
+      m.lambda = meta.current();
+      m.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+      result.history.push_back(m);
+      if (o.verbose)
+        std::cerr << fmt::format("[{}] epoch {}/{} loss {:.4f} val {:.4f} test {:.4f} {} ({:.1f}s)\n",
+                                 meta.name(), m.epoch, o.epochs, m.train_loss, m.val_accuracy,
+                                 m.test_accuracy, m.lambda.to_string(), m.seconds);
+    }
+    result.seconds =
+        seconds_before + std::chrono::duration<double>(Clock::now() - run_start).count();
+    if (last || (o.checkpoint_every > 0 && (epoch + 1) % o.checkpoint_every == 0)) {
+      save_checkpoint(model, *optimizer, meta, result, epoch + 1);
+      last_checkpoint = epoch + 1;
+    }
+  }
+  result.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - run_start).count();
+  for (const auto& e : result.history) {
+    if (e.test_accuracy > result.best_test_accuracy || result.best_epoch == 0) {
+      result.best_test_accuracy = e.test_accuracy;
+      result.best_epoch = e.epoch;
+    }
+  }
+  if (!result.history.empty()) result.final_test_accuracy = result.history.back().test_accuracy;
+  write_outputs(result);
+  return result;
+}
+
+}  // namespace metadistill

@@ -1,0 +1,184 @@
+#include "metadistill/train/trainer.h"
+
+#include <gtest/gtest.h>
+
+#include "metadistill/data/synthetic.h"
+#include "metadistill/train/teacher.h"
+#include "metadistill/util/files.h"
+#include "metadistill/util/runtime.h"
+#include "test_util.h"
+
+using namespace metadistill;
+using metadistill::testing::TempDir;
+
+namespace {
+
+DataBundle small_synthetic() { return make_synthetic(SyntheticOptions()); }
+
+TrainResult train_student(const DataBundle& b, const torch::Tensor& logits, MetaOptimizer& meta,
+                          TrainerOptions o, Classifier* out = nullptr) {
+  seed_everything(o.seed);
+  auto model = make_model(ModelSpec("logreg", 2, {3}));
+  FitData fit;
+  fit.train_set = &b.pool;
+  fit.train_ids = b.train_idx;
+  DataSet val = b.validation();
+  fit.val_set = &val;
+  fit.test_set = &b.test;
+  fit.teacher_logits = logits;
+  Trainer trainer(o);
+  auto r = trainer.fit(*model, fit, meta);
+  if (out) *out = model;
+  return r;
+}
+
+}  // namespace
+
+TEST(Trainer, SameSeedGivesSameNumbers) {
+  auto b = small_synthetic();
+  auto logits = torch::randn({b.pool.size(), 2});
+  FixedMetaOptimizer m1("naive", {0.5, 2.0}), m2("naive", {0.5, 2.0});
+  auto o = TrainerOptions().with_epochs(30).with_batch_size(4).with_lr(0.5).with_seed(3);
+  Classifier a, c;
+  auto r1 = train_student(b, logits, m1, o, &a);
+  auto r2 = train_student(b, logits, m2, o, &c);
+  ASSERT_EQ(r1.history.size(), 30u);
+  for (size_t i = 0; i < r1.history.size(); ++i)
+    EXPECT_EQ(r1.history[i].train_loss, r2.history[i].train_loss);
+  auto pa = a->parameters(), pc = c->parameters();
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(pa[i].equal(pc[i]));
+}
+
+// The teacher's outputs are found by sample id: a cache whose row i is a one-hot of a label
+// chosen per id must reach the loss unchanged under shuffling, whatever the batch order.
+TEST(Trainer, TeacherOutputsAreLookedUpBySampleIdUnderShuffling) {
+  auto b = small_synthetic();
+  const int64_t n = b.pool.size();
+  // Row i says "class (i mod 2)" with huge confidence.
+  auto logits = torch::zeros({n, 2});
+  for (int64_t i = 0; i < n; ++i) logits[i][i % 2] = 30.0;
+
+  class Probe : public MetaOptimizer {
+   public:
+    std::string name() const override { return "probe"; }
+    Metaparameters before_step(const HyperStepContext& ctx) override {
+      auto expected = (ctx.train->idx % 2);
+      mismatches += (ctx.teacher_logits.argmax(1) != expected).sum().item<int64_t>();
+      checked += ctx.train->idx.numel();
+      return current();
+    }
+    Metaparameters current() const override { return {0.5, 1.0}; }
+    TrajectoryPoint last_point() const override { return {}; }
+    int64_t mismatches = 0, checked = 0;
+  } probe;
+  train_student(b, logits, probe, TrainerOptions().with_epochs(5).with_batch_size(4).with_lr(0.1));
+  EXPECT_EQ(probe.checked, 5 * 15);
+  EXPECT_EQ(probe.mismatches, 0);
+}
+
+TEST(Trainer, NanLossStopsWithClearErrorAndKeepsLastCheckpoint) {
+  auto b = small_synthetic();
+  TempDir dir("nan");
+  auto logits = torch::randn({b.pool.size(), 2});
+  FixedMetaOptimizer meta("naive", {0.5, 1.0});
+  auto o = TrainerOptions().with_epochs(6).with_batch_size(0).with_lr(0.1).with_out_dir(dir.path());
+  // First run cleanly for 3 epochs to leave a checkpoint.
+  o.epochs = 3;
+  train_student(b, logits, meta, o);
+  ASSERT_TRUE(std::filesystem::exists(dir / "checkpoint.pt"));
+  const auto before = std::filesystem::last_write_time(dir / "checkpoint.pt");
+  auto bad = logits.clone();
+  // A teacher logit that is NaN for one training sample poisons the loss when it is used.
+  bad[b.train_idx[0].item<int64_t>()][0] = std::nan("");
+  o.epochs = 6;
+  o.resume = true;
+  try {
+    train_student(b, bad, meta, o);
+    FAIL() << "NaN loss was not reported";
+  } catch (const std::exception& e) {
+    const std::string msg = e.what();
+    EXPECT_TRUE(metadistill::testing::contains_all(msg, {"nan", "step", "checkpoint"})) << msg;
+  }
+  EXPECT_EQ(std::filesystem::last_write_time(dir / "checkpoint.pt"), before);
+}
+
+TEST(Trainer, ResumeFromCheckpointEqualsUninterruptedRun) {
+  auto b = small_synthetic();
+  auto logits = torch::randn({b.pool.size(), 2});
+  TempDir d1("full"), d2("part");
+  auto o = TrainerOptions().with_epochs(8).with_batch_size(4).with_lr(0.3).with_lr_step(3, 0.5)
+               .with_optimizer("momentum").with_seed(4);
+  FixedMetaOptimizer m("naive", {0.5, 1.0});
+  Classifier full, part;
+  auto r_full = train_student(b, logits, m, TrainerOptions(o).with_out_dir(d1.path()), &full);
+  auto o_part = TrainerOptions(o).with_out_dir(d2.path());
+  o_part.epochs = 5;
+  train_student(b, logits, m, o_part);
+  o_part.epochs = 8;
+  o_part.resume = true;
+  auto r_part = train_student(b, logits, m, o_part, &part);
+  EXPECT_TRUE(r_part.resumed);
+  ASSERT_EQ(r_part.history.size(), r_full.history.size());
+  EXPECT_EQ(r_part.final_test_accuracy, r_full.final_test_accuracy);
+  auto pa = full->parameters(), pb = part->parameters();
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(pa[i].equal(pb[i])) << i;
+  EXPECT_TRUE(std::filesystem::exists(d2 / "metrics.csv"));
+}
+
+TEST(Trainer, RejectsInvalidOptions) {
+  EXPECT_THROW(Trainer(TrainerOptions().with_lr(-1)), std::exception);
+  EXPECT_THROW(Trainer(TrainerOptions().with_optimizer("rmsprop")), std::exception);
+  EXPECT_THROW(Trainer(TrainerOptions().with_epochs(0)), std::exception);
+}
+
+TEST(TeacherCache, KeyedByTeacherAndDataAndReused) {
+  auto b = small_synthetic();
+  TempDir dir("cache");
+  auto o = TrainerOptions().with_epochs(50).with_batch_size(0).with_lr(0.1).with_lr_step(0, 1.0);
+  auto t1 = train_teacher(b, ModelSpec("logreg", 2, {3}), o, dir / "t1.pt");
+  auto l1 = cached_teacher_logits(*t1.model, dir / "t1.pt", b, dir / "cache");
+  EXPECT_EQ(l1.sizes(), (std::vector<int64_t>{b.pool.size(), 2}));
+  // Row i is the teacher's output on sample i, computed on the teacher's features.
+  auto direct = predict_logits(*t1.model, b.pool.x_teacher);
+  EXPECT_TRUE(torch::allclose(l1, direct));
+  // Same teacher and data: read from the cache (one file).
+  auto again = cached_teacher_logits(*t1.model, dir / "t1.pt", b, dir / "cache");
+  EXPECT_TRUE(again.equal(l1));
+  size_t files = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir / "cache")) files += e.is_regular_file();
+  EXPECT_EQ(files, 1u);
+  // A different teacher gets its own entry, never the stale one.
+  auto t2 = train_teacher(b, ModelSpec("logreg", 2, {3}), TrainerOptions(o).with_epochs(5), dir / "t2.pt");
+  auto l2 = cached_teacher_logits(*t2.model, dir / "t2.pt", b, dir / "cache");
+  EXPECT_FALSE(l2.equal(l1));
+  // Different data with the first teacher: another entry too.
+  auto other = make_synthetic(SyntheticOptions().seeded(3));
+  auto l3 = cached_teacher_logits(*t1.model, dir / "t1.pt", other, dir / "cache");
+  EXPECT_TRUE(torch::allclose(l3, predict_logits(*t1.model, other.pool.x_teacher)));
+  files = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir / "cache")) files += e.is_regular_file();
+  EXPECT_EQ(files, 3u);
+}
+
+TEST(ModelFile, CorruptOrMissingFilesGiveClearErrors) {
+  TempDir dir("modelfile");
+  try {
+    load_model_file(dir / "absent.pt");
+    FAIL();
+  } catch (const std::exception& e) {
+    EXPECT_TRUE(metadistill::testing::contains_all(e.what(), {"absent.pt", "no such file"})) << e.what();
+  }
+  auto model = make_model(ModelSpec("logreg", 2, {3}));
+  save_model_file(*model, ModelSpec("logreg", 2, {3}), dir / "m.pt");
+  auto bytes = read_file(dir / "m.pt");
+  write_file_atomic(dir / "trunc.pt", bytes.substr(0, bytes.size() / 2));
+  try {
+    load_model_file(dir / "trunc.pt");
+    FAIL();
+  } catch (const std::exception& e) {
+    EXPECT_TRUE(metadistill::testing::contains_all(e.what(), {"trunc.pt"})) << e.what();
+  }
+  auto loaded = load_model_file(dir / "m.pt");
+  EXPECT_EQ(loaded.spec.name, "logreg");
+  EXPECT_TRUE(loaded.model->parameters()[0].equal(model->parameters()[0]));
+}
