@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "metadistill/meta/gradient_method.h"
 #include "metadistill/util/error.h"
 
 namespace metadistill {
@@ -33,6 +34,17 @@ void register_builtin_methods() {
   register_meta_optimizer("random", [](const MethodOptions& o) {
     return std::make_unique<FixedMetaOptimizer>("random",
                                                 draw_metaparameters(o.seed, o.temperature_prior));
+  });
+  register_meta_optimizer("gradient", [](const MethodOptions& o) {
+    return std::make_unique<GradientMetaOptimizer>(o, GradientMethodOptions::from_json(o.extra));
+  });
+  register_meta_optimizer("proposed", [](const MethodOptions& o) {
+    return std::make_unique<TrajectoryMetaOptimizer>(o, GradientMethodOptions::from_json(o.extra));
+  });
+  register_meta_optimizer("proposed-guarded", [](const MethodOptions& o) {
+    auto settings = GradientMethodOptions::from_json(o.extra);
+    settings.guarded = true;
+    return std::make_unique<TrajectoryMetaOptimizer>(o, settings);
   });
 }
 

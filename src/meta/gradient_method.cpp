@@ -1,0 +1,240 @@
+#include "metadistill/meta/gradient_method.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "metadistill/util/error.h"
+
+namespace metadistill {
+
+namespace {
+
+double sigmoid(double a) { return 1.0 / (1.0 + std::exp(-a)); }
+double softplus(double b) { return b > 30 ? b : std::log1p(std::exp(b)); }
+double softplus_inverse(double y) { return y > 30 ? y : std::log(std::expm1(y)); }
+double logit(double p) { return std::log(p / (1.0 - p)); }
+
+// Keeps λ1 strictly inside (0, 1) in the reparametrized domain, where a = logit(λ1).
+constexpr double kLogitEdge = 1e-6;
+
+}  // namespace
+
+GradientMethodOptions GradientMethodOptions::from_json(const nlohmann::json& j) {
+  GradientMethodOptions o;
+  static const std::set<std::string> known = {"hypergradient", "gamma", "clip", "every", "domain",
+                                              "val_temperature", "fd_scale", "e1", "e2",
+                                              "guarded", "r2_threshold"};
+  if (!j.is_null()) {
+    check(j.is_object(), "method settings must be a mapping of keys");
+    for (const auto& [key, value] : j.items()) {
+      if (!known.count(key))
+        fail("method settings: unknown key '{}' (known: {})", key, fmt::join(known, ", "));
+      if (key == "hypergradient" && value.is_string() && value.get<std::string>() == "first-order")
+        fail("method settings: hypergradient 'first-order' is not offered: L_val does not depend "
+             "on λ, so the first-order shortcut is exactly zero; use exact or fd");
+    }
+    try {
+      o.hypergradient.mode = j.value("hypergradient", o.hypergradient.mode);
+      o.hypergradient.val_temperature = j.value("val_temperature", o.hypergradient.val_temperature);
+      o.hypergradient.fd_scale = j.value("fd_scale", o.hypergradient.fd_scale);
+      o.gamma = j.value("gamma", o.gamma);
+      if (j.contains("clip") && !j["clip"].is_null()) o.clip = j["clip"].get<double>();
+      o.every = j.value("every", o.every);
+      o.domain = j.value("domain", o.domain);
+      o.e1 = j.value("e1", o.e1);
+      o.e2 = j.value("e2", o.e2);
+      o.guarded = j.value("guarded", o.guarded);
+      o.r2_threshold = j.value("r2_threshold", o.r2_threshold);
+    } catch (const nlohmann::json::exception& e) {
+      fail("method settings: wrong type ({})", e.what());
+    }
+  }
+  o.validate();
+  return o;
+}
+
+void GradientMethodOptions::validate() const {
+  hypergradient.validate();
+  check(std::isfinite(gamma) && gamma > 0, "method settings: gamma = {}: expected > 0", gamma);
+  check(std::isfinite(clip) && clip >= 0, "method settings: clip = {}: expected >= 0 (0 = off)", clip);
+  check(every >= 1, "method settings: every = {}: expected >= 1", every);
+  check(domain == "projected" || domain == "reparametrized",
+        "method settings: domain '{}': expected projected or reparametrized", domain);
+  check(e1 >= 2, "method settings: e1 = {}: expected >= 2 (a line needs two points)", e1);
+  check(e2 >= 0, "method settings: e2 = {}: expected >= 0", e2);
+  check(r2_threshold >= 0 && r2_threshold <= 1,
+        "method settings: r2_threshold = {}: expected a value in [0, 1]", r2_threshold);
+}
+
+GradientMetaOptimizer::GradientMetaOptimizer(const MethodOptions& method,
+                                             GradientMethodOptions options)
+    : options_(std::move(options)) {
+  Metaparameters initial = method.given_initial
+                               ? method.fixed
+                               : draw_metaparameters(method.seed, method.temperature_prior);
+  initial.validate();
+  set_value(initial);
+  last_.value = value_;
+  last_.phase = "init";
+  last_.r2_lambda1 = last_.r2_temperature = std::nan("");
+}
+
+void GradientMetaOptimizer::set_value(const Metaparameters& m) {
+  value_ = m.clamped();
+  if (options_.domain == "reparametrized")
+    value_.lambda1 = std::clamp(value_.lambda1, kLogitEdge, 1 - kLogitEdge);
+}
+
+std::pair<double, double> GradientMetaOptimizer::coordinates() const {
+  if (options_.domain == "projected") return {value_.lambda1, value_.temperature};
+  return {logit(value_.lambda1),
+          softplus_inverse(std::max(value_.temperature - Metaparameters::kMinTemperature, 1e-12))};
+}
+
+Metaparameters GradientMetaOptimizer::from_coordinates(double c1, double c2) const {
+  if (options_.domain == "projected") return Metaparameters{c1, c2}.clamped();
+  Metaparameters m{sigmoid(c1), Metaparameters::kMinTemperature + softplus(c2)};
+  m.lambda1 = std::clamp(m.lambda1, kLogitEdge, 1 - kLogitEdge);
+  m.temperature = std::clamp(m.temperature, Metaparameters::kMinTemperature,
+                             Metaparameters::kMaxTemperature);
+  return m;
+}
+
+void GradientMetaOptimizer::hyper_step(const HyperStepContext& ctx) {
+  check(ctx.student && ctx.optimizer && ctx.train, "hyper-step: incomplete context");
+  Batch val = ctx.next_val();
+  Hypergradient h = greedy_hypergradient(*ctx.student, *ctx.optimizer, ctx.optimizer_kind, ctx.lr,
+                                         *ctx.train, ctx.teacher_logits, val, value_,
+                                         options_.hypergradient);
+  check(std::isfinite(h.lambda1) && std::isfinite(h.temperature),
+        "hypergradient became non-finite at step {} ({}): dλ1 = {}, dT = {}", ctx.step,
+        value_.to_string(), h.lambda1, h.temperature);
+  // Chain rule into the stepped coordinates.
+  double g1 = h.lambda1, g2 = h.temperature;
+  if (options_.domain == "reparametrized") {
+    auto [a, b] = coordinates();
+    g1 *= value_.lambda1 * (1 - value_.lambda1);
+    g2 *= sigmoid(b);
+    (void)a;
+  }
+  if (options_.clip > 0) {
+    g1 = std::clamp(g1, -options_.clip, options_.clip);
+    g2 = std::clamp(g2, -options_.clip, options_.clip);
+  }
+  auto [c1, c2] = coordinates();
+  value_ = from_coordinates(c1 - options_.gamma * g1, c2 - options_.gamma * g2);
+  last_.step = ctx.step;
+  last_.value = value_;
+  last_.hypergradient = {h.lambda1, h.temperature};
+  last_.phase = "hyper";
+}
+
+Metaparameters GradientMetaOptimizer::before_step(const HyperStepContext& ctx) {
+  last_.r2_lambda1 = last_.r2_temperature = std::nan("");
+  if (ctx.step % options_.every == 0) {
+    hyper_step(ctx);
+  } else {
+    last_.step = ctx.step;
+    last_.value = value_;
+    last_.hypergradient.clear();
+    last_.phase = "hold";
+  }
+  return value_;
+}
+
+nlohmann::json GradientMetaOptimizer::state() const {
+  return {{"lambda1", value_.lambda1}, {"temperature", value_.temperature}};
+}
+
+void GradientMetaOptimizer::load_state(const nlohmann::json& s) {
+  value_ = {s.at("lambda1").get<double>(), s.at("temperature").get<double>()};
+}
+
+TrajectoryMetaOptimizer::TrajectoryMetaOptimizer(const MethodOptions& method,
+                                                 GradientMethodOptions options)
+    : GradientMetaOptimizer(method, std::move(options)) {}
+
+void TrajectoryMetaOptimizer::fit_window() {
+  fit1_ = fit_line(window1_);
+  fit2_ = fit_line(window2_);
+  predict_len_ = options_.e2;
+  if (options_.guarded) {
+    if (std::min(fit1_.r2, fit2_.r2) < options_.r2_threshold) {
+      predict_len_ = 0;  // a poor fit: keep taking hyper-steps
+    } else if (options_.domain == "projected") {
+      // Extrapolate only while the line stays inside the domain.
+      const double e1 = static_cast<double>(options_.e1);
+      int64_t k = 0;
+      while (k < options_.e2) {
+        const double z = e1 + static_cast<double>(k + 1);
+        const double l1 = fit1_.at(z), t = fit2_.at(z);
+        if (l1 < 0 || l1 > 1 || t < Metaparameters::kMinTemperature ||
+            t > Metaparameters::kMaxTemperature)
+          break;
+        ++k;
+      }
+      predict_len_ = k;
+    }
+  }
+  window1_.clear();
+  window2_.clear();
+}
+
+Metaparameters TrajectoryMetaOptimizer::before_step(const HyperStepContext& ctx) {
+  if (predicting_) {
+    const int64_t k = ctx.step - phase_start_ + 1;  // 1..predict_len_
+    const double z = static_cast<double>(options_.e1 + k);
+    value_ = from_coordinates(fit1_.at(z), fit2_.at(z));
+    last_.step = ctx.step;
+    last_.value = value_;
+    last_.hypergradient.clear();
+    last_.phase = "predict";
+    last_.r2_lambda1 = fit1_.r2;
+    last_.r2_temperature = fit2_.r2;
+    if (k >= predict_len_) {
+      predicting_ = false;
+      phase_start_ = ctx.step + 1;
+    }
+    return value_;
+  }
+  hyper_step(ctx);
+  auto [c1, c2] = coordinates();
+  window1_.push_back(c1);
+  window2_.push_back(c2);
+  last_.r2_lambda1 = last_.r2_temperature = std::nan("");
+  if (static_cast<int64_t>(window1_.size()) >= options_.e1) {
+    fit_window();
+    last_.r2_lambda1 = fit1_.r2;
+    last_.r2_temperature = fit2_.r2;
+    predicting_ = predict_len_ > 0;
+    phase_start_ = ctx.step + 1;
+  }
+  return value_;
+}
+
+nlohmann::json TrajectoryMetaOptimizer::state() const {
+  auto s = GradientMetaOptimizer::state();
+  s["window1"] = window1_;
+  s["window2"] = window2_;
+  s["fit1"] = {fit1_.slope, fit1_.intercept, fit1_.r2};
+  s["fit2"] = {fit2_.slope, fit2_.intercept, fit2_.r2};
+  s["predict_len"] = predict_len_;
+  s["phase_start"] = phase_start_;
+  s["predicting"] = predicting_;
+  return s;
+}
+
+void TrajectoryMetaOptimizer::load_state(const nlohmann::json& s) {
+  GradientMetaOptimizer::load_state(s);
+  window1_ = s.at("window1").get<std::vector<double>>();
+  window2_ = s.at("window2").get<std::vector<double>>();
+  auto f1 = s.at("fit1").get<std::vector<double>>(), f2 = s.at("fit2").get<std::vector<double>>();
+  fit1_ = {f1[0], f1[1], f1[2]};
+  fit2_ = {f2[0], f2[1], f2[2]};
+  predict_len_ = s.at("predict_len");
+  phase_start_ = s.at("phase_start");
+  predicting_ = s.at("predicting");
+}
+
+}  // namespace metadistill

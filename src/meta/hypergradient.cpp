@@ -1,0 +1,195 @@
+#include "metadistill/meta/hypergradient.h"
+
+#include <cmath>
+
+#include "metadistill/losses/hinton.h"
+#include "metadistill/util/error.h"
+
+namespace metadistill {
+
+namespace {
+
+std::vector<torch::Tensor> trainable(ClassifierImpl& model) {
+  std::vector<torch::Tensor> out;
+  for (auto& p : model.parameters())
+    if (p.requires_grad()) out.push_back(p);
+  return out;
+}
+
+// Parameters are moved by copies, never by w + εu − εu, so that restoring is exact.
+std::vector<torch::Tensor> snapshot(const std::vector<torch::Tensor>& params) {
+  std::vector<torch::Tensor> out;
+  out.reserve(params.size());
+  for (const auto& p : params) out.push_back(p.detach().clone());
+  return out;
+}
+
+void assign(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& values) {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(values[i]);
+}
+
+// params ← base + alpha · dir
+void assign_axpy(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& base,
+                 double alpha, const std::vector<torch::Tensor>& dir) {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params.size(); ++i) {
+    torch::Tensor p = params[i];
+    torch::add_out(p, base[i], dir[i], alpha);
+  }
+}
+
+const torch::optim::OptimizerParamState* param_state(torch::optim::Optimizer& opt,
+                                                     const torch::Tensor& p) {
+  auto it = opt.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+  return it == opt.state().end() ? nullptr : it->second.get();
+}
+
+// ∇_λ of the loss head at fixed logits: forward-only in the network (DESIGN.md 3.6).
+std::pair<double, double> head_gradient(const torch::Tensor& logits, const torch::Tensor& teacher,
+                                        const torch::Tensor& targets, const Metaparameters& lambda) {
+  auto opts = torch::TensorOptions().dtype(logits.dtype()).device(logits.device());
+  auto l1 = torch::tensor(lambda.lambda1, opts).requires_grad_();
+  auto T = torch::tensor(lambda.temperature, opts).requires_grad_();
+  auto loss = functional::hinton_loss(logits, teacher, targets, l1, T);
+  auto g = torch::autograd::grad({loss}, {l1, T});
+  return {g[0].item<double>(), g[1].item<double>()};
+}
+
+}  // namespace
+
+void HypergradientOptions::validate() const {
+  check(mode == "exact" || mode == "fd", "hypergradient '{}': expected exact or fd", mode);
+  check(std::isfinite(fd_scale) && fd_scale > 0, "fd_scale = {}: expected > 0", fd_scale);
+  check(std::isfinite(val_temperature) && val_temperature > 0,
+        "val_temperature = {}: expected > 0", val_temperature);
+}
+
+BufferGuard::BufferGuard(torch::nn::Module& module) {
+  for (auto& b : module.buffers()) {
+    buffers_.push_back(b);
+    saved_.push_back(b.detach().clone());
+  }
+}
+
+BufferGuard::~BufferGuard() {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < buffers_.size(); ++i) buffers_[i].copy_(saved_[i]);
+}
+
+VirtualStep virtual_step(const std::vector<torch::Tensor>& params,
+                         const std::vector<torch::Tensor>& grads, torch::optim::Optimizer& optimizer,
+                         const std::string& kind, double lr) {
+  torch::NoGradGuard no_grad;
+  VirtualStep out;
+  auto& group_options = optimizer.param_groups().at(0).options();
+  if (kind == "adam") {
+    auto& o = static_cast<torch::optim::AdamOptions&>(group_options);
+    check(!o.amsgrad(), "hypergradient: Adam with amsgrad is not supported");
+    const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
+    for (size_t i = 0; i < params.size(); ++i) {
+      auto d = o.weight_decay() != 0 ? grads[i] + o.weight_decay() * params[i] : grads[i];
+      const auto* st = static_cast<const torch::optim::AdamParamState*>(param_state(optimizer, params[i]));
+      const int64_t t = (st ? st->step() : 0) + 1;
+      auto m = st ? beta1 * st->exp_avg() + (1 - beta1) * d : (1 - beta1) * d;
+      auto v = st ? beta2 * st->exp_avg_sq() + (1 - beta2) * d * d : (1 - beta2) * d * d;
+      const double bias1 = 1 - std::pow(beta1, t), bias2 = 1 - std::pow(beta2, t);
+      auto root_v = v.sqrt();
+      auto denom = root_v / std::sqrt(bias2) + o.eps();
+      const double step_size = lr / bias1;
+      out.step.push_back(step_size * m / denom);
+      // ∂(m/denom)/∂d = (1−β1)/denom − m · ∂denom/∂d / denom², with
+      // ∂denom/∂d = (1−β2)·d / (√bias2 · √v) (zero where v = 0, the limit of the formula).
+      auto ddenom = torch::where(root_v > 0, (1 - beta2) * d / (std::sqrt(bias2) * root_v),
+                                 torch::zeros_like(root_v));
+      out.preconditioner.push_back((1.0 / bias1) * ((1 - beta1) / denom - m * ddenom / (denom * denom)));
+    }
+    return out;
+  }
+  auto& o = static_cast<torch::optim::SGDOptions&>(group_options);
+  check(!o.nesterov() && o.dampening() == 0,
+        "hypergradient: SGD with nesterov or dampening is not supported");
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto d = o.weight_decay() != 0 ? grads[i] + o.weight_decay() * params[i] : grads[i];
+    if (kind == "momentum" && o.momentum() != 0) {
+      const auto* st = static_cast<const torch::optim::SGDParamState*>(param_state(optimizer, params[i]));
+      // PyTorch's first momentum step starts the buffer at d.
+      if (st && st->momentum_buffer().defined()) d = o.momentum() * st->momentum_buffer() + d;
+    }
+    out.step.push_back(lr * d);
+  }
+  return out;
+}
+
+torch::Tensor validation_loss(ClassifierImpl& model, const Batch& val, double val_temperature) {
+  auto z = model.forward(val.x);
+  return torch::nn::functional::cross_entropy(z / val_temperature, val.y);
+}
+
+Hypergradient greedy_hypergradient(ClassifierImpl& model, torch::optim::Optimizer& optimizer,
+                                   const std::string& kind, double lr, const Batch& train,
+                                   const torch::Tensor& teacher_logits, const Batch& val,
+                                   const Metaparameters& lambda,
+                                   const HypergradientOptions& options) {
+  options.validate();
+  check(teacher_logits.defined(), "hypergradient: the method distills but has no teacher logits");
+  BufferGuard buffers(model);
+  auto params = trainable(model);
+  const auto w = snapshot(params);
+  Hypergradient h;
+
+  // 1. ∇_w L_train(w, λ); with create_graph for `exact`, so that ∇_λ⟨g, u⟩ can be taken later.
+  auto opts = torch::TensorOptions().dtype(w.front().dtype()).device(w.front().device());
+  auto l1 = torch::tensor(lambda.lambda1, opts).requires_grad_();
+  auto T = torch::tensor(lambda.temperature, opts).requires_grad_();
+  const bool exact = options.mode == "exact";
+  auto logits = model.forward(train.x);  // [B, K]
+  auto loss = functional::hinton_loss(logits, teacher_logits, train.y, l1, T);
+  auto g = torch::autograd::grad({loss}, params, {}, /*retain_graph=*/exact, /*create_graph=*/exact);
+  std::vector<torch::Tensor> g_detached;
+  for (auto& gi : g) g_detached.push_back(gi.detach());
+
+  // 2. The virtual step w' = U(w, λ) and v = ∇ L_val(w').
+  auto vs = virtual_step(params, g_detached, optimizer, kind, lr);
+  assign_axpy(params, w, -1.0, vs.step);
+  auto val_loss = validation_loss(model, val, options.val_temperature);
+  h.val_loss = val_loss.item<double>();
+  auto v = torch::autograd::grad({val_loss}, params);
+  assign(params, w);
+
+  // 3. u = P v: the direction in which the step's gradient moves w'.
+  std::vector<torch::Tensor> u;
+  for (size_t i = 0; i < params.size(); ++i)
+    u.push_back(vs.preconditioner.empty() ? v[i] : vs.preconditioner[i] * v[i]);
+
+  if (exact) {
+    auto s = torch::zeros({}, opts);
+    for (size_t i = 0; i < params.size(); ++i) s = s + (g[i] * u[i]).sum();
+    auto d = torch::autograd::grad({s}, {l1, T}, {}, false, false, /*allow_unused=*/true);
+    h.lambda1 = d[0].defined() ? -lr * d[0].item<double>() : 0.0;
+    h.temperature = d[1].defined() ? -lr * d[1].item<double>() : 0.0;
+    return h;
+  }
+
+  double norm2 = 0;
+  for (const auto& ui : u) norm2 += ui.pow(2).sum().item<double>();
+  const double norm = std::sqrt(norm2);
+  if (norm == 0.0) return h;  // L_val is flat along the step: no signal.
+  h.epsilon = options.fd_scale / norm;
+  auto head_at = [&](double sign) {
+    assign_axpy(params, w, sign * h.epsilon, u);
+    torch::Tensor z;
+    {
+      torch::NoGradGuard no_grad;
+      z = model.forward(train.x);
+    }
+    return head_gradient(z, teacher_logits, train.y, lambda);
+  };
+  auto plus = head_at(+1.0), minus = head_at(-1.0);
+  assign(params, w);
+  h.lambda1 = -lr * (plus.first - minus.first) / (2 * h.epsilon);
+  h.temperature = -lr * (plus.second - minus.second) / (2 * h.epsilon);
+  return h;
+}
+
+}  // namespace metadistill
