@@ -1,5 +1,7 @@
 #include "metadistill/experiment/distill.h"
 
+#include "metadistill/data/cifar.h"
+#include "metadistill/data/fashion_mnist.h"
 #include "metadistill/data/synthetic.h"
 #include "metadistill/meta/meta_optimizer.h"
 #include "metadistill/util/error.h"
@@ -19,7 +21,26 @@ DataBundle load_data(const DataConfig& c) {
     o.val_is_test = c.val_is_test;
     return make_synthetic(o);
   }
-  fail("data set '{}' is not available in this build", c.name);
+  if (c.name == "fmnist") {
+    FashionMnistOptions o;
+    if (!c.root.empty()) o.root = c.root;
+    if (c.val_size >= 0) o.val_size = c.val_size;
+    o.split_seed = c.split_seed;
+    o.limit_train = c.limit_train;
+    o.limit_test = c.limit_test;
+    return load_fashion_mnist(o);
+  }
+  CifarOptions o;
+  if (!c.root.empty()) o.root = c.root;
+  o.reduced = c.name == "cifar10-reduced";
+  if (c.val_size >= 0) {
+    o.val_size = c.val_size;
+    o.reduced_val_size = c.val_size;
+  }
+  o.split_seed = c.split_seed;
+  o.limit_train = c.limit_train;
+  o.limit_test = c.limit_test;
+  return load_cifar10(o);
 }
 
 Prepared prepare(const Config& config) {

@@ -138,16 +138,15 @@ Hypergradient greedy_hypergradient(ClassifierImpl& model, torch::optim::Optimize
   const auto w = snapshot(params);
   Hypergradient h;
 
-  // 1. ∇_w L_train(w, λ); with create_graph for `exact`, so that ∇_λ⟨g, u⟩ can be taken later.
+  // 1. ∇_w L_train(w, λ) for the virtual step.
   auto opts = torch::TensorOptions().dtype(w.front().dtype()).device(w.front().device());
-  auto l1 = torch::tensor(lambda.lambda1, opts).requires_grad_();
-  auto T = torch::tensor(lambda.temperature, opts).requires_grad_();
-  const bool exact = options.mode == "exact";
-  auto logits = model.forward(train.x);  // [B, K]
-  auto loss = functional::hinton_loss(logits, teacher_logits, train.y, l1, T);
-  auto g = torch::autograd::grad({loss}, params, {}, /*retain_graph=*/exact, /*create_graph=*/exact);
   std::vector<torch::Tensor> g_detached;
-  for (auto& gi : g) g_detached.push_back(gi.detach());
+  {
+    auto logits = model.forward(train.x);  // [B, K]
+    auto loss = functional::hinton_loss(logits, teacher_logits, train.y, lambda.lambda1,
+                                        lambda.temperature);
+    for (auto& gi : torch::autograd::grad({loss}, params)) g_detached.push_back(gi.detach());
+  }
 
   // 2. The virtual step w' = U(w, λ) and v = ∇ L_val(w').
   auto vs = virtual_step(params, g_detached, optimizer, kind, lr);
@@ -162,7 +161,13 @@ Hypergradient greedy_hypergradient(ClassifierImpl& model, torch::optim::Optimize
   for (size_t i = 0; i < params.size(); ++i)
     u.push_back(vs.preconditioner.empty() ? v[i] : vs.preconditioner[i] * v[i]);
 
-  if (exact) {
+  if (options.mode == "exact") {
+    // s(λ) = ⟨∇_w L_train(w, λ), u⟩ with the gradient's graph kept, then h = −γ ∇_λ s. The graph
+    // is built only now because moving the weights in place (above) would invalidate it.
+    auto l1 = torch::tensor(lambda.lambda1, opts).requires_grad_();
+    auto T = torch::tensor(lambda.temperature, opts).requires_grad_();
+    auto loss = functional::hinton_loss(model.forward(train.x), teacher_logits, train.y, l1, T);
+    auto g = torch::autograd::grad({loss}, params, {}, /*retain_graph=*/true, /*create_graph=*/true);
     auto s = torch::zeros({}, opts);
     for (size_t i = 0; i < params.size(); ++i) s = s + (g[i] * u[i]).sum();
     auto d = torch::autograd::grad({s}, {l1, T}, {}, false, false, /*allow_unused=*/true);
