@@ -89,6 +89,7 @@ void read_trainer(Section s, TrainerOptions& t) {
   s.get("eval_every", t.eval_every);
   s.get("checkpoint_every", t.checkpoint_every);
   s.get("trajectory_every", t.trajectory_every);
+  s.get("augmentation", t.augmentation);
   s.finish();
 }
 
@@ -123,7 +124,7 @@ nlohmann::json trainer_json(const TrainerOptions& t) {
           {"lr_step", t.lr_step},       {"lr_gamma", t.lr_gamma},     {"optimizer", t.optimizer},
           {"momentum", t.momentum},     {"weight_decay", t.weight_decay},
           {"eval_every", t.eval_every}, {"checkpoint_every", t.checkpoint_every},
-          {"trajectory_every", t.trajectory_every}};
+          {"trajectory_every", t.trajectory_every}, {"augmentation", t.augmentation}};
 }
 
 }  // namespace
@@ -158,6 +159,8 @@ void Config::validate() const {
                                                  "cifar10-reduced"};
   check(datasets.count(data.name) > 0, "{}: data.name '{}': expected synthetic, fmnist, cifar10 or "
         "cifar10-reduced", source, data.name);
+  check(data.format == "binary" || data.format == "folder",
+        "{}: data.format '{}': expected binary or folder", source, data.format);
   check(data.variant == "reference" || data.variant == "paper",
         "{}: data.variant '{}': expected reference or paper", source, data.variant);
   check(data.limit_train >= 0 && data.limit_test >= 0, "{}: data.limit_train/limit_test must be >= 0",
@@ -195,6 +198,7 @@ nlohmann::json Config::to_json() const {
            {{"name", data.name},
             {"variant", data.variant},
             {"root", data.root},
+            {"format", data.format},
             {"val_size", data.val_size},
             {"split_seed", data.split_seed},
             {"limit_train", data.limit_train},
@@ -244,6 +248,7 @@ Config load_config(const std::filesystem::path& path) {
     d.get("name", c.data.name);
     d.get("variant", c.data.variant);
     d.get("root", c.data.root);
+    d.get("format", c.data.format);
     d.get("val_size", c.data.val_size);
     d.get("split_seed", c.data.split_seed);
     d.get("limit_train", c.data.limit_train);

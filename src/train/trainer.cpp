@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "metadistill/data/augment.h"
 #include "metadistill/data/loader.h"
 #include "metadistill/losses/hinton.h"
 #include "metadistill/train/checkpoint.h"
@@ -22,7 +23,7 @@ namespace {
 
 nlohmann::json to_json(const EpochMetrics& m) {
   return {{"epoch", m.epoch},           {"lr", m.lr},
-          {"train_loss", m.train_loss}, {"val_accuracy", m.val_accuracy},
+          {"train_loss", m.train_loss}, {"val_accuracy", m.val_accuracy}, {"val_loss", m.val_loss},
           {"test_accuracy", m.test_accuracy}, {"seconds", m.seconds},
           {"lambda1", m.lambda.lambda1}, {"temperature", m.lambda.temperature}};
 }
@@ -33,6 +34,7 @@ EpochMetrics epoch_from_json(const nlohmann::json& j) {
   m.lr = j.at("lr");
   m.train_loss = j.at("train_loss");
   m.val_accuracy = j.at("val_accuracy");
+  m.val_loss = j.value("val_loss", -1.0);
   m.test_accuracy = j.at("test_accuracy");
   m.seconds = j.at("seconds");
   m.lambda = {j.at("lambda1"), j.at("temperature")};
@@ -82,23 +84,40 @@ void TrainerOptions::validate() const {
   check(checkpoint_every >= 0, "checkpoint_every = {}: expected >= 0", checkpoint_every);
   check(trajectory_every >= 1, "trajectory_every = {}: expected >= 1", trajectory_every);
   check(!resume || !out_dir.empty(), "resume needs an output folder");
+  bool enabled = false;
+  parse_augmentation(augmentation, &enabled);
 }
 
-double evaluate_accuracy(ClassifierImpl& model, const DataSet& data, int64_t batch_size,
-                         torch::Device device) {
+Evaluation evaluate(ClassifierImpl& model, const DataSet& data, int64_t batch_size,
+                    torch::Device device) {
   const bool was_training = model.is_training();
   model.eval();
   torch::NoGradGuard no_grad;
   int64_t correct = 0;
+  double loss_sum = 0;
   const int64_t n = data.size();
   for (int64_t lo = 0; lo < n; lo += batch_size) {
     const int64_t hi = std::min(n, lo + batch_size);
     auto x = data.x.slice(0, lo, hi).to(device);
     auto y = data.y.slice(0, lo, hi).to(device);
-    correct += model.forward(x).argmax(1).eq(y).sum().item<int64_t>();
+    auto z = model.forward(x);
+    correct += z.argmax(1).eq(y).sum().item<int64_t>();
+    loss_sum += torch::nn::functional::cross_entropy(
+                    z, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    .item<double>();
   }
   model.train(was_training);
-  return n > 0 ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
+  Evaluation e;
+  if (n > 0) {
+    e.accuracy = static_cast<double>(correct) / static_cast<double>(n);
+    e.loss = loss_sum / static_cast<double>(n);
+  }
+  return e;
+}
+
+double evaluate_accuracy(ClassifierImpl& model, const DataSet& data, int64_t batch_size,
+                         torch::Device device) {
+  return evaluate(model, data, batch_size, device).accuracy;
 }
 
 Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) { options_.validate(); }
@@ -125,10 +144,11 @@ double Trainer::lr_at(int64_t epoch) const {
 void Trainer::write_outputs(const TrainResult& r) const {
   if (options_.out_dir.empty()) return;
   std::ostringstream m;
-  m << "epoch,lr,train_loss,val_accuracy,test_accuracy,lambda1,temperature,seconds\n";
+  m << "epoch,lr,train_loss,val_accuracy,val_loss,test_accuracy,lambda1,temperature,seconds\n";
   for (const auto& e : r.history)
-    m << fmt::format("{},{},{},{},{},{},{},{:.3f}\n", e.epoch, fmt_num(e.lr), fmt_num(e.train_loss),
-                     e.val_accuracy >= 0 ? fmt_num(e.val_accuracy) : "", fmt_num(e.test_accuracy),
+    m << fmt::format("{},{},{},{},{},{},{},{},{:.3f}\n", e.epoch, fmt_num(e.lr), fmt_num(e.train_loss),
+                     e.val_accuracy >= 0 ? fmt_num(e.val_accuracy) : "",
+                     e.val_loss >= 0 ? fmt_num(e.val_loss) : "", fmt_num(e.test_accuracy),
                      fmt_num(e.lambda.lambda1), fmt_num(e.lambda.temperature), e.seconds);
   write_file_atomic(options_.out_dir / "metrics.csv", m.str());
   std::ostringstream t;
@@ -238,6 +258,10 @@ TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimiz
                                      ? data.teacher_logits.to(o.device)
                                      : torch::Tensor();
 
+  bool augment = false;
+  const AugmentOptions augment_options = parse_augmentation(o.augmentation, &augment);
+  if (augment && data.train_set->x.dim() != 4) augment = false;  // vectors: nothing to crop
+
   const auto run_start = Clock::now();
   const double seconds_before = result.seconds;
   int64_t last_checkpoint = start_epoch;
@@ -251,6 +275,11 @@ TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimiz
     const int64_t nb = loader.batches_per_epoch();
     for (int64_t b = 0; b < nb; ++b) {
       Batch batch = loader.batch(b);
+      if (augment) {
+        // Draws depend only on (seed, step), so a resumed run augments identically.
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed * 1000003ULL + result.steps + 7);
+        batch.x = augment_batch(batch.x, augment_options, gen);
+      }
       HyperStepContext ctx;
       ctx.student = &model;
       ctx.optimizer = optimizer.get();
@@ -295,8 +324,11 @@ TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimiz
       m.epoch = epoch + 1;
       m.lr = lr;
       m.train_loss = loss_sum / std::max<int64_t>(1, loss_count);
-      if (data.val_set != nullptr && data.val_set->size() > 0)
-        m.val_accuracy = evaluate_accuracy(model, *data.val_set, o.eval_batch_size, o.device);
+      if (data.val_set != nullptr && data.val_set->size() > 0) {
+        auto v = evaluate(model, *data.val_set, o.eval_batch_size, o.device);
+        m.val_accuracy = v.accuracy;
+        m.val_loss = v.loss;
+      }
       m.test_accuracy = evaluate_accuracy(model, *data.test_set, o.eval_batch_size, o.device);
       m.lambda = meta.current();
       m.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();

@@ -23,6 +23,8 @@ struct DataConfig {
   std::string variant = "reference";
   /// Folder of the data files; empty = the data set's default.
   std::string root;
+  /// CIFAR-10 file format: "binary" (data_batch_*.bin) or "folder" (ROOT/<split>/<class>/*.jpg|png).
+  std::string format = "binary";
   /// Validation split size; -1 = the data set's default (paper's split).
   int64_t val_size = -1;
   uint64_t split_seed = 0;

@@ -49,6 +49,9 @@ struct TrainerOptions {
   int64_t trajectory_every = 1;
   /// Print one line per evaluated epoch.
   bool verbose = false;
+  /// Training augmentation of image batches: "none", "crop-flip", "crop" or "flip" (teachers
+  /// default to crop-flip for images, students to none).
+  std::string augmentation = "none";
 
   TrainerOptions& with_epochs(int64_t v) { epochs = v; return *this; }
   TrainerOptions& with_batch_size(int64_t v) { batch_size = v; return *this; }
@@ -62,6 +65,7 @@ struct TrainerOptions {
   TrainerOptions& with_eval_every(int64_t v) { eval_every = v; return *this; }
   TrainerOptions& with_checkpoint_every(int64_t v) { checkpoint_every = v; return *this; }
   TrainerOptions& with_verbose(bool v) { verbose = v; return *this; }
+  TrainerOptions& with_augmentation(std::string v) { augmentation = std::move(v); return *this; }
 
   /// Throws `Error` naming the option when a value is out of range.
   void validate() const;
@@ -84,7 +88,7 @@ struct FitData {
 /// Metrics of one evaluated epoch.
 struct EpochMetrics {
   int64_t epoch = 0;  // 1-based
-  double lr = 0, train_loss = 0, val_accuracy = -1, test_accuracy = 0, seconds = 0;
+  double lr = 0, train_loss = 0, val_accuracy = -1, val_loss = -1, test_accuracy = 0, seconds = 0;
   Metaparameters lambda;  // at the end of the epoch
 };
 
@@ -99,7 +103,16 @@ struct TrainResult {
   bool resumed = false;
 };
 
-/// Accuracy of `model` on `data` (eval mode, no grad); restores the model's train/eval mode.
+/// Accuracy and mean cross-entropy of a model on a data set.
+struct Evaluation {
+  double accuracy = 0, loss = 0;
+};
+
+/// Evaluates `model` on `data` (eval mode, no grad); restores the model's train/eval mode.
+Evaluation evaluate(ClassifierImpl& model, const DataSet& data, int64_t batch_size = 1024,
+                    torch::Device device = torch::kCPU);
+
+/// Accuracy of `model` on `data`, see `evaluate`.
 double evaluate_accuracy(ClassifierImpl& model, const DataSet& data, int64_t batch_size = 1024,
                          torch::Device device = torch::kCPU);
 
