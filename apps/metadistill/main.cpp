@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   cli::setup_distill(app);
   cli::setup_train_teacher(app);
+  cli::setup_experiment(app);
   try {
     app.parse(argc, argv);
   } catch (const cli::CommandResult& r) {

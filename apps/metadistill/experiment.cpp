@@ -1,0 +1,60 @@
+// `metadistill experiment [CONFIG]`: every method × runs, the results table and the plots.
+// `metadistill report DIR`: the table and plots again from a finished (or partial) folder.
+#include <iostream>
+
+#include "commands.h"
+#include "common.h"
+#include "metadistill/experiment/experiment.h"
+
+namespace metadistill::cli {
+
+namespace {
+
+struct ExperimentCliOptions {
+  CommonOptions common;
+  std::vector<std::string> methods;
+  int64_t runs = 0;
+};
+
+int run_experiment_command(const ExperimentCliOptions& o) {
+  Config c = resolve_config(o.common);
+  ExperimentOptions eo;
+  eo.methods = o.methods;
+  eo.runs = o.runs;
+  eo.verbose = false;
+  auto r = run_experiment(c, eo);
+  std::cout << table_markdown(r) << "\nresults, plots and per-run files in " << c.out << "\n";
+  return 0;
+}
+
+struct ReportOptions {
+  std::string dir;
+};
+
+int run_report(const ReportOptions& o) {
+  auto r = load_experiment(o.dir);
+  write_reports(r, o.dir);
+  std::cout << table_markdown(r);
+  return 0;
+}
+
+}  // namespace
+
+void setup_experiment(CLI::App& app) {
+  auto o = std::make_shared<ExperimentCliOptions>();
+  auto* sub = app.add_subcommand(
+      "experiment", "run every method of a config for R runs; print the table, draw the plots");
+  add_common_options(*sub, o->common);
+  sub->add_option("--methods", o->methods, "methods to compare (default: the config's, or all)")
+      ->delimiter(',');
+  sub->add_option("--runs", o->runs, "runs per method (default: the config's)")
+      ->check(CLI::PositiveNumber);
+  sub->callback([o]() { throw CommandResult(run_experiment_command(*o)); });
+
+  auto r = std::make_shared<ReportOptions>();
+  auto* rep = app.add_subcommand("report", "redraw the table and plots of an experiment folder");
+  rep->add_option("dir", r->dir, "experiment folder")->required();
+  rep->callback([r]() { throw CommandResult(run_report(*r)); });
+}
+
+}  // namespace metadistill::cli

@@ -1,0 +1,89 @@
+#pragma once
+/// Experiments: every method of a config for R runs each (seeds 0..R−1), sharing one teacher and
+/// its cached outputs; results as rows, summarized into the paper's Table 2 with cost and
+/// significance columns (DESIGN.md section 4). Interrupt-safe: a finished run (its result.json)
+/// is never recomputed, an unfinished one resumes from its checkpoint.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "metadistill/experiment/config.h"
+#include "metadistill/experiment/statistics.h"
+
+namespace metadistill {
+
+/// One run of one method: a result row.
+struct RunRow {
+  std::string method;
+  uint64_t seed = 0;
+  double final_accuracy = 0, best_accuracy = 0;
+  int64_t best_epoch = 0;
+  double seconds = 0;
+  int64_t steps = 0, hyper_steps = 0;
+  /// Full trainings this run cost (1, or trials + 1 for a search).
+  int64_t trainings = 1;
+  Metaparameters initial, final;
+  std::vector<std::pair<int64_t, double>> curve;  // (epoch, test accuracy)
+
+  nlohmann::json to_json() const;
+  static RunRow from_json(const nlohmann::json& j);
+};
+
+/// One line of the results table.
+struct MethodRow {
+  std::string method;
+  Summary final_accuracy, best_accuracy;
+  double seconds = 0;        // mean wall-clock per run
+  double trainings = 0;      // mean full trainings per run
+  double hyper_steps = 0;    // mean hyper-steps per run
+  double cost_ratio = 0;     // seconds / seconds of `none` (0 when `none` is absent)
+  double p_vs_none = 1, p_vs_gradient = 1;  // Welch's t-test on final accuracy
+  std::string note;
+};
+
+/// Everything an experiment produced.
+struct ExperimentResult {
+  std::string data, preset, source;
+  double teacher_accuracy = 0;
+  std::vector<std::string> methods;
+  std::vector<RunRow> runs;
+  std::vector<MethodRow> table;
+};
+
+/// Options of `run_experiment`.
+struct ExperimentOptions {
+  /// Methods to compare; empty = the config's `methods`, else all fixed and gradient methods.
+  std::vector<std::string> methods;
+  /// Runs per method; <= 0 = the config's `runs`.
+  int64_t runs = 0;
+  /// Output folder; empty = the config's `out`.
+  std::filesystem::path out;
+  /// Per-epoch lines from the trainer.
+  bool verbose = false;
+};
+
+/// The default method list: none, naive, random, gradient, proposed.
+std::vector<std::string> default_methods();
+
+/// Runs (or resumes) the experiment and writes its reports; see the header comment.
+ExperimentResult run_experiment(const Config& config, const ExperimentOptions& options);
+
+/// Summarizes rows into the table (methods in the given order).
+std::vector<MethodRow> summarize_methods(const std::vector<RunRow>& runs,
+                                         const std::vector<std::string>& methods,
+                                         const std::string& data_name);
+
+/// Reads an experiment folder written by `run_experiment` (its runs' result rows).
+ExperimentResult load_experiment(const std::filesystem::path& dir);
+
+/// The table as Markdown (mean (max) ± std, as the paper prints it), CSV and JSON.
+std::string table_markdown(const ExperimentResult& r);
+std::string table_csv(const ExperimentResult& r);
+nlohmann::json table_json(const ExperimentResult& r);
+
+/// Writes table.{md,csv,json}, runs.csv, curves.csv into `dir` (atomically) and draws the plots.
+void write_reports(const ExperimentResult& r, const std::filesystem::path& dir);
+
+}  // namespace metadistill

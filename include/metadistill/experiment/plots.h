@@ -1,0 +1,25 @@
+#pragma once
+/// Plots of an experiment folder, drawn by gnuplot from the CSV/data files (STYLE.md item 8):
+/// each plot is a .gp script written next to its data, then run; PNG and SVG.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace metadistill {
+
+struct ExperimentResult;
+
+/// True when a `gnuplot` program is on PATH.
+bool gnuplot_available();
+
+/// Runs gnuplot on `script` (in the script's folder); throws `Error` with gnuplot's exit status.
+void run_gnuplot(const std::filesystem::path& script);
+
+/// Draws into `dir`/plots: accuracy against epoch per method (paper Fig. 4), λ1 and T
+/// trajectories of every run of the optimizing methods, and the synthetic data set (Fig. 5) when
+/// `dir`/synthetic.dat exists. Returns the files written; prints a warning and draws nothing when
+/// gnuplot is missing.
+std::vector<std::filesystem::path> draw_experiment_plots(const ExperimentResult& r,
+                                                         const std::filesystem::path& dir);
+
+}  // namespace metadistill

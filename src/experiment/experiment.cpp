@@ -1,0 +1,330 @@
+#include "metadistill/experiment/experiment.h"
+
+#include <chrono>
+#include <iostream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include "metadistill/experiment/distill.h"
+#include "metadistill/experiment/plots.h"
+#include "metadistill/util/error.h"
+#include "metadistill/util/files.h"
+
+namespace metadistill {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> default_methods() {
+  return {"none", "naive", "random", "gradient", "proposed"};
+}
+
+nlohmann::json RunRow::to_json() const {
+  nlohmann::json j = {{"method", method},
+                      {"seed", seed},
+                      {"final_test_accuracy", final_accuracy},
+                      {"best_test_accuracy", best_accuracy},
+                      {"best_epoch", best_epoch},
+                      {"seconds", seconds},
+                      {"steps", steps},
+                      {"hyper_steps", hyper_steps},
+                      {"trainings", trainings},
+                      {"initial", {{"lambda1", initial.lambda1}, {"temperature", initial.temperature}}},
+                      {"final", {{"lambda1", final.lambda1}, {"temperature", final.temperature}}}};
+  for (const auto& [e, a] : curve) j["test_accuracy_by_epoch"].push_back({e, a});
+  return j;
+}
+
+RunRow RunRow::from_json(const nlohmann::json& j) {
+  RunRow r;
+  r.method = j.at("method");
+  r.seed = j.at("seed");
+  r.final_accuracy = j.at("final_test_accuracy");
+  r.best_accuracy = j.at("best_test_accuracy");
+  r.best_epoch = j.at("best_epoch");
+  r.seconds = j.at("seconds");
+  r.steps = j.at("steps");
+  r.hyper_steps = j.at("hyper_steps");
+  r.trainings = j.value("trainings", int64_t{1});
+  r.initial = {j.at("initial").at("lambda1"), j.at("initial").at("temperature")};
+  r.final = {j.at("final").at("lambda1"), j.at("final").at("temperature")};
+  if (j.contains("test_accuracy_by_epoch"))
+    for (const auto& p : j["test_accuracy_by_epoch"]) r.curve.emplace_back(p[0], p[1]);
+  return r;
+}
+
+namespace {
+
+std::string method_note(const std::string& method, const std::string& data_name) {
+  if (data_name.rfind("synthetic", 0) == 0 && (method == "naive" || method == "random"))
+    return "same student features as every method; the paper's 0.63/0.64 gave these two the "
+           "teacher's feature 2 (DESIGN.md 3.7)";
+  if (method == "none")
+    return data_name.rfind("synthetic", 0) == 0 ? "trained on the student rows only (D_val = D_test)"
+                                                 : "trained on D_train ∪ D_val, as in the paper";
+  return "";
+}
+
+// Writes the synthetic data set for the Fig. 5 plot: split (0 teacher, 1 student, 2 test), x1, x2, y.
+void write_synthetic_points(const DataBundle& d, const fs::path& path) {
+  std::ostringstream s;
+  auto rows = [&](const torch::Tensor& x, const torch::Tensor& y, int split) {
+    for (int64_t i = 0; i < y.size(0); ++i)
+      s << split << "," << x[i][0].item<float>() << "," << x[i][1].item<float>() << ","
+        << y[i].item<int64_t>() << "\n";
+  };
+  rows(d.teacher_train.x, d.teacher_train.y, 0);
+  auto student = d.pool.select(d.train_idx);
+  rows(student.x, student.y, 1);
+  rows(d.test.x, d.test.y, 2);
+  write_file_atomic(path, s.str());
+}
+
+RunRow row_from(const RunResult& r) {
+  RunRow row;
+  row.method = r.method;
+  row.seed = r.seed;
+  row.final_accuracy = r.train.final_test_accuracy;
+  row.best_accuracy = r.train.best_test_accuracy;
+  row.best_epoch = r.train.best_epoch;
+  row.seconds = r.train.seconds;
+  row.steps = r.train.steps;
+  row.hyper_steps = r.train.hyper_steps;
+  row.initial = r.initial;
+  row.final = r.final;
+  for (const auto& e : r.train.history) row.curve.emplace_back(e.epoch, e.test_accuracy);
+  return row;
+}
+
+std::string fmt_duration(double s) {
+  if (s < 90) return fmt::format("{:.0f}s", s);
+  if (s < 5400) return fmt::format("{:.1f}min", s / 60);
+  return fmt::format("{:.1f}h", s / 3600);
+}
+
+}  // namespace
+
+std::vector<MethodRow> summarize_methods(const std::vector<RunRow>& runs,
+                                         const std::vector<std::string>& methods,
+                                         const std::string& data_name) {
+  std::map<std::string, std::vector<const RunRow*>> by;
+  for (const auto& r : runs) by[r.method].push_back(&r);
+  auto finals = [&](const std::string& m) {
+    std::vector<double> v;
+    for (const auto* r : by[m]) v.push_back(r->final_accuracy);
+    return v;
+  };
+  double none_seconds = 0;
+  if (by.count("none")) {
+    for (const auto* r : by["none"]) none_seconds += r->seconds;
+    none_seconds /= static_cast<double>(by["none"].size());
+  }
+  std::vector<MethodRow> table;
+  for (const auto& m : methods) {
+    if (!by.count(m)) continue;
+    MethodRow row;
+    row.method = m;
+    std::vector<double> best;
+    for (const auto* r : by[m]) {
+      best.push_back(r->best_accuracy);
+      row.seconds += r->seconds;
+      row.trainings += static_cast<double>(r->trainings);
+      row.hyper_steps += static_cast<double>(r->hyper_steps);
+    }
+    const double n = static_cast<double>(by[m].size());
+    row.seconds /= n;
+    row.trainings /= n;
+    row.hyper_steps /= n;
+    row.final_accuracy = summarize(finals(m));
+    row.best_accuracy = summarize(best);
+    row.cost_ratio = none_seconds > 0 ? row.seconds / none_seconds : 0;
+    row.p_vs_none = m != "none" && by.count("none") ? welch_p_value(finals(m), finals("none")) : 1.0;
+    row.p_vs_gradient =
+        m != "gradient" && by.count("gradient") ? welch_p_value(finals(m), finals("gradient")) : 1.0;
+    row.note = method_note(m, data_name);
+    table.push_back(row);
+  }
+  return table;
+}
+
+std::string table_markdown(const ExperimentResult& r) {
+  std::ostringstream s;
+  s << fmt::format("## {} — preset `{}` (teacher test accuracy {:.4f})\n\n", r.data, r.preset,
+                   r.teacher_accuracy);
+  s << "| method | runs | final acc: mean (max) ± std | best-epoch acc: mean (max) | p vs none | "
+       "p vs gradient | time/run | ×none | trainings | hyper-steps |\n";
+  s << "|---|---|---|---|---|---|---|---|---|---|\n";
+  auto p = [](double v, bool self) { return self ? std::string("—") : fmt::format("{:.3g}", v); };
+  for (const auto& m : r.table)
+    s << fmt::format("| {} | {} | {:.3f} ({:.3f}) ± {:.3f} | {:.3f} ({:.3f}) | {} | {} | {} | {} | "
+                     "{:.0f} | {:.0f} |\n",
+                     m.method, m.final_accuracy.n, m.final_accuracy.mean, m.final_accuracy.max,
+                     m.final_accuracy.std, m.best_accuracy.mean, m.best_accuracy.max,
+                     p(m.p_vs_none, m.method == "none"), p(m.p_vs_gradient, m.method == "gradient"),
+                     fmt_duration(m.seconds),
+                     m.cost_ratio > 0 ? fmt::format("{:.2f}", m.cost_ratio) : std::string("—"),
+                     m.trainings, m.hyper_steps);
+  s << "\nFinal = test accuracy after the last epoch; best-epoch = the maximum over evaluated "
+       "epochs (optimistic: chosen on test data, reported because the paper's code read it so). "
+       "p: Welch's t-test on final accuracy over runs.\n";
+  for (const auto& m : r.table)
+    if (!m.note.empty()) s << "- " << m.method << ": " << m.note << "\n";
+  return s.str();
+}
+
+std::string table_csv(const ExperimentResult& r) {
+  std::ostringstream s;
+  s << "method,runs,final_mean,final_max,final_std,best_mean,best_max,p_vs_none,p_vs_gradient,"
+       "seconds_per_run,cost_ratio_vs_none,trainings,hyper_steps\n";
+  for (const auto& m : r.table)
+    s << fmt::format("{},{},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6g},{:.6g},{:.3f},{:.4f},{},{}\n",
+                     m.method, m.final_accuracy.n, m.final_accuracy.mean, m.final_accuracy.max,
+                     m.final_accuracy.std, m.best_accuracy.mean, m.best_accuracy.max, m.p_vs_none,
+                     m.p_vs_gradient, m.seconds, m.cost_ratio, m.trainings, m.hyper_steps);
+  return s.str();
+}
+
+nlohmann::json table_json(const ExperimentResult& r) {
+  nlohmann::json j = {{"data", r.data}, {"preset", r.preset}, {"source", r.source},
+                      {"teacher_accuracy", r.teacher_accuracy}};
+  for (const auto& m : r.table)
+    j["table"].push_back({{"method", m.method},
+                          {"runs", m.final_accuracy.n},
+                          {"final", {{"mean", m.final_accuracy.mean}, {"max", m.final_accuracy.max},
+                                     {"std", m.final_accuracy.std}}},
+                          {"best_epoch", {{"mean", m.best_accuracy.mean}, {"max", m.best_accuracy.max}}},
+                          {"p_vs_none", m.p_vs_none},
+                          {"p_vs_gradient", m.p_vs_gradient},
+                          {"seconds_per_run", m.seconds},
+                          {"cost_ratio_vs_none", m.cost_ratio},
+                          {"trainings", m.trainings},
+                          {"hyper_steps", m.hyper_steps},
+                          {"note", m.note}});
+  return j;
+}
+
+void write_reports(const ExperimentResult& r, const fs::path& dir) {
+  write_file_atomic(dir / "table.md", table_markdown(r));
+  write_file_atomic(dir / "table.csv", table_csv(r));
+  write_file_atomic(dir / "table.json", table_json(r).dump(2));
+  std::ostringstream runs, curves;
+  runs << "method,seed,final_accuracy,best_accuracy,best_epoch,seconds,steps,hyper_steps,"
+          "trainings,lambda1_initial,temperature_initial,lambda1_final,temperature_final\n";
+  curves << "method,seed,epoch,test_accuracy\n";
+  for (const auto& x : r.runs) {
+    runs << fmt::format("{},{},{},{},{},{:.3f},{},{},{},{},{},{},{}\n", x.method, x.seed,
+                        x.final_accuracy, x.best_accuracy, x.best_epoch, x.seconds, x.steps,
+                        x.hyper_steps, x.trainings, x.initial.lambda1, x.initial.temperature,
+                        x.final.lambda1, x.final.temperature);
+    for (const auto& [e, a] : x.curve) curves << fmt::format("{},{},{},{}\n", x.method, x.seed, e, a);
+  }
+  write_file_atomic(dir / "runs.csv", runs.str());
+  write_file_atomic(dir / "curves.csv", curves.str());
+  draw_experiment_plots(r, dir);
+}
+
+ExperimentResult load_experiment(const fs::path& dir) {
+  const fs::path meta = dir / "experiment.json";
+  check(fs::exists(meta), "{}: not an experiment folder (no experiment.json)", dir.string());
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(meta));
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: corrupt ({})", meta.string(), e.what());
+  }
+  ExperimentResult r;
+  r.data = j.value("data", "");
+  r.preset = j.value("preset", "");
+  r.source = j.value("source", "");
+  r.teacher_accuracy = j.value("teacher_accuracy", 0.0);
+  r.methods = j.at("methods").get<std::vector<std::string>>();
+  const int64_t runs = j.at("runs");
+  for (const auto& m : r.methods)
+    for (int64_t s = 0; s < runs; ++s) {
+      auto f = dir / "runs" / m / fmt::format("seed{}", s) / "result.json";
+      if (!fs::exists(f)) continue;
+      try {
+        r.runs.push_back(RunRow::from_json(nlohmann::json::parse(read_file(f))));
+      } catch (const nlohmann::json::exception& e) {
+        fail("{}: corrupt result ({})", f.string(), e.what());
+      }
+    }
+  r.table = summarize_methods(r.runs, r.methods, r.data);
+  return r;
+}
+
+ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions& options) {
+  Config config = config_in;
+  if (!options.out.empty()) {
+    config.out = options.out.string();
+    config.teacher_file.clear();
+    config.cache.clear();
+    config.resolve_paths();
+  }
+  const fs::path dir = config.out;
+  ExperimentResult result;
+  result.methods = !options.methods.empty() ? options.methods
+                   : !config.methods.empty() ? config.methods
+                                             : default_methods();
+  const int64_t runs = options.runs > 0 ? options.runs : config.runs;
+  auto known = method_names();
+  for (const auto& m : result.methods)
+    check(std::find(known.begin(), known.end(), m) != known.end(),
+          "unknown method '{}': expected one of {}", m, fmt::join(known, ", "));
+
+  fs::create_directories(dir);
+  write_file_atomic(dir / "config.json", config.to_json().dump(2));
+  Prepared prepared = prepare(config);
+  result.data = prepared.data.name;
+  result.preset = config.preset;
+  result.source = config.source;
+  result.teacher_accuracy = prepared.teacher_test_accuracy;
+  write_file_atomic(dir / "experiment.json",
+                    nlohmann::json{{"data", result.data},
+                                   {"preset", result.preset},
+                                   {"source", result.source},
+                                   {"teacher_accuracy", result.teacher_accuracy},
+                                   {"methods", result.methods},
+                                   {"runs", runs}}
+                        .dump(2));
+  if (prepared.data.name.rfind("synthetic", 0) == 0)
+    write_synthetic_points(prepared.data, dir / "synthetic.dat");
+
+  const bool tty = ::isatty(STDERR_FILENO);
+  const int64_t total = static_cast<int64_t>(result.methods.size()) * runs;
+  int64_t done = 0;
+  double computed_seconds = 0;
+  int64_t computed = 0;
+  for (const auto& m : result.methods) {
+    for (int64_t s = 0; s < runs; ++s) {
+      const fs::path run_dir = dir / "runs" / m / fmt::format("seed{}", s);
+      const fs::path result_file = run_dir / "result.json";
+      RunRow row;
+      if (fs::exists(result_file)) {
+        row = RunRow::from_json(nlohmann::json::parse(read_file(result_file)));
+      } else {
+        const auto t0 = std::chrono::steady_clock::now();
+        RunResult rr = run_distill(config, prepared, m, static_cast<uint64_t>(s), run_dir,
+                                   /*resume=*/true, options.verbose);
+        row = row_from(rr);  // run_distill wrote the same fields to result.json
+        computed_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        ++computed;
+      }
+      result.runs.push_back(row);
+      ++done;
+      const double eta = computed > 0 ? computed_seconds / computed * static_cast<double>(total - done) : 0;
+      const std::string line =
+          fmt::format("[{}/{}] {} seed {}: final {:.4f}, best {:.4f}, {} -> {}  (ETA {})", done,
+                      total, m, s, row.final_accuracy, row.best_accuracy, row.initial.to_string(),
+                      row.final.to_string(), fmt_duration(eta));
+      if (tty) std::cerr << "\r\033[K" << line << (done == total ? "\n" : "") << std::flush;
+      else std::cerr << line << "\n";
+    }
+  }
+  result.table = summarize_methods(result.runs, result.methods, result.data);
+  write_reports(result, dir);
+  return result;
+}
+
+}  // namespace metadistill
