@@ -2,6 +2,7 @@
 
 #include "metadistill/data/cifar.h"
 #include "metadistill/data/fashion_mnist.h"
+#include "metadistill/data/image_folder.h"
 #include "metadistill/data/synthetic.h"
 #include "metadistill/meta/meta_optimizer.h"
 #include "metadistill/util/error.h"
@@ -12,7 +13,7 @@ namespace metadistill {
 
 namespace fs = std::filesystem;
 
-DataBundle load_data(const DataConfig& c) {
+DataBundle load_data(const DataConfig& c, const std::string& cache_dir) {
   if (c.name == "synthetic") {
     SyntheticOptions o;
     o.variant = c.variant;
@@ -40,12 +41,18 @@ DataBundle load_data(const DataConfig& c) {
   o.split_seed = c.split_seed;
   o.limit_train = c.limit_train;
   o.limit_test = c.limit_test;
+  if (c.format == "folder") {
+    // ROOT/{train,test}/<class>/*.jpg|png, e.g. the JPEG copy of CIFAR-10; same bundle layout.
+    ImageFolderDataOptions f = cifar10_folder_options(o);
+    f.folder.cached_in(cache_dir).with_verbose(true);
+    return load_image_folder(f);
+  }
   return load_cifar10(o);
 }
 
 Prepared prepare(const Config& config) {
   Prepared p;
-  p.data = load_data(config.data);
+  p.data = load_data(config.data, config.cache);
   const auto device = parse_device(config.device);
   ModelSpec spec(config.teacher.model, p.data.num_classes,
                  p.data.pool.teacher_input().sizes().slice(1).vec());

@@ -13,8 +13,9 @@
 
 namespace metadistill {
 
-/// Loads the data set a config names.
-DataBundle load_data(const DataConfig& config);
+/// Loads the data set a config names. `cache_dir` holds decoded-image caches (CIFAR-10 with
+/// format "folder"); empty = no cache.
+DataBundle load_data(const DataConfig& config, const std::string& cache_dir = "");
 
 /// What every run of an experiment shares: the data, the teacher and its cached outputs.
 struct Prepared {
