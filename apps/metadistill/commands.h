@@ -13,5 +13,6 @@ struct CommandResult {
 void setup_distill(CLI::App& app);
 void setup_train_teacher(CLI::App& app);
 void setup_experiment(CLI::App& app);
+void setup_sweep(CLI::App& app);
 
 }  // namespace metadistill::cli

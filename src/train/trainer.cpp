@@ -248,11 +248,18 @@ TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimiz
     val_loader = std::make_unique<BatchLoader>(
         *data.val_set, torch::arange(data.val_set->size(), torch::kLong),
         LoaderOptions().batch(o.batch_size).seeded(o.seed + 1), o.device);
-  // Validation batches cycle through D_val; on resume the cycle restarts (documented).
+  // Validation batches cycle through D_val, indexed by the global step so that a resumed run
+  // sees the same batches as an uninterrupted one.
+  int64_t val_epoch = 0;
   std::function<Batch()> next_val = [&]() -> Batch {
     check(val_loader != nullptr, "method '{}' needs validation data, but there is none",
           meta.name());
-    return val_loader->next_cycling();
+    const int64_t nb = val_loader->batches_per_epoch();
+    if (result.steps / nb != val_epoch) {
+      val_epoch = result.steps / nb;
+      val_loader->start_epoch(val_epoch);
+    }
+    return val_loader->batch(result.steps % nb);
   };
   torch::Tensor teacher_logits = data.teacher_logits.defined()
                                      ? data.teacher_logits.to(o.device)

@@ -1,0 +1,40 @@
+// `metadistill sweep [CONFIG]`: the e1/e2 sweep of the proposed method (paper Fig. 6).
+#include <iostream>
+
+#include "commands.h"
+#include "common.h"
+#include "metadistill/experiment/sweep.h"
+#include "metadistill/util/files.h"
+
+namespace metadistill::cli {
+
+namespace {
+
+struct SweepCliOptions {
+  CommonOptions common;
+  SweepOptions sweep;
+};
+
+int run(const SweepCliOptions& o) {
+  Config c = resolve_config(o.common);
+  run_sweep(c, o.sweep);
+  const auto dir = o.sweep.out.empty() ? std::filesystem::path(c.out) / "sweep" : o.sweep.out;
+  std::cout << read_file(dir / "sweep.md") << "\nresults and plots in " << dir.string() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void setup_sweep(CLI::App& app) {
+  auto o = std::make_shared<SweepCliOptions>();
+  auto* sub = app.add_subcommand("sweep", "accuracy of `proposed` against e1 = e2 and against e2");
+  add_common_options(*sub, o->common);
+  sub->add_option("--equal", o->sweep.equal, "values for the e1 = e2 curve")->delimiter(',');
+  sub->add_option("--e2", o->sweep.e2_values, "values of e2 for the second curve")->delimiter(',');
+  sub->add_option("--e1", o->sweep.fixed_e1, "e1 of the second curve");
+  sub->add_option("--runs", o->sweep.runs, "runs per point (default: the config's)");
+  sub->add_option("--sweep-out", o->sweep.out, "output folder (default: <out>/sweep)");
+  sub->callback([o]() { throw CommandResult(run(*o)); });
+}
+
+}  // namespace metadistill::cli
