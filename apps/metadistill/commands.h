@@ -14,5 +14,6 @@ void setup_distill(CLI::App& app);
 void setup_train_teacher(CLI::App& app);
 void setup_experiment(CLI::App& app);
 void setup_sweep(CLI::App& app);
+void setup_search(CLI::App& app);
 
 }  // namespace metadistill::cli

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   cli::setup_train_teacher(app);
   cli::setup_experiment(app);
   cli::setup_sweep(app);
+  cli::setup_search(app);
   try {
     app.parse(argc, argv);
   } catch (const cli::CommandResult& r) {

@@ -71,9 +71,11 @@ torch::Tensor to_hwc(const torch::Tensor& image) {
 
 torch::Tensor from_hwc(std::vector<uint8_t>& pixels, int64_t height, int64_t width,
                        int64_t channels) {
+  // clone, not contiguous(): for one channel the permuted view is already contiguous and would
+  // keep pointing into `pixels`.
   return torch::from_blob(pixels.data(), {height, width, channels}, torch::kUInt8)
       .permute({2, 0, 1})
-      .contiguous();  // [C, H, W], owns its memory
+      .clone(at::MemoryFormat::Contiguous);  // [C, H, W], owns its memory
 }
 
 // One JPEG decode: input, output and the error, kept outside the frame that calls setjmp.

@@ -42,7 +42,7 @@ DataBundle load_data(const DataConfig& c, const std::string& cache_dir) {
   o.limit_train = c.limit_train;
   o.limit_test = c.limit_test;
   if (c.format == "folder") {
-    // ROOT/{train,test}/<class>/*.jpg|png, e.g. the JPEG copy of CIFAR-10; same bundle layout.
+    // Same bundle layout as the binary batches, so nothing after this point depends on the format.
     ImageFolderDataOptions f = cifar10_folder_options(o);
     f.folder.cached_in(cache_dir).with_verbose(true);
     return load_image_folder(f);

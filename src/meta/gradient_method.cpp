@@ -24,7 +24,7 @@ GradientMethodOptions GradientMethodOptions::from_json(const nlohmann::json& j) 
   GradientMethodOptions o;
   static const std::set<std::string> known = {"hypergradient", "gamma", "clip", "every", "domain",
                                               "val_temperature", "fd_scale", "e1", "e2",
-                                              "guarded", "r2_threshold"};
+                                              "guarded", "r2_threshold", "order", "fd_scheme"};
   if (!j.is_null()) {
     check(j.is_object(), "method settings must be a mapping of keys");
     for (const auto& [key, value] : j.items()) {
@@ -41,6 +41,8 @@ GradientMethodOptions GradientMethodOptions::from_json(const nlohmann::json& j) 
       o.gamma = j.value("gamma", o.gamma);
       if (j.contains("clip") && !j["clip"].is_null()) o.clip = j["clip"].get<double>();
       o.every = j.value("every", o.every);
+      o.order = j.value("order", o.order);
+      o.hypergradient.fd_scheme = j.value("fd_scheme", o.hypergradient.fd_scheme);
       o.domain = j.value("domain", o.domain);
       o.e1 = j.value("e1", o.e1);
       o.e2 = j.value("e2", o.e2);
@@ -59,6 +61,11 @@ void GradientMethodOptions::validate() const {
   check(std::isfinite(gamma) && gamma > 0, "method settings: gamma = {}: expected > 0", gamma);
   check(std::isfinite(clip) && clip >= 0, "method settings: clip = {}: expected >= 0 (0 = off)", clip);
   check(every >= 1, "method settings: every = {}: expected >= 1", every);
+  check(order == "before" || order == "lagged",
+        "method settings: order '{}': expected before or lagged", order);
+  check(hypergradient.fd_scheme == "central" || order == "lagged",
+        "method settings: fd_scheme '{}' needs order: lagged (it reuses the step's logits)",
+        hypergradient.fd_scheme);
   check(domain == "projected" || domain == "reparametrized",
         "method settings: domain '{}': expected projected or reparametrized", domain);
   check(e1 >= 2, "method settings: e1 = {}: expected >= 2 (a line needs two points)", e1);
@@ -104,27 +111,49 @@ Metaparameters GradientMetaOptimizer::from_coordinates(double c1, double c2) con
 void GradientMetaOptimizer::hyper_step(const HyperStepContext& ctx) {
   check(ctx.student && ctx.optimizer && ctx.train, "hyper-step: incomplete context");
   Batch val = ctx.next_val();
-  Hypergradient h = greedy_hypergradient(*ctx.student, *ctx.optimizer, ctx.optimizer_kind, ctx.lr,
-                                         *ctx.train, ctx.teacher_logits, val, value_,
-                                         options_.hypergradient);
+  apply(greedy_hypergradient(*ctx.student, *ctx.optimizer, ctx.optimizer_kind, ctx.lr, *ctx.train,
+                             ctx.teacher_logits, val, value_, options_.hypergradient),
+        ctx.step);
+}
+
+void GradientMetaOptimizer::remember_weights(const HyperStepContext& ctx) {
+  check(ctx.student != nullptr, "hyper-step: incomplete context");
+  w_before_.clear();
+  for (const auto& p : ctx.student->parameters())
+    if (p.requires_grad()) w_before_.push_back(p.detach().clone());
+}
+
+bool GradientMetaOptimizer::lagged_hyper_step(const HyperStepContext& ctx) {
+  if (w_before_.empty()) return false;
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : ctx.student->parameters())
+    if (p.requires_grad()) grads.push_back(p.grad().defined() ? p.grad().detach() : torch::zeros_like(p));
+  Batch val = ctx.next_val();
+  apply(lagged_hypergradient(*ctx.student, *ctx.optimizer, ctx.optimizer_kind, ctx.lr, w_before_,
+                             grads, ctx.logits, *ctx.train, ctx.teacher_logits, val, value_,
+                             options_.hypergradient),
+        ctx.step);
+  w_before_.clear();
+  return true;
+}
+
+void GradientMetaOptimizer::apply(const Hypergradient& h, int64_t step) {
   check(std::isfinite(h.lambda1) && std::isfinite(h.temperature),
-        "hypergradient became non-finite at step {} ({}): dλ1 = {}, dT = {}", ctx.step,
+        "hypergradient became non-finite at step {} ({}): dλ1 = {}, dT = {}", step,
         value_.to_string(), h.lambda1, h.temperature);
   // Chain rule into the stepped coordinates.
   double g1 = h.lambda1, g2 = h.temperature;
+  auto [c1, c2] = coordinates();
   if (options_.domain == "reparametrized") {
-    auto [a, b] = coordinates();
     g1 *= value_.lambda1 * (1 - value_.lambda1);
-    g2 *= sigmoid(b);
-    (void)a;
+    g2 *= sigmoid(c2);
   }
   if (options_.clip > 0) {
     g1 = std::clamp(g1, -options_.clip, options_.clip);
     g2 = std::clamp(g2, -options_.clip, options_.clip);
   }
-  auto [c1, c2] = coordinates();
   value_ = from_coordinates(c1 - options_.gamma * g1, c2 - options_.gamma * g2);
-  last_.step = ctx.step;
+  last_.step = step;
   last_.value = value_;
   last_.hypergradient = {h.lambda1, h.temperature};
   last_.phase = "hyper";
@@ -133,7 +162,15 @@ void GradientMetaOptimizer::hyper_step(const HyperStepContext& ctx) {
 Metaparameters GradientMetaOptimizer::before_step(const HyperStepContext& ctx) {
   last_.r2_lambda1 = last_.r2_temperature = std::nan("");
   if (ctx.step % options_.every == 0) {
-    hyper_step(ctx);
+    if (lagged()) {
+      remember_weights(ctx);
+      last_.step = ctx.step;
+      last_.value = value_;
+      last_.hypergradient.clear();
+      last_.phase = "hyper";
+    } else {
+      hyper_step(ctx);
+    }
   } else {
     last_.step = ctx.step;
     last_.value = value_;
@@ -141,6 +178,14 @@ Metaparameters GradientMetaOptimizer::before_step(const HyperStepContext& ctx) {
     last_.phase = "hold";
   }
   return value_;
+}
+
+void GradientMetaOptimizer::after_step(const HyperStepContext& ctx) {
+  // The trajectory row of a lagged step shows the λ the step used and the hypergradient at it.
+  if (lagged()) {
+    const Metaparameters used = value_;
+    if (lagged_hyper_step(ctx)) last_.value = used;
+  }
 }
 
 nlohmann::json GradientMetaOptimizer::state() const {
@@ -198,11 +243,32 @@ Metaparameters TrajectoryMetaOptimizer::before_step(const HyperStepContext& ctx)
     }
     return value_;
   }
+  last_.r2_lambda1 = last_.r2_temperature = std::nan("");
+  if (lagged()) {
+    remember_weights(ctx);
+    last_.step = ctx.step;
+    last_.value = value_;
+    last_.hypergradient.clear();
+    last_.phase = "hyper";
+    return value_;
+  }
   hyper_step(ctx);
+  record_hyper(ctx);
+  return value_;
+}
+
+void TrajectoryMetaOptimizer::after_step(const HyperStepContext& ctx) {
+  if (!lagged()) return;
+  const Metaparameters used = value_;
+  if (!lagged_hyper_step(ctx)) return;
+  last_.value = used;
+  record_hyper(ctx);
+}
+
+void TrajectoryMetaOptimizer::record_hyper(const HyperStepContext& ctx) {
   auto [c1, c2] = coordinates();
   window1_.push_back(c1);
   window2_.push_back(c2);
-  last_.r2_lambda1 = last_.r2_temperature = std::nan("");
   if (static_cast<int64_t>(window1_.size()) >= options_.e1) {
     fit_window();
     last_.r2_lambda1 = fit1_.r2;
@@ -210,7 +276,6 @@ Metaparameters TrajectoryMetaOptimizer::before_step(const HyperStepContext& ctx)
     predicting_ = predict_len_ > 0;
     phase_start_ = ctx.step + 1;
   }
-  return value_;
 }
 
 nlohmann::json TrajectoryMetaOptimizer::state() const {

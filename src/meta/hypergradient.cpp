@@ -60,6 +60,8 @@ std::pair<double, double> head_gradient(const torch::Tensor& logits, const torch
 
 void HypergradientOptions::validate() const {
   check(mode == "exact" || mode == "fd", "hypergradient '{}': expected exact or fd", mode);
+  check(fd_scheme == "central" || fd_scheme == "forward",
+        "fd_scheme '{}': expected central or forward", fd_scheme);
   check(std::isfinite(fd_scale) && fd_scale > 0, "fd_scale = {}: expected > 0", fd_scale);
   check(std::isfinite(val_temperature) && val_temperature > 0,
         "val_temperature = {}: expected > 0", val_temperature);
@@ -126,6 +128,59 @@ torch::Tensor validation_loss(ClassifierImpl& model, const Batch& val, double va
   return torch::nn::functional::cross_entropy(z / val_temperature, val.y);
 }
 
+namespace {
+
+// h = −γ ∇²_{λ,w} L_train(w, λ) · u at w = `w`, by `exact` autodiff or finite differences of the
+// loss head's λ-gradient. `base_logits` (optional) are g(x, w), used by the one-sided scheme.
+void mixed_product(ClassifierImpl& model, const std::vector<torch::Tensor>& params,
+                   const std::vector<torch::Tensor>& w, const std::vector<torch::Tensor>& u,
+                   double lr, const Batch& train, const torch::Tensor& teacher_logits,
+                   const torch::Tensor& base_logits, const Metaparameters& lambda,
+                   const HypergradientOptions& options, Hypergradient& h) {
+  if (options.mode == "exact") {
+    // s(λ) = ⟨∇_w L_train(w, λ), u⟩ with the gradient's graph kept, then h = −γ ∇_λ s. The graph
+    // is built only here because moving the weights in place would invalidate it.
+    assign(params, w);
+    auto opts = torch::TensorOptions().dtype(w.front().dtype()).device(w.front().device());
+    auto l1 = torch::tensor(lambda.lambda1, opts).requires_grad_();
+    auto T = torch::tensor(lambda.temperature, opts).requires_grad_();
+    auto loss = functional::hinton_loss(model.forward(train.x), teacher_logits, train.y, l1, T);
+    auto g = torch::autograd::grad({loss}, params, {}, /*retain_graph=*/true, /*create_graph=*/true);
+    auto s = torch::zeros({}, opts);
+    for (size_t i = 0; i < params.size(); ++i) s = s + (g[i] * u[i]).sum();
+    auto d = torch::autograd::grad({s}, {l1, T}, {}, false, false, /*allow_unused=*/true);
+    h.lambda1 = d[0].defined() ? -lr * d[0].item<double>() : 0.0;
+    h.temperature = d[1].defined() ? -lr * d[1].item<double>() : 0.0;
+    return;
+  }
+  double norm2 = 0;
+  for (const auto& ui : u) norm2 += ui.pow(2).sum().item<double>();
+  const double norm = std::sqrt(norm2);
+  if (norm == 0.0) return;  // L_val is flat along the step: no signal.
+  h.epsilon = options.fd_scale / norm;
+  auto head_at = [&](double sign) {
+    assign_axpy(params, w, sign * h.epsilon, u);
+    torch::Tensor z;
+    {
+      torch::NoGradGuard no_grad;
+      z = model.forward(train.x);
+    }
+    return head_gradient(z, teacher_logits, train.y, lambda);
+  };
+  const auto plus = head_at(+1.0);
+  if (options.fd_scheme == "forward" && base_logits.defined()) {
+    const auto base = head_gradient(base_logits, teacher_logits, train.y, lambda);
+    h.lambda1 = -lr * (plus.first - base.first) / h.epsilon;
+    h.temperature = -lr * (plus.second - base.second) / h.epsilon;
+    return;
+  }
+  const auto minus = head_at(-1.0);
+  h.lambda1 = -lr * (plus.first - minus.first) / (2 * h.epsilon);
+  h.temperature = -lr * (plus.second - minus.second) / (2 * h.epsilon);
+}
+
+}  // namespace
+
 Hypergradient greedy_hypergradient(ClassifierImpl& model, torch::optim::Optimizer& optimizer,
                                    const std::string& kind, double lr, const Batch& train,
                                    const torch::Tensor& teacher_logits, const Batch& val,
@@ -139,7 +194,6 @@ Hypergradient greedy_hypergradient(ClassifierImpl& model, torch::optim::Optimize
   Hypergradient h;
 
   // 1. ∇_w L_train(w, λ) for the virtual step.
-  auto opts = torch::TensorOptions().dtype(w.front().dtype()).device(w.front().device());
   std::vector<torch::Tensor> g_detached;
   {
     auto logits = model.forward(train.x);  // [B, K]
@@ -160,40 +214,62 @@ Hypergradient greedy_hypergradient(ClassifierImpl& model, torch::optim::Optimize
   std::vector<torch::Tensor> u;
   for (size_t i = 0; i < params.size(); ++i)
     u.push_back(vs.preconditioner.empty() ? v[i] : vs.preconditioner[i] * v[i]);
-
-  if (options.mode == "exact") {
-    // s(λ) = ⟨∇_w L_train(w, λ), u⟩ with the gradient's graph kept, then h = −γ ∇_λ s. The graph
-    // is built only now because moving the weights in place (above) would invalidate it.
-    auto l1 = torch::tensor(lambda.lambda1, opts).requires_grad_();
-    auto T = torch::tensor(lambda.temperature, opts).requires_grad_();
-    auto loss = functional::hinton_loss(model.forward(train.x), teacher_logits, train.y, l1, T);
-    auto g = torch::autograd::grad({loss}, params, {}, /*retain_graph=*/true, /*create_graph=*/true);
-    auto s = torch::zeros({}, opts);
-    for (size_t i = 0; i < params.size(); ++i) s = s + (g[i] * u[i]).sum();
-    auto d = torch::autograd::grad({s}, {l1, T}, {}, false, false, /*allow_unused=*/true);
-    h.lambda1 = d[0].defined() ? -lr * d[0].item<double>() : 0.0;
-    h.temperature = d[1].defined() ? -lr * d[1].item<double>() : 0.0;
-    return h;
-  }
-
-  double norm2 = 0;
-  for (const auto& ui : u) norm2 += ui.pow(2).sum().item<double>();
-  const double norm = std::sqrt(norm2);
-  if (norm == 0.0) return h;  // L_val is flat along the step: no signal.
-  h.epsilon = options.fd_scale / norm;
-  auto head_at = [&](double sign) {
-    assign_axpy(params, w, sign * h.epsilon, u);
-    torch::Tensor z;
-    {
-      torch::NoGradGuard no_grad;
-      z = model.forward(train.x);
-    }
-    return head_gradient(z, teacher_logits, train.y, lambda);
-  };
-  auto plus = head_at(+1.0), minus = head_at(-1.0);
+  mixed_product(model, params, w, u, lr, train, teacher_logits, torch::Tensor(), lambda, options, h);
   assign(params, w);
-  h.lambda1 = -lr * (plus.first - minus.first) / (2 * h.epsilon);
-  h.temperature = -lr * (plus.second - minus.second) / (2 * h.epsilon);
+  return h;
+}
+
+std::vector<torch::Tensor> preconditioner_after_step(const std::vector<torch::Tensor>& w_before,
+                                                     const std::vector<torch::Tensor>& grads,
+                                                     const std::vector<torch::Tensor>& params,
+                                                     torch::optim::Optimizer& optimizer,
+                                                     const std::string& kind) {
+  std::vector<torch::Tensor> out;
+  if (kind != "adam") return out;  // SGD and momentum: ∂w'/∂g = −γ I
+  torch::NoGradGuard no_grad;
+  auto& o = static_cast<torch::optim::AdamOptions&>(optimizer.param_groups().at(0).options());
+  const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
+  for (size_t i = 0; i < params.size(); ++i) {
+    const auto* st = static_cast<const torch::optim::AdamParamState*>(param_state(optimizer, params[i]));
+    check(st != nullptr, "lagged hypergradient: Adam has no state for a parameter after its step");
+    // The state after the step holds m_t, v_t and t: the same quantities `virtual_step` forms.
+    auto d = o.weight_decay() != 0 ? grads[i] + o.weight_decay() * w_before[i] : grads[i];
+    const double bias1 = 1 - std::pow(beta1, st->step()), bias2 = 1 - std::pow(beta2, st->step());
+    auto root_v = st->exp_avg_sq().sqrt();
+    auto denom = root_v / std::sqrt(bias2) + o.eps();
+    auto ddenom = torch::where(root_v > 0, (1 - beta2) * d / (std::sqrt(bias2) * root_v),
+                               torch::zeros_like(root_v));
+    out.push_back((1.0 / bias1) * ((1 - beta1) / denom - st->exp_avg() * ddenom / (denom * denom)));
+  }
+  return out;
+}
+
+Hypergradient lagged_hypergradient(ClassifierImpl& model, torch::optim::Optimizer& optimizer,
+                                   const std::string& kind, double lr,
+                                   const std::vector<torch::Tensor>& w_before,
+                                   const std::vector<torch::Tensor>& grads,
+                                   const torch::Tensor& logits, const Batch& train,
+                                   const torch::Tensor& teacher_logits, const Batch& val,
+                                   const Metaparameters& lambda,
+                                   const HypergradientOptions& options) {
+  options.validate();
+  check(teacher_logits.defined(), "hypergradient: the method distills but has no teacher logits");
+  BufferGuard buffers(model);
+  auto params = trainable(model);
+  check(params.size() == w_before.size() && params.size() == grads.size(),
+        "lagged hypergradient: {} parameters but {} saved weights and {} gradients", params.size(),
+        w_before.size(), grads.size());
+  Hypergradient h;
+  // v = ∇ L_val(w') at the weights the student step produced.
+  auto val_loss = validation_loss(model, val, options.val_temperature);
+  h.val_loss = val_loss.item<double>();
+  auto v = torch::autograd::grad({val_loss}, params);
+  auto p = preconditioner_after_step(w_before, grads, params, optimizer, kind);
+  std::vector<torch::Tensor> u;
+  for (size_t i = 0; i < params.size(); ++i) u.push_back(p.empty() ? v[i] : p[i] * v[i]);
+  const auto w_after = snapshot(params);
+  mixed_product(model, params, w_before, u, lr, train, teacher_logits, logits, lambda, options, h);
+  assign(params, w_after);
   return h;
 }
 

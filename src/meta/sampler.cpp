@@ -9,11 +9,16 @@ namespace metadistill {
 
 std::string to_string(TrialState state) {
   switch (state) {
-    case TrialState::kWaiting: return "waiting";
-    case TrialState::kRunning: return "running";
-    case TrialState::kComplete: return "complete";
-    case TrialState::kPruned: return "pruned";
-    case TrialState::kFailed: return "failed";
+    case TrialState::kWaiting:
+      return "waiting";
+    case TrialState::kRunning:
+      return "running";
+    case TrialState::kComplete:
+      return "complete";
+    case TrialState::kPruned:
+      return "pruned";
+    case TrialState::kFailed:
+      return "failed";
   }
   return "?";
 }
@@ -74,8 +79,8 @@ ParamValues RandomSampler::sample_prior(const SearchSpace& space, SamplerRandom&
   return x;
 }
 
-ParamValues RandomSampler::ask(const SearchSpace& space, const std::vector<FrozenTrial>&,
-                               Direction, int64_t number) {
+ParamValues RandomSampler::ask(const SearchSpace& space, const std::vector<FrozenTrial>&, Direction,
+                               int64_t number) {
   SamplerRandom rng(trial_seed(seed_, number));
   return sample_prior(space, rng);
 }

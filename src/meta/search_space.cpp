@@ -24,21 +24,24 @@ SearchSpace& SearchSpace::add_log_uniform(const std::string& name, double low, d
 }
 
 SearchSpace& SearchSpace::add(const ParamSpec& p) {
-  check(!p.name.empty(), "search space: a parameter needs a name");
+  metadistill::check(!p.name.empty(), "search space: a parameter needs a name");
   for (const auto& q : params_)
-    check(q.name != p.name, "search space: parameter '{}' is defined twice", p.name);
-  check(std::isfinite(p.low) && std::isfinite(p.high),
-        "search space: parameter '{}': bounds [{}, {}] must be finite numbers", p.name, p.low,
-        p.high);
-  check(p.low != p.high, "search space: parameter '{}': empty range [{}, {}]: expected low < high",
-        p.name, p.low, p.high);
-  check(p.low < p.high,
-        "search space: parameter '{}': inverted range [{}, {}]: expected low < high", p.name,
-        p.low, p.high);
+    metadistill::check(q.name != p.name, "search space: parameter '{}' is defined twice", p.name);
+  metadistill::check(std::isfinite(p.low) && std::isfinite(p.high),
+                     "search space: parameter '{}': bounds [{}, {}] must be finite numbers", p.name,
+                     p.low, p.high);
+  metadistill::check(p.low != p.high,
+                     "search space: parameter '{}': empty range [{}, {}]: expected low < high",
+                     p.name, p.low, p.high);
+  metadistill::check(p.low < p.high,
+                     "search space: parameter '{}': inverted range [{}, {}]: expected low < high",
+                     p.name, p.low, p.high);
   if (p.log)
-    check(p.low > 0,
-          "search space: log-uniform parameter '{}': lower bound {} must be > 0 (its log is "
-          "sampled)", p.name, p.low);
+    metadistill::check(
+        p.low > 0,
+        "search space: log-uniform parameter '{}': lower bound {} must be > 0 (its log is "
+        "sampled)",
+        p.name, p.low);
   params_.push_back(p);
   return *this;
 }
@@ -70,7 +73,8 @@ nlohmann::json SearchSpace::to_json() const {
 }
 
 SearchSpace SearchSpace::from_json(const nlohmann::json& j, const std::string& what) {
-  check(j.is_array(), "{}: search space: expected a list of parameters, got {}", what, j.dump());
+  metadistill::check(j.is_array(), "{}: search space: expected a list of parameters, got {}", what,
+                     j.dump());
   SearchSpace s;
   for (const auto& p : j) {
     try {

@@ -19,7 +19,9 @@ constexpr double kEps = 1e-12;
 
 }  // namespace
 
-std::string to_string(GammaRule rule) { return rule == GammaRule::kHyperopt ? "hyperopt" : "optuna"; }
+std::string to_string(GammaRule rule) {
+  return rule == GammaRule::kHyperopt ? "hyperopt" : "optuna";
+}
 
 GammaRule gamma_rule_from_string(const std::string& text) {
   if (text == "hyperopt") return GammaRule::kHyperopt;
@@ -28,10 +30,11 @@ GammaRule gamma_rule_from_string(const std::string& text) {
 }
 
 int64_t good_count(GammaRule rule, int64_t n) {
-  // Evaluated in floating point exactly as hyperopt and Optuna do, so that their rounding is kept
-  // too: 0.1·30 = 3.0000000000000004 in doubles, hence γ(30) = 4 under the Optuna rule.
+  // Evaluated in floating point exactly as hyperopt and Optuna write it, so that any rounding of
+  // 0.1·n or 0.25·√n is theirs too (the parity test checks n = 0..120).
   const double x = static_cast<double>(n);
-  const double g = rule == GammaRule::kHyperopt ? std::ceil(0.25 * std::sqrt(x)) : std::ceil(0.1 * x);
+  const double g =
+      rule == GammaRule::kHyperopt ? std::ceil(0.25 * std::sqrt(x)) : std::ceil(0.1 * x);
   return std::min<int64_t>(static_cast<int64_t>(g), 25);
 }
 
@@ -204,7 +207,8 @@ ParzenEstimator::ParzenEstimator(const std::vector<double>& observations, double
   // chronological (numpy's default quicksort leaves it unspecified).
   std::vector<size_t> order(m);
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t i, size_t j) { return mus_[i] < mus_[j]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t i, size_t j) { return mus_[i] < mus_[j]; });
   std::vector<double> s(m + 2);
   s[0] = low;
   for (size_t i = 0; i < m; ++i) s[i + 1] = mus_[order[i]];
@@ -218,8 +222,9 @@ ParzenEstimator::ParzenEstimator(const std::vector<double>& observations, double
   sigmas_.assign(m, 0.0);
   for (size_t i = 0; i < m; ++i) sigmas_[order[i]] = sorted_sigmas[i];
   const double max_sigma = 1.0 * (high - low);
-  const double min_sigma =
-      options.magic_clip ? 1.0 * (high - low) / std::min(100.0, 1.0 + static_cast<double>(m)) : kEps;
+  const double min_sigma = options.magic_clip
+                               ? 1.0 * (high - low) / std::min(100.0, 1.0 + static_cast<double>(m))
+                               : kEps;
   for (auto& sg : sigmas_) sg = std::clamp(sg, min_sigma, max_sigma);
   sigmas_[n] = 1.0 * (high - low);  // the prior kernel spans the range
 }
@@ -229,7 +234,8 @@ double ParzenEstimator::log_pdf(double u) const {
   double top = -kInf;
   for (size_t k = 0; k < mus_.size(); ++k) {
     const double a = (low_ - mus_[k]) / sigmas_[k], b = (high_ - mus_[k]) / sigmas_[k];
-    terms[k] = truncnorm::log_pdf(u, a, b, mus_[k], sigmas_[k], normalized_) + std::log(weights_[k]);
+    terms[k] =
+        truncnorm::log_pdf(u, a, b, mus_[k], sigmas_[k], normalized_) + std::log(weights_[k]);
     top = std::max(top, terms[k]);
   }
   if (!std::isfinite(top)) return top;
@@ -285,7 +291,8 @@ std::pair<std::vector<size_t>, std::vector<size_t>> split_good_bad(
     const std::vector<TpeScore>& scores, int64_t n_good) {
   std::vector<size_t> order(scores.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t i, size_t j) { return scores[i] < scores[j]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t i, size_t j) { return scores[i] < scores[j]; });
   const size_t k = std::min<size_t>(std::max<int64_t>(n_good, 0), order.size());
   std::vector<size_t> good(order.begin(), order.begin() + k), bad(order.begin() + k, order.end());
   std::sort(good.begin(), good.end());

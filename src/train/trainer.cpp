@@ -318,6 +318,8 @@ TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimiz
       optimizer->zero_grad();
       loss.backward();
       optimizer->step();
+      ctx.logits = logits.detach();
+      meta.after_step(ctx);
       loss_sum += loss_value;
       ++loss_count;
       TrajectoryPoint point = meta.last_point();

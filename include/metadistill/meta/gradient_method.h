@@ -26,6 +26,11 @@ struct GradientMethodOptions {
   double clip = 0.0;
   /// A hyper-step every this many student steps.
   int64_t every = 1;
+  /// "before": the hyper-step runs before the student step on the same batch and its λ is used
+  /// by that step (the paper). "lagged": the student step itself is the virtual step (its forward
+  /// and backward are shared), the same hypergradient is computed right after it, and the new λ
+  /// takes effect from the next step — one step later, at about half the extra cost.
+  std::string order = "before";
   /// "projected": raw λ1, T clamped to [0, 1] × [0.1, 10] after every change (the paper);
   /// "reparametrized": λ1 = sigmoid(a), T = 0.1 + softplus(b), steps on a, b.
   std::string domain = "projected";
@@ -48,6 +53,7 @@ class GradientMetaOptimizer : public MetaOptimizer {
   GradientMetaOptimizer(const MethodOptions& method, GradientMethodOptions options);
   std::string name() const override { return "gradient"; }
   Metaparameters before_step(const HyperStepContext& ctx) override;
+  void after_step(const HyperStepContext& ctx) override;
   Metaparameters current() const override { return value_; }
   bool uses_teacher() const override { return true; }
   TrajectoryPoint last_point() const override { return last_; }
@@ -58,6 +64,13 @@ class GradientMetaOptimizer : public MetaOptimizer {
  protected:
   /// Runs one hyper-step on `ctx` and updates λ; records it in `last_`.
   void hyper_step(const HyperStepContext& ctx);
+  /// The `lagged` order: remembers w before a hyper step (`before_step`) and computes the
+  /// hypergradient after it (`after_step`); true when a hyper-step was completed.
+  void remember_weights(const HyperStepContext& ctx);
+  bool lagged_hyper_step(const HyperStepContext& ctx);
+  /// Applies a hypergradient: chain rule into the stepped coordinates, clipping, SGD, domain.
+  void apply(const Hypergradient& h, int64_t step);
+  bool lagged() const { return options_.order == "lagged"; }
   /// Sets λ (clamped to the domain) and the unconstrained coordinates that go with it.
   void set_value(const Metaparameters& m);
   /// The coordinates the method steps and fits in: (λ1, T) or (a, b).
@@ -67,6 +80,7 @@ class GradientMetaOptimizer : public MetaOptimizer {
   GradientMethodOptions options_;
   Metaparameters value_;
   TrajectoryPoint last_;
+  std::vector<torch::Tensor> w_before_;  // lagged order: weights before the pending hyper step
 };
 
 /// `proposed`: e1 hyper-steps recording λ, a line fitted per metaparameter, λ set from the
@@ -76,11 +90,14 @@ class TrajectoryMetaOptimizer : public GradientMetaOptimizer {
   TrajectoryMetaOptimizer(const MethodOptions& method, GradientMethodOptions options);
   std::string name() const override { return options_.guarded ? "proposed-guarded" : "proposed"; }
   Metaparameters before_step(const HyperStepContext& ctx) override;
+  void after_step(const HyperStepContext& ctx) override;
   nlohmann::json state() const override;
   void load_state(const nlohmann::json& state) override;
 
  private:
   void fit_window();
+  /// Records λ after a hyper-step into the window; fits and starts extrapolating when full.
+  void record_hyper(const HyperStepContext& ctx);
 
   std::vector<double> window1_, window2_;  // coordinates after each hyper-step of the window
   LineFit fit1_, fit2_;

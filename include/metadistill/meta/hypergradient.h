@@ -33,10 +33,14 @@ struct HypergradientOptions {
   double fd_scale = 0.01;
   /// Temperature of the validation loss (0.1 synthetic, 1.0 images in the paper).
   double val_temperature = 1.0;
+  /// `fd` differences: "central" (forwards at w ± εu, error O(ε²)) or "forward" (one forward at
+  /// w + εu against the step's own logits at w, error O(ε), one forward cheaper; `lagged` only).
+  std::string fd_scheme = "central";
 
   HypergradientOptions& with_mode(std::string v) { mode = std::move(v); return *this; }
   HypergradientOptions& with_fd_scale(double v) { fd_scale = v; return *this; }
   HypergradientOptions& with_val_temperature(double v) { val_temperature = v; return *this; }
+  HypergradientOptions& with_fd_scheme(std::string v) { fd_scheme = std::move(v); return *this; }
   /// Throws `Error` naming the value for an unknown mode or a non-positive scale/temperature.
   void validate() const;
 };
@@ -71,6 +75,27 @@ Hypergradient greedy_hypergradient(ClassifierImpl& model, torch::optim::Optimize
                                    const Batch& train, const torch::Tensor& teacher_logits,
                                    const Batch& val, const Metaparameters& lambda,
                                    const HypergradientOptions& options);
+
+/// The same hypergradient for a step that was already taken (the `lagged` order, DESIGN.md 3.6):
+/// the model is at w' = U(w, λ) — the student step is the virtual step, so its forward and
+/// backward are shared — `w_before` holds w, `grads` the step's ∇_w L_train(w, λ) and `logits`
+/// the step's logits g(x, w). Costs one validation forward+backward and one or two forwards (fd).
+/// Leaves the model at w' with its buffers unchanged.
+Hypergradient lagged_hypergradient(ClassifierImpl& model, torch::optim::Optimizer& optimizer,
+                                   const std::string& optimizer_kind, double lr,
+                                   const std::vector<torch::Tensor>& w_before,
+                                   const std::vector<torch::Tensor>& grads,
+                                   const torch::Tensor& logits, const Batch& train,
+                                   const torch::Tensor& teacher_logits, const Batch& val,
+                                   const Metaparameters& lambda,
+                                   const HypergradientOptions& options);
+
+/// The diagonal P of the step just taken, from the optimizer's state after it (empty = identity).
+std::vector<torch::Tensor> preconditioner_after_step(const std::vector<torch::Tensor>& w_before,
+                                                     const std::vector<torch::Tensor>& grads,
+                                                     const std::vector<torch::Tensor>& params,
+                                                     torch::optim::Optimizer& optimizer,
+                                                     const std::string& optimizer_kind);
 
 /// Saves and restores a module's buffers (BatchNorm running statistics) around extra passes.
 class BufferGuard {

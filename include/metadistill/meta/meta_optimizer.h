@@ -30,6 +30,8 @@ struct HyperStepContext {
   std::function<Batch()> next_val;
   double lr = 0.0;
   int64_t step = 0;  // global step counter, from 0
+  /// In `after_step` only: the student's logits of the step just taken, detached [B, K].
+  torch::Tensor logits;
 };
 
 /// One row of a metaparameter trajectory (written as CSV by the trainer).
@@ -50,6 +52,9 @@ class MetaOptimizer {
   /// λ for the coming student step; may first run a hyper-step on `ctx` (which must leave the
   /// model's parameters, buffers and optimizer state unchanged).
   virtual Metaparameters before_step(const HyperStepContext& ctx) = 0;
+  /// Called after the optimizer's step with the same context (plus the step's logits); the
+  /// `lagged` hyper-step order works here, reusing the student step as its virtual step.
+  virtual void after_step(const HyperStepContext& ctx) {}
   /// λ in force now, without side effects.
   virtual Metaparameters current() const = 0;
   /// Whether the student step needs teacher logits.

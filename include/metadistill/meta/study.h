@@ -126,8 +126,10 @@ class Study {
   /// reused); true otherwise, including every worker of another host.
   static bool worker_alive(const std::string& worker);
 
- private:
+  /// The connection's internals (defined in study.cpp).
   struct Impl;
+
+ private:
   explicit Study(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -1,0 +1,115 @@
+#include "metadistill/meta/search_space.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "metadistill/meta/sampler.h"
+#include "metadistill/util/error.h"
+#include "test_util.h"
+
+using namespace metadistill;
+using metadistill::testing::contains_all;
+
+namespace {
+
+// The message of the Error `f` throws, or "" when it throws none.
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(SearchSpace, RejectsBadRangesWithClearMessages) {
+  SearchSpace s;
+  EXPECT_TRUE(contains_all(error_of([&] { s.add_uniform("lambda1", 0.5, 0.5); }),
+                           {"lambda1", "empty range", "[0.5, 0.5]"}));
+  EXPECT_TRUE(contains_all(error_of([&] { s.add_uniform("lambda1", 1, 0); }),
+                           {"lambda1", "inverted range", "[1, 0]"}));
+  EXPECT_TRUE(contains_all(error_of([&] { s.add_log_uniform("temperature", 0, 10); }),
+                           {"temperature", "log-uniform", "lower bound 0", "> 0"}));
+  EXPECT_TRUE(contains_all(error_of([&] { s.add_log_uniform("temperature", -1, 10); }),
+                           {"temperature", "lower bound -1"}));
+  EXPECT_TRUE(contains_all(error_of([&] { s.add_uniform("x", 0, NAN); }), {"x", "finite"}));
+  EXPECT_TRUE(contains_all(error_of([&] { s.add_uniform("x", -INFINITY, 1); }), {"x", "finite"}));
+  EXPECT_TRUE(s.empty());
+  s.add_uniform("x", 0, 1);
+  EXPECT_TRUE(contains_all(error_of([&] { s.add_uniform("x", 0, 2); }), {"'x'", "twice"}));
+  EXPECT_TRUE(contains_all(error_of([&] { s.index_of("y"); }), {"'y'", "x"}));
+}
+
+TEST(SearchSpace, ChecksValuesAndRoundTripsThroughJson) {
+  SearchSpace s = metaparameter_space();
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].to_string(), "lambda1 ~ U(0, 1)");
+  EXPECT_EQ(s[1].to_string(), "temperature ~ logU(0.1, 10)");
+  EXPECT_NEAR(s[1].internal_low(), std::log(0.1), 1e-15);
+  EXPECT_NEAR(s[1].from_internal(s[1].to_internal(3.0)), 3.0, 1e-15);
+  EXPECT_NO_THROW(s.check({0.5, 1.0}, "trial 0"));
+  EXPECT_TRUE(contains_all(error_of([&] {
+                             s.check({0.5, 20.0}, "trial 3");
+                           }),
+                           {"trial 3", "temperature", "20", "[0.1, 10]"}));
+  EXPECT_TRUE(
+      contains_all(error_of([&] { s.check({0.5}, "trial 4"); }), {"trial 4", "1 parameter"}));
+  EXPECT_EQ(SearchSpace::from_json(s.to_json(), "test"), s);
+  EXPECT_NE(metaparameter_space("uniform"), s);
+  EXPECT_FALSE(metaparameter_space("uniform")[1].log);
+  EXPECT_THROW(metaparameter_space("normal"), Error);
+  EXPECT_EQ(s.values_to_json({0.25, 2.0}),
+            (nlohmann::json{{"lambda1", 0.25}, {"temperature", 2.0}}));
+  // A stored space with a bad range is reported with the file it came from.
+  nlohmann::json bad =
+      nlohmann::json::array({{{"name", "t"}, {"low", 0.0}, {"high", 1.0}, {"log", true}}});
+  EXPECT_TRUE(
+      contains_all(error_of([&] { SearchSpace::from_json(bad, "s.db"); }), {"s.db", "'t'", "> 0"}));
+}
+
+TEST(RandomSampler, GeneratorMatchesNumpy) {
+  // numpy.random.RandomState(7).random_sample(3) and RandomState(0).random_sample(2).
+  SamplerRandom r7(7), r0(0);
+  EXPECT_EQ(r7.uniform(), 0.07630828937395717);
+  EXPECT_EQ(r7.uniform(), 0.7799187922401146);
+  EXPECT_EQ(r7.uniform(), 0.4384092314408935);
+  EXPECT_EQ(r0.uniform(), 0.5488135039273248);
+  EXPECT_EQ(r0.uniform(), 0.7151893663724195);
+  // Per-trial seeds differ between trials and between study seeds.
+  EXPECT_NE(trial_seed(0, 0), trial_seed(0, 1));
+  EXPECT_NE(trial_seed(0, 0), trial_seed(1, 0));
+  EXPECT_EQ(trial_seed(3, 5), trial_seed(3, 5));
+}
+
+TEST(RandomSampler, DrawsFromThePriorDeterministicallyPerTrial) {
+  const SearchSpace s = metaparameter_space();
+  RandomSampler a(1), b(1), c(2);
+  const std::vector<FrozenTrial> none;
+  EXPECT_EQ(a.ask(s, none, Direction::kMinimize, 7), b.ask(s, none, Direction::kMinimize, 7));
+  EXPECT_NE(a.ask(s, none, Direction::kMinimize, 7), c.ask(s, none, Direction::kMinimize, 7));
+  // λ1 ~ U(0, 1): mean 1/2; T log-uniform on [0.1, 10]: log10 T ~ U(−1, 1), so half below 1.
+  const int n = 4000;
+  double mean = 0, below_one = 0, below_half_decade = 0;
+  for (int k = 0; k < n; ++k) {
+    const auto x = a.ask(s, none, Direction::kMinimize, k);
+    ASSERT_NO_THROW(s.check(x, "draw"));
+    mean += x[0] / n;
+    below_one += x[1] < 1.0 ? 1.0 / n : 0.0;
+    below_half_decade += std::log10(x[1]) < -0.5 ? 1.0 / n : 0.0;
+  }
+  EXPECT_NEAR(mean, 0.5, 0.02);
+  EXPECT_NEAR(below_one, 0.5, 0.03);
+  EXPECT_NEAR(below_half_decade, 0.25, 0.03);
+  // The uniform prior of the paper's text puts only 0.9/9.9 of T below 1.
+  const SearchSpace u = metaparameter_space("uniform");
+  double u_below_one = 0;
+  for (int k = 0; k < n; ++k)
+    u_below_one += a.ask(u, none, Direction::kMinimize, k)[1] < 1.0 ? 1.0 / n : 0.0;
+  EXPECT_NEAR(u_below_one, 0.9 / 9.9, 0.02);
+  EXPECT_EQ(make_sampler(a.to_json())->to_json(), a.to_json());
+  EXPECT_THROW(make_sampler({{"name", "grid"}}), Error);
+}
