@@ -52,11 +52,17 @@ Setup make_setup(int64_t batch, int64_t n_batches) {
   return s;
 }
 
-void student_step(Setup& s, const Batch& b, const torch::Tensor& t, Metaparameters m) {
+// One student step as the trainer takes it, with the method's after-step hook.
+void student_step(Setup& s, const Batch& b, const torch::Tensor& t, Metaparameters m,
+                  MetaOptimizer* meta = nullptr, HyperStepContext* ctx = nullptr) {
   s.opt->zero_grad();
   auto logits = s.model->forward(b.x);
   functional::hinton_loss(logits, t, b.y, m.lambda1, m.temperature).backward();
   s.opt->step();
+  if (meta != nullptr) {
+    ctx->logits = logits.detach();
+    meta->after_step(*ctx);
+  }
 }
 
 // The authors' design: a DARTS step on a virtual copy of the model, with backward passes at
@@ -114,40 +120,25 @@ int main(int argc, char** argv) {
   Setup s = make_setup(128, 8);
   const Metaparameters m{0.5, 2.0};
 
-  auto make_method = [&](const std::string& name, const std::string& mode) {
+  auto make_method = [&](const std::string& name, nlohmann::json settings) {
     MethodOptions mo;
     mo.method = name;
     mo.fixed = m;
     mo.given_initial = true;
-    mo.extra = {{"hypergradient", mode}};
+    mo.extra = std::move(settings);
     return make_meta_optimizer(mo);
   };
-  auto fd = make_method("gradient", "fd"), exact = make_method("gradient", "exact");
-  auto proposed = make_method("proposed", "fd");
+  auto fd = make_method("gradient", {{"hypergradient", "fd"}});
+  auto exact = make_method("gradient", {{"hypergradient", "exact"}});
+  auto fd_lagged = make_method("gradient", {{"hypergradient", "fd"}, {"order", "lagged"}});
+  auto fd_lagged_1 = make_method("gradient", {{"hypergradient", "fd"}, {"order", "lagged"},
+                                              {"fd_scheme", "forward"}});
+  auto exact_lagged = make_method("gradient", {{"hypergradient", "exact"}, {"order", "lagged"}});
+  auto proposed = make_method("proposed", {{"hypergradient", "fd"}});
+  auto proposed_lagged = make_method("proposed", {{"hypergradient", "fd"}, {"order", "lagged"},
+                                                  {"fd_scheme", "forward"}});
   int64_t global_step = 0;
-  auto with_method = [&](MetaOptimizer& meta) {
-    return [&]() {
-      const size_t k = s.cursor++ % s.train.size();
-      HyperStepContext ctx;
-      ctx.student = s.model.get();
-      ctx.optimizer = s.opt.get();
-      ctx.train = &s.train[k];
-      ctx.teacher_logits = s.teacher[k];
-      ctx.next_val = [&, k]() { return s.val[k]; };
-      ctx.lr = 0.1;
-      ctx.step = global_step++;
-      // Keep λ at its start so every variant does the same arithmetic.
-      meta.load_state({{"lambda1", m.lambda1}, {"temperature", m.temperature},
-                       {"window1", std::vector<double>{}}, {"window2", std::vector<double>{}},
-                       {"fit1", {0, 0, 1}}, {"fit2", {0, 0, 1}}, {"predict_len", 0},
-                       {"phase_start", 0}, {"predicting", false}});
-      (void)meta.before_step(ctx);
-      student_step(s, s.train[k], s.teacher[k], m);
-    };
-  };
-  // The proposed method keeps its own phase state across its 20-step cycle.
-  auto proposed_step = [&]() {
-    const size_t k = s.cursor++ % s.train.size();
+  auto make_ctx = [&](size_t k) {
     HyperStepContext ctx;
     ctx.student = s.model.get();
     ctx.optimizer = s.opt.get();
@@ -156,8 +147,28 @@ int main(int argc, char** argv) {
     ctx.next_val = [&, k]() { return s.val[k]; };
     ctx.lr = 0.1;
     ctx.step = global_step++;
-    auto lam = proposed->before_step(ctx);
-    student_step(s, s.train[k], s.teacher[k], lam);
+    return ctx;
+  };
+  // The gradient variants are reset to the same λ every step so that they do the same arithmetic.
+  auto with_method = [&](MetaOptimizer& method) {
+    MetaOptimizer* meta = &method;
+    return [&, meta]() {
+      const size_t k = s.cursor++ % s.train.size();
+      auto ctx = make_ctx(k);
+      meta->load_state({{"lambda1", m.lambda1}, {"temperature", m.temperature}});
+      (void)meta->before_step(ctx);
+      student_step(s, s.train[k], s.teacher[k], m, meta, &ctx);
+    };
+  };
+  // The proposed method keeps its own phase state across its 20-step cycle.
+  auto proposed_step_of = [&](MetaOptimizer& method) {
+    MetaOptimizer* meta = &method;
+    return [&, meta]() {
+      const size_t k = s.cursor++ % s.train.size();
+      auto ctx = make_ctx(k);
+      auto lam = meta->before_step(ctx);
+      student_step(s, s.train[k], s.teacher[k], lam, meta, &ctx);
+    };
   };
 
   std::vector<std::pair<std::string, std::function<void()>>> variants = {
@@ -169,9 +180,13 @@ int main(int argc, char** argv) {
          const size_t k = s.cursor++ % s.train.size();
          student_step(s, s.train[k], s.teacher[k], m);
        }},
-      {"greedy fd step", with_method(*fd)},
-      {"greedy exact step", with_method(*exact)},
-      {"proposed e1=e2=10 (amortized)", proposed_step},
+      {"greedy fd step (order before, the paper)", with_method(*fd)},
+      {"greedy exact step (order before)", with_method(*exact)},
+      {"greedy fd step (order lagged, central)", with_method(*fd_lagged)},
+      {"greedy fd step (order lagged, one-sided)", with_method(*fd_lagged_1)},
+      {"greedy exact step (order lagged)", with_method(*exact_lagged)},
+      {"proposed e1=e2=10 (before, amortized)", proposed_step_of(*proposed)},
+      {"proposed e1=e2=10 (lagged one-sided, amortized)", proposed_step_of(*proposed_lagged)},
       {"reference DARTS step (model copy, backward at w±)", [&]() {
          const size_t k = s.cursor++ % s.train.size();
          reference_darts_step(s, s.train[k], s.teacher[k], s.val[k], m);

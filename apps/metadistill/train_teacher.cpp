@@ -22,7 +22,7 @@ int run(const TrainTeacherOptions& o) {
   Config c = resolve_config(o.common);
   if (o.file) c.teacher_file = *o.file;
   if (o.teacher_epochs) c.teacher.trainer.epochs = *o.teacher_epochs;
-  DataBundle data = load_data(c.data);
+  DataBundle data = load_data(c.data, c.cache);
   ModelSpec spec(c.teacher.model, data.num_classes,
                  data.pool.teacher_input().sizes().slice(1).vec());
   TrainerOptions t = c.teacher.trainer;

@@ -155,7 +155,10 @@ std::string table_markdown(const ExperimentResult& r) {
   s << "| method | runs | final acc: mean (max) ± std | best-epoch acc: mean (max) | p vs none | "
        "p vs gradient | time/run | ×none | trainings | hyper-steps |\n";
   s << "|---|---|---|---|---|---|---|---|---|---|\n";
-  auto p = [](double v, bool self) { return self ? std::string("—") : fmt::format("{:.3g}", v); };
+  auto p = [](double v, bool self) {
+    if (self) return std::string("—");
+    return v < 1e-4 ? std::string("<1e-4") : fmt::format("{:.3g}", v);
+  };
   for (const auto& m : r.table)
     s << fmt::format("| {} | {} | {:.3f} ({:.3f}) ± {:.3f} | {:.3f} ({:.3f}) | {} | {} | {} | {} | "
                      "{:.0f} | {:.0f} |\n",
@@ -258,9 +261,7 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
   Config config = config_in;
   if (!options.out.empty()) {
     config.out = options.out.string();
-    config.teacher_file.clear();
-    config.cache.clear();
-    config.resolve_paths();
+    config.resolve_paths();  // fills only what the config left empty
   }
   const fs::path dir = config.out;
   ExperimentResult result;

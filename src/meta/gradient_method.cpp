@@ -121,6 +121,11 @@ void GradientMetaOptimizer::remember_weights(const HyperStepContext& ctx) {
   w_before_.clear();
   for (const auto& p : ctx.student->parameters())
     if (p.requires_grad()) w_before_.push_back(p.detach().clone());
+  // The step's row until `after_step` adds the hypergradient.
+  last_.step = ctx.step;
+  last_.value = value_;
+  last_.hypergradient.clear();
+  last_.phase = "hyper";
 }
 
 bool GradientMetaOptimizer::lagged_hyper_step(const HyperStepContext& ctx) {
@@ -164,10 +169,6 @@ Metaparameters GradientMetaOptimizer::before_step(const HyperStepContext& ctx) {
   if (ctx.step % options_.every == 0) {
     if (lagged()) {
       remember_weights(ctx);
-      last_.step = ctx.step;
-      last_.value = value_;
-      last_.hypergradient.clear();
-      last_.phase = "hyper";
     } else {
       hyper_step(ctx);
     }
@@ -246,10 +247,6 @@ Metaparameters TrajectoryMetaOptimizer::before_step(const HyperStepContext& ctx)
   last_.r2_lambda1 = last_.r2_temperature = std::nan("");
   if (lagged()) {
     remember_weights(ctx);
-    last_.step = ctx.step;
-    last_.value = value_;
-    last_.hypergradient.clear();
-    last_.phase = "hyper";
     return value_;
   }
   hyper_step(ctx);

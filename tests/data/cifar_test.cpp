@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <unistd.h>
 
 #include <atomic>
@@ -22,26 +24,7 @@ constexpr int64_t kTrain = 5 * kPerTrainBatch;
 constexpr int64_t kTest = 10;
 
 // A fresh folder under the system temp folder, removed with its contents at the end of a test.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("metadistill-cifar-test-" + std::to_string(::getpid()) + "-" +
-             std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
+using metadistill::testing::TempDir;
 
 // The known pixel of sample `i` (numbered across all training batches, test samples from 1000),
 // channel `c` (0 = R), position `p` = row * 32 + column. Different in every channel, so that a

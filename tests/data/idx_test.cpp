@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <unistd.h>
 #include <zlib.h>
 
@@ -34,26 +36,7 @@ bool have_real_data() {
                << " (install the Debian package dataset-fashion-mnist)"
 
 // A fresh folder under the system temp folder, removed with its contents at the end of a test.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("metadistill-idx-test-" + std::to_string(::getpid()) + "-" +
-             std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
+using metadistill::testing::TempDir;
 
 void put_be32(std::string& out, uint32_t v) {
   out.push_back(static_cast<char>(v >> 24));
