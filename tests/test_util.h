@@ -29,6 +29,17 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+/// The message of the exception `f` throws, or "" when it throws none.
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
 /// True when `what` contains every one of `parts`.
 inline bool contains_all(const std::string& what, std::initializer_list<std::string> parts) {
   for (const auto& p : parts)

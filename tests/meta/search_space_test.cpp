@@ -10,19 +10,9 @@
 
 using namespace metadistill;
 using metadistill::testing::contains_all;
+using metadistill::testing::error_of;
 
 namespace {
-
-// The message of the Error `f` throws, or "" when it throws none.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 

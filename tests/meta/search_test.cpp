@@ -14,6 +14,7 @@
 #include "metadistill/meta/tpe.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
+#include "meta/golden.h"
 #include "test_util.h"
 
 using namespace metadistill;
@@ -22,16 +23,7 @@ using metadistill::testing::TempDir;
 
 namespace {
 
-const nlohmann::json& golden() {
-  static const nlohmann::json j = [] {
-    const std::string path =
-        std::string(METADISTILL_SOURCE_DIR) + "/tests/meta/golden/tpe_optuna.json";
-    std::ifstream in(path);
-    if (!in) throw std::runtime_error("missing " + path + ": run scripts/optuna_golden.py");
-    return nlohmann::json::parse(in);
-  }();
-  return j;
-}
+const nlohmann::json& golden() { return metadistill::testing::tpe_golden(); }
 
 // The closed-form objectives of scripts/optuna_golden.py, written the same way.
 double quadratic(const ParamValues& x) {

@@ -21,19 +21,10 @@
 
 using namespace metadistill;
 using metadistill::testing::contains_all;
+using metadistill::testing::error_of;
 using metadistill::testing::TempDir;
 
 namespace {
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 StudySettings settings(uint64_t seed = 1) {
   return StudySettings()

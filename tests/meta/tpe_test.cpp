@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "meta/golden.h"
+
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -13,16 +15,7 @@ using namespace metadistill;
 
 namespace {
 
-const nlohmann::json& golden() {
-  static const nlohmann::json j = [] {
-    const std::string path =
-        std::string(METADISTILL_SOURCE_DIR) + "/tests/meta/golden/tpe_optuna.json";
-    std::ifstream in(path);
-    if (!in) throw std::runtime_error("missing " + path + ": run scripts/optuna_golden.py");
-    return nlohmann::json::parse(in);
-  }();
-  return j;
-}
+const nlohmann::json& golden() { return metadistill::testing::tpe_golden(); }
 
 // Largest absolute and relative differences seen by a parity test, printed at its end.
 struct Diff {
