@@ -24,12 +24,14 @@ int run(const DistillOptions& o) {
   if (o.lambda1) c.method.fixed.lambda1 = *o.lambda1;
   if (o.temperature) c.method.fixed.temperature = *o.temperature;
   if (o.lambda1 || o.temperature) {
-    check(c.method.method == "fixed" || o.method.has_value() == false || *o.method == "fixed" ||
-              c.method.method == "gradient" || c.method.method == "proposed",
+    // Given values are the fixed λ, or the initial λ of a gradient method.
+    const auto optimizing = [](const std::string& m) {
+      return m.rfind("gradient", 0) == 0 || m.rfind("proposed", 0) == 0;
+    };
+    if (!o.method && !optimizing(c.method.method)) c.method.method = "fixed";
+    check(c.method.method == "fixed" || optimizing(c.method.method),
           "--lambda1/--temperature apply to --method fixed (or as initial values of the gradient "
           "methods), not to '{}'", c.method.method);
-    if (!o.method && c.method.method != "gradient" && c.method.method != "proposed")
-      c.method.method = "fixed";
     c.method.given_initial = true;
     try {
       c.method.fixed.validate();
