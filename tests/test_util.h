@@ -2,7 +2,13 @@
 // Helpers shared by tests: unique temporary folders removed at scope exit.
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "metadistill/util/error.h"
 
 #include <unistd.h>
 
@@ -38,6 +44,19 @@ std::string error_of(F&& f) {
     return e.what();
   }
   return "";
+}
+
+/// Runs `fn`, expects a metadistill::Error and checks that its message holds every part.
+inline void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected metadistill::Error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    for (const auto& part : parts)
+      EXPECT_NE(what.find(part), std::string::npos)
+          << "message \"" << what << "\" lacks \"" << part << "\"";
+  }
 }
 
 /// True when `what` contains every one of `parts`.

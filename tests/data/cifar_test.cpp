@@ -24,6 +24,7 @@ constexpr int64_t kTrain = 5 * kPerTrainBatch;
 constexpr int64_t kTest = 10;
 
 // A fresh folder under the system temp folder, removed with its contents at the end of a test.
+using metadistill::testing::expect_error;
 using metadistill::testing::TempDir;
 
 // The known pixel of sample `i` (numbered across all training batches, test samples from 1000),
@@ -82,19 +83,6 @@ torch::Tensor expected_labels(int64_t first, int64_t n) {
   auto out = torch::empty({n}, torch::kLong);
   for (int64_t i = 0; i < n; ++i) out[i] = label_of(first + i);
   return out;
-}
-
-// Runs `fn`, expects a metadistill::Error and checks that its message holds every part.
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected metadistill::Error";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    for (const auto& part : parts)
-      EXPECT_NE(what.find(part), std::string::npos)
-          << "message \"" << what << "\" lacks \"" << part << "\"";
-  }
 }
 
 }  // namespace

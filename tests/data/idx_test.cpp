@@ -36,6 +36,7 @@ bool have_real_data() {
                << " (install the Debian package dataset-fashion-mnist)"
 
 // A fresh folder under the system temp folder, removed with its contents at the end of a test.
+using metadistill::testing::expect_error;
 using metadistill::testing::TempDir;
 
 void put_be32(std::string& out, uint32_t v) {
@@ -88,19 +89,6 @@ void write_gz(const fs::path& path, const std::string& bytes) {
 std::string read_bytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// Runs `fn`, expects a metadistill::Error and checks that its message holds every part.
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected metadistill::Error";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    for (const auto& part : parts)
-      EXPECT_NE(what.find(part), std::string::npos)
-          << "message \"" << what << "\" lacks \"" << part << "\"";
-  }
 }
 
 // A Fashion-MNIST root with small files: `n_train` and `n_test` images of 28x28.
