@@ -1,5 +1,6 @@
 #include "metadistill/experiment/config.h"
 
+#include <cmath>
 #include <set>
 
 #include <yaml-cpp/yaml.h>
@@ -64,7 +65,7 @@ class Section {
     else if constexpr (std::is_integral_v<T>) return "an integer";
     else if constexpr (std::is_floating_point_v<T>) return "a number";
     else if constexpr (std::is_same_v<T, std::string>) return "a string";
-    else return "a list of strings";
+    else return "a list";
   }
   static std::string dump(const YAML::Node& v) {
     YAML::Emitter e;
@@ -83,6 +84,7 @@ void read_trainer(Section s, TrainerOptions& t) {
   s.get("lr", t.lr);
   s.get("lr_step", t.lr_step);
   s.get("lr_gamma", t.lr_gamma);
+  s.get("lr_schedule", t.lr_schedule);
   s.get("optimizer", t.optimizer);
   s.get("momentum", t.momentum);
   s.get("weight_decay", t.weight_decay);
@@ -121,7 +123,8 @@ nlohmann::json yaml_to_json(const YAML::Node& n) {
 
 nlohmann::json trainer_json(const TrainerOptions& t) {
   return {{"epochs", t.epochs},         {"batch_size", t.batch_size}, {"lr", t.lr},
-          {"lr_step", t.lr_step},       {"lr_gamma", t.lr_gamma},     {"optimizer", t.optimizer},
+          {"lr_step", t.lr_step},       {"lr_gamma", t.lr_gamma},     {"lr_schedule", t.lr_schedule},
+          {"optimizer", t.optimizer},
           {"momentum", t.momentum},     {"weight_decay", t.weight_decay},
           {"eval_every", t.eval_every}, {"checkpoint_every", t.checkpoint_every},
           {"trajectory_every", t.trajectory_every}, {"augmentation", t.augmentation}};
@@ -159,9 +162,27 @@ void Config::resolve_paths() {
 
 void Config::validate() const {
   static const std::set<std::string> datasets = {"synthetic", "fmnist", "cifar10",
-                                                 "cifar10-reduced"};
-  check(datasets.count(data.name) > 0, "{}: data.name '{}': expected synthetic, fmnist, cifar10 or "
-        "cifar10-reduced", source, data.name);
+                                                 "cifar10-reduced", "folder"};
+  check(datasets.count(data.name) > 0, "{}: data.name '{}': expected synthetic, fmnist, cifar10, "
+        "cifar10-reduced or folder", source, data.name);
+  check(data.name != "folder" || !data.root.empty(),
+        "{}: data.root: a 'folder' data set needs the folder holding its split folders", source);
+  check(data.on_bad_image == "fail" || data.on_bad_image == "skip",
+        "{}: data.on_bad_image '{}': expected fail or skip", source, data.on_bad_image);
+  check(data.on_size_mismatch == "reject" || data.on_size_mismatch == "resize",
+        "{}: data.on_size_mismatch '{}': expected reject or resize", source, data.on_size_mismatch);
+  check(data.image_size.empty() ||
+            (data.image_size.size() == 2 && data.image_size[0] > 0 && data.image_size[1] > 0),
+        "{}: data.image_size [{}]: expected [height, width], both > 0", source,
+        fmt::join(data.image_size, ", "));
+  check(data.channels == 1 || data.channels == 3, "{}: data.channels = {}: expected 1 or 3",
+        source, data.channels);
+  check(data.mean.size() == data.std.size(),
+        "{}: data.mean has {} values, data.std {}: give both, one per channel", source,
+        data.mean.size(), data.std.size());
+  for (double v : data.std)
+    check(std::isfinite(v) && v > 0, "{}: data.std value {}: expected a finite value > 0",
+          source, v);
   check(data.format == "binary" || data.format == "folder",
         "{}: data.format '{}': expected binary or folder", source, data.format);
   check(data.variant == "reference" || data.variant == "paper",
@@ -207,6 +228,15 @@ nlohmann::json Config::to_json() const {
             {"limit_train", data.limit_train},
             {"limit_test", data.limit_test},
             {"val_is_test", data.val_is_test},
+            {"on_bad_image", data.on_bad_image},
+            {"on_size_mismatch", data.on_size_mismatch},
+            {"classes", data.classes},
+            {"image_size", data.image_size},
+            {"channels", data.channels},
+            {"train_split", data.train_split},
+            {"test_split", data.test_split},
+            {"mean", data.mean},
+            {"std", data.std},
             {"synthetic_seed", data.synthetic_seed},
             {"synthetic_val_rows", data.synthetic_val_rows}}},
           {"teacher", {{"model", teacher.model}, {"file", teacher_file}, {"train", trainer_json(teacher.trainer)}}},
@@ -257,6 +287,15 @@ Config load_config(const std::filesystem::path& path) {
     d.get("limit_train", c.data.limit_train);
     d.get("limit_test", c.data.limit_test);
     d.get("val_is_test", c.data.val_is_test);
+    d.get("on_bad_image", c.data.on_bad_image);
+    d.get("on_size_mismatch", c.data.on_size_mismatch);
+    d.get("classes", c.data.classes);
+    d.get("image_size", c.data.image_size);
+    d.get("channels", c.data.channels);
+    d.get("train_split", c.data.train_split);
+    d.get("test_split", c.data.test_split);
+    d.get("mean", c.data.mean);
+    d.get("std", c.data.std);
     d.get("synthetic_seed", c.data.synthetic_seed);
     d.get("synthetic_val_rows", c.data.synthetic_val_rows);
     d.finish();

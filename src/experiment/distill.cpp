@@ -31,6 +31,27 @@ DataBundle load_data(const DataConfig& c, const std::string& cache_dir) {
     o.limit_test = c.limit_test;
     return load_fashion_mnist(o);
   }
+  const auto apply_folder_settings = [&](ImageFolderDataOptions& f) {
+    f.folder.cached_in(cache_dir)
+        .with_verbose(true)
+        .on_bad_image(parse_bad_image_policy(c.on_bad_image))
+        .on_size_mismatch(parse_size_mismatch_policy(c.on_size_mismatch));
+    if (!c.mean.empty()) f.normalized(c.mean, c.std);
+  };
+  if (c.name == "folder") {
+    ImageFolderOptions folder(c.root);
+    folder.with_classes(c.classes).with_channels(c.channels);
+    if (!c.image_size.empty()) folder.with_size(c.image_size[0], c.image_size[1]);
+    ImageFolderDataOptions f(folder);
+    f.named("folder:" + fs::path(c.root).filename().string())
+        .splits(c.train_split, c.test_split)
+        .val_rows(c.val_size)
+        .seeded(c.split_seed)
+        .train_limit(c.limit_train)
+        .test_limit(c.limit_test);
+    apply_folder_settings(f);
+    return load_image_folder(f);
+  }
   CifarOptions o;
   if (!c.root.empty()) o.root = c.root;
   o.reduced = c.name == "cifar10-reduced";
@@ -44,7 +65,7 @@ DataBundle load_data(const DataConfig& c, const std::string& cache_dir) {
   if (c.format == "folder") {
     // Same bundle layout as the binary batches, so nothing after this point depends on the format.
     ImageFolderDataOptions f = cifar10_folder_options(o);
-    f.folder.cached_in(cache_dir).with_verbose(true);
+    apply_folder_settings(f);
     return load_image_folder(f);
   }
   return load_cifar10(o);

@@ -18,6 +18,16 @@ DataSet teacher_view(const DataSet& data) {
   return v;
 }
 
+fs::path teacher_training_folder(const fs::path& path, const ModelSpec& spec,
+                                 const DataBundle& bundle, const TrainerOptions& o) {
+  // Keyed by what shapes the training, so a changed config never resumes a stale run.
+  const std::string key = hash_string(fmt::format(
+      "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", spec.name, bundle.fingerprint, o.epochs,
+      o.batch_size, o.lr, o.lr_step, o.lr_gamma, o.lr_schedule, o.optimizer, o.momentum,
+      o.weight_decay, o.seed, o.augmentation, spec.num_classes));
+  return fmt::format("{}.training-{}", path.string(), key.substr(0, 12));
+}
+
 LoadedModel train_teacher(const DataBundle& bundle, const ModelSpec& spec,
                           const TrainerOptions& options, const fs::path& path,
                           double* test_accuracy) {
@@ -29,11 +39,23 @@ LoadedModel train_teacher(const DataBundle& bundle, const ModelSpec& spec,
   data.train_ids = torch::arange(bundle.teacher_train.size(), torch::kLong);
   data.test_set = &test;
   FixedMetaOptimizer plain("teacher", Metaparameters{1.0, 1.0});
-  Trainer trainer(options);
+  // Long teacher trainings checkpoint next to the teacher file and resume after an interruption;
+  // the folder goes once the teacher is saved.
+  TrainerOptions o = options;
+  const bool own_folder = o.out_dir.empty();
+  if (own_folder) {
+    o.out_dir = teacher_training_folder(path, spec, bundle, options);
+    o.resume = true;
+  }
+  Trainer trainer(o);
   auto result = trainer.fit(*out.model, data, plain);
   if (test_accuracy != nullptr) *test_accuracy = result.final_test_accuracy;
   out.model->to(torch::kCPU);
   save_model_file(*out.model, spec, path);
+  if (own_folder) {
+    std::error_code ignored;
+    fs::remove_all(o.out_dir, ignored);
+  }
   out.model->to(options.device);
   return out;
 }

@@ -76,6 +76,8 @@ void TrainerOptions::validate() const {
   check(std::isfinite(lr) && lr > 0, "lr = {}: expected a finite value > 0", lr);
   check(lr_step >= 0, "lr_step = {}: expected >= 0 (0 = constant)", lr_step);
   check(lr_gamma > 0 && lr_gamma <= 1, "lr_gamma = {}: expected a value in (0, 1]", lr_gamma);
+  check(lr_schedule == "step" || lr_schedule == "cosine",
+        "lr_schedule '{}': expected step or cosine", lr_schedule);
   check(optimizer == "sgd" || optimizer == "momentum" || optimizer == "adam",
         "optimizer '{}': expected sgd, momentum or adam", optimizer);
   check(momentum >= 0 && momentum < 1, "momentum = {}: expected a value in [0, 1)", momentum);
@@ -137,6 +139,10 @@ std::unique_ptr<torch::optim::Optimizer> Trainer::make_optimizer(ClassifierImpl&
 }
 
 double Trainer::lr_at(int64_t epoch) const {
+  if (options_.lr_schedule == "cosine") {
+    const double progress = static_cast<double>(epoch) / static_cast<double>(options_.epochs);
+    return options_.lr * 0.5 * (1.0 + std::cos(M_PI * progress));
+  }
   if (options_.lr_step <= 0) return options_.lr;
   return options_.lr * std::pow(options_.lr_gamma, static_cast<double>(epoch / options_.lr_step));
 }

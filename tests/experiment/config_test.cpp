@@ -81,3 +81,37 @@ TEST(Config, ShippedConfigsLoad) {
   }
   EXPECT_GT(n, 0);
 }
+
+TEST(Config, ImageFolderKeysAndTheirErrors) {
+  TempDir dir("cfgfolder");
+  write_file_atomic(dir / "c.yaml", R"(
+data: {name: folder, root: /data/flowers, classes: [rose, tulip], image_size: [24, 32],
+       channels: 1, on_bad_image: skip, on_size_mismatch: resize, mean: [0.5], std: [0.25],
+       train_split: training, test_split: testing}
+)");
+  auto c = load_config(dir / "c.yaml");
+  EXPECT_EQ(c.data.name, "folder");
+  EXPECT_EQ(c.data.classes, (std::vector<std::string>{"rose", "tulip"}));
+  EXPECT_EQ(c.data.image_size, (std::vector<int64_t>{24, 32}));
+  EXPECT_EQ(c.data.channels, 1);
+  EXPECT_EQ(c.data.on_bad_image, "skip");
+  EXPECT_EQ(c.data.on_size_mismatch, "resize");
+  EXPECT_EQ(c.data.train_split, "training");
+  EXPECT_EQ(c.to_json()["data"]["std"][0].get<double>(), 0.25);
+  auto msg = load_error(dir, "data: {name: cifar10, on_bad_image: ignore}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "on_bad_image", "ignore", "skip"})) << msg;
+  msg = load_error(dir, "data: {name: cifar10, on_size_mismatch: crop}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "on_size_mismatch", "crop", "resize"})) << msg;
+  msg = load_error(dir, "data: {name: folder}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "data.root", "folder"})) << msg;
+  msg = load_error(dir, "data: {name: folder, root: x, image_size: [32]}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "image_size", "height, width"})) << msg;
+  msg = load_error(dir, "data: {name: folder, root: x, mean: [0.5, 0.5, 0.5]}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "data.mean", "data.std"})) << msg;
+  msg = load_error(dir, "data: {name: folder, root: x, mean: [0.5], std: [0]}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "data.std", "0"})) << msg;
+  msg = load_error(dir, "data: {name: folder, root: x, channels: 2}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "channels", "2"})) << msg;
+  msg = load_error(dir, "teacher:\n  train: {lr_schedule: linear}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "lr_schedule", "linear", "cosine"})) << msg;
+}

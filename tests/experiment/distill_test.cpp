@@ -2,9 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
+#include "metadistill/data/image_codec.h"
+#include "metadistill/util/error.h"
 #include "test_util.h"
 
 using namespace metadistill;
+using metadistill::testing::contains_all;
+using metadistill::testing::expect_error;
 using metadistill::testing::TempDir;
 
 namespace {
@@ -37,4 +43,53 @@ TEST(Distill, IntegrationSyntheticEndToEnd) {
   // A second prepare reuses the teacher file and its cache.
   Prepared again = prepare(c);
   EXPECT_TRUE(again.teacher_logits.equal(p.teacher_logits));
+}
+
+// A user's own image folder through the config: classes by folder name, the configured size,
+// bad files skipped or fatal as the config says, odd sizes resized or rejected.
+TEST(Distill, LoadsAGeneralImageFolderWithTheConfiguredPolicies) {
+  TempDir dir("folderdata");
+  const auto root = dir / "pets";
+  for (const std::string split : {"train", "test"})
+    for (int64_t c = 0; c < 2; ++c)
+      for (int64_t i = 0; i < 6; ++i) {
+        auto img = torch::full({3, 12, 10}, 40 * c + 5 * i, torch::kUInt8);
+        write_image(img, root / split / (c == 0 ? "cat" : "dog") / fmt::format("{}.png", i));
+      }
+  write_image(torch::zeros({3, 20, 20}, torch::kUInt8), root / "train" / "dog" / "big.png");
+  {
+    std::ofstream junk(root / "train" / "cat" / "notes.txt");
+    junk << "not an image";
+  }
+  DataConfig c;
+  c.name = "folder";
+  c.root = root.string();
+  c.image_size = {12, 10};
+  c.val_size = 2;
+  expect_error([&] { load_data(c, (dir / "cache").string()); }, {"notes.txt"});
+  c.on_bad_image = "fail";
+  c.on_size_mismatch = "reject";
+  std::filesystem::remove(root / "train" / "cat" / "notes.txt");
+  expect_error([&] { load_data(c, (dir / "cache").string()); }, {"big.png", "20x20"});
+  {
+    std::ofstream junk(root / "train" / "cat" / "notes.txt");
+    junk << "not an image";
+  }
+  c.on_bad_image = "skip";  // a rejected size is a bad image too: skipped
+  EXPECT_EQ(load_data(c, (dir / "cache").string()).pool.size(), 12);
+  c.on_size_mismatch = "resize";
+  DataBundle b = load_data(c, (dir / "cache").string());
+  EXPECT_EQ(b.num_classes, 2);
+  EXPECT_EQ(b.pool.size(), 13);  // 12 + the resized one; notes.txt skipped
+  EXPECT_EQ(b.val_idx.numel(), 2);
+  EXPECT_EQ(b.test.size(), 12);
+  EXPECT_EQ(b.pool.x.sizes(), (std::vector<int64_t>{13, 3, 12, 10}));
+  // Normalization from D_train: the training rows have mean ~0 per channel.
+  auto train_x = b.pool.x.index_select(0, b.train_idx);
+  EXPECT_NEAR(train_x.mean().item<double>(), 0.0, 1e-4);
+  c.mean = {0.5, 0.5, 0.5};
+  c.std = {0.25, 0.25, 0.25};
+  DataBundle given = load_data(c, (dir / "cache").string());
+  const double first = given.test.x[0][0][0][0].item<double>();
+  EXPECT_NEAR(first, (0.0 / 255.0 - 0.5) / 0.25, 1e-5);
 }

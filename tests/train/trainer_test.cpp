@@ -182,3 +182,48 @@ TEST(ModelFile, CorruptOrMissingFilesGiveClearErrors) {
   EXPECT_EQ(loaded.spec.name, "logreg");
   EXPECT_TRUE(loaded.model->parameters()[0].equal(model->parameters()[0]));
 }
+
+TEST(Trainer, CosineScheduleFollowsTheFormula) {
+  auto b = small_synthetic();
+  FixedMetaOptimizer m("none", {1.0, 1.0});
+  auto o = TrainerOptions().with_epochs(8).with_batch_size(0).with_lr(0.4).with_lr_schedule("cosine");
+  auto r = train_student(b, torch::Tensor(), m, o);
+  ASSERT_EQ(r.history.size(), 8u);
+  for (int64_t e = 0; e < 8; ++e)
+    EXPECT_NEAR(r.history[e].lr, 0.4 * 0.5 * (1 + std::cos(M_PI * e / 8.0)), 1e-12) << e;
+  EXPECT_THROW(Trainer(TrainerOptions().with_lr_schedule("linear")), std::exception);
+}
+
+// A teacher training keeps its checkpoints beside the teacher file while it runs and removes
+// them once the teacher is saved; an interrupted one resumes to the same weights.
+TEST(TeacherTraining, CheckpointFolderResumesAndGoes) {
+  auto b = small_synthetic();
+  TempDir dir("teachertrain");
+  const ModelSpec spec("logreg", 2, {3});
+  auto o = TrainerOptions().with_epochs(40).with_batch_size(4).with_lr(0.1).with_seed(2);
+  auto full = train_teacher(b, spec, o, dir / "full.pt");
+  for (auto& e : std::filesystem::directory_iterator(dir.path()))
+    EXPECT_EQ(e.path().filename(), "full.pt");
+  // What a training killed after 15 of its 40 epochs leaves behind ...
+  const auto folder = teacher_training_folder(dir / "resumed.pt", spec, b, o);
+  EXPECT_NE(folder, teacher_training_folder(dir / "resumed.pt", spec, b,
+                                            TrainerOptions(o).with_epochs(41)));
+  {
+    seed_everything(o.seed);
+    auto model = make_model(spec);
+    FitData fit;
+    fit.train_set = &b.teacher_train;
+    fit.train_ids = torch::arange(b.teacher_train.size(), torch::kLong);
+    DataSet test = teacher_view(b.test);
+    fit.test_set = &test;
+    FixedMetaOptimizer plain("teacher", Metaparameters{1.0, 1.0});
+    Trainer(TrainerOptions(o).with_epochs(15).with_out_dir(folder)).fit(*model, fit, plain);
+  }
+  ASSERT_TRUE(std::filesystem::exists(folder / "checkpoint.pt"));
+  // ... is resumed: the final weights equal the uninterrupted training's, and the folder goes.
+  auto resumed = train_teacher(b, spec, o, dir / "resumed.pt");
+  EXPECT_FALSE(std::filesystem::exists(folder));
+  auto pf = full.model->parameters(), pr = resumed.model->parameters();
+  ASSERT_EQ(pf.size(), pr.size());
+  for (size_t i = 0; i < pf.size(); ++i) EXPECT_TRUE(pf[i].equal(pr[i]));
+}

@@ -17,7 +17,8 @@ namespace metadistill {
 
 /// Which data and how to split it.
 struct DataConfig {
-  /// "synthetic", "fmnist", "cifar10" or "cifar10-reduced".
+  /// "synthetic", "fmnist", "cifar10", "cifar10-reduced" or "folder" (any image folder
+  /// ROOT/<split>/<class>/<image>.{jpg,jpeg,png}, see data/image_folder.h).
   std::string name = "synthetic";
   /// Synthetic: "reference" or "paper".
   std::string variant = "reference";
@@ -30,6 +31,21 @@ struct DataConfig {
   uint64_t split_seed = 0;
   /// Use only the first N training / test samples (0 = all): quick runs and tests.
   int64_t limit_train = 0, limit_test = 0;
+  /// Image folders ("folder", and CIFAR-10 with format "folder"): files that cannot become
+  /// samples "fail" (an error naming the file) or "skip" (a warning); images of another size
+  /// "reject" (a bad image) or "resize".
+  std::string on_bad_image = "fail";
+  std::string on_size_mismatch = "reject";
+  /// "folder": class names (label i = classes[i]; empty = the class folders sorted by name),
+  /// image size [height, width] (empty = the first image's), channels (3 RGB or 1 grey) and the
+  /// split folders.
+  std::vector<std::string> classes;
+  std::vector<int64_t> image_size;
+  int64_t channels = 3;
+  std::string train_split = "train", test_split = "test";
+  /// Per-channel normalization x = (p/255 − mean)/std; empty = the data set's default (CIFAR-10:
+  /// its published statistics; "folder": computed from D_train).
+  std::vector<double> mean, std;
   /// Synthetic: validate the metaparameters on the test rows, as the authors did.
   bool val_is_test = true;
   /// Synthetic: numpy seed of the draw (42 = the authors' data) and the validation rows.

@@ -13,8 +13,17 @@ namespace metadistill {
 /// The teacher's DataSet view of `data`: its inputs are what the teacher sees.
 DataSet teacher_view(const DataSet& data);
 
+/// The checkpoint folder of a teacher training for `path`: "<path>.training-<hash>", the hash
+/// taken over the model, the data's fingerprint and every option that shapes the training.
+std::filesystem::path teacher_training_folder(const std::filesystem::path& path,
+                                              const ModelSpec& spec, const DataBundle& bundle,
+                                              const TrainerOptions& options);
+
 /// Trains a teacher of `spec` on `bundle.teacher_train` with plain cross-entropy, evaluating on
-/// the test set; saves it to `path` atomically. Returns the model and its final test accuracy.
+/// the test set; saves it to `path` atomically. Unless `options.out_dir` is set, checkpoints go
+/// to a folder next to `path` (named by a hash of the training settings) and an interrupted
+/// training resumes from there; the folder is removed once the teacher is saved. Returns the
+/// model and its final test accuracy.
 LoadedModel train_teacher(const DataBundle& bundle, const ModelSpec& spec,
                           const TrainerOptions& options, const std::filesystem::path& path,
                           double* test_accuracy = nullptr);

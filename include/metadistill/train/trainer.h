@@ -26,6 +26,9 @@ struct TrainerOptions {
   /// Step decay: lr ← lr · lr_gamma every lr_step epochs (the paper: ×0.5 every 10); 0 = constant.
   int64_t lr_step = 10;
   double lr_gamma = 0.5;
+  /// Learning-rate schedule: "step" (the decay above) or "cosine" (lr · ½(1 + cos(π·e/epochs))
+  /// at epoch e, from lr down towards 0; lr_step and lr_gamma are then unused).
+  std::string lr_schedule = "step";
   /// Operator U: "sgd" (the paper), "momentum" or "adam".
   std::string optimizer = "sgd";
   /// Momentum for "momentum"; β1 for "adam".
@@ -57,6 +60,7 @@ struct TrainerOptions {
   TrainerOptions& with_batch_size(int64_t v) { batch_size = v; return *this; }
   TrainerOptions& with_lr(double v) { lr = v; return *this; }
   TrainerOptions& with_lr_step(int64_t step, double gamma) { lr_step = step; lr_gamma = gamma; return *this; }
+  TrainerOptions& with_lr_schedule(std::string v) { lr_schedule = std::move(v); return *this; }
   TrainerOptions& with_optimizer(std::string v) { optimizer = std::move(v); return *this; }
   TrainerOptions& with_seed(uint64_t v) { seed = v; return *this; }
   TrainerOptions& with_device(torch::Device v) { device = v; return *this; }
