@@ -86,6 +86,8 @@ void TrainerOptions::validate() const {
   check(checkpoint_every >= 0, "checkpoint_every = {}: expected >= 0", checkpoint_every);
   check(trajectory_every >= 1, "trajectory_every = {}: expected >= 1", trajectory_every);
   check(!resume || !out_dir.empty(), "resume needs an output folder");
+  check(std::isfinite(time_limit) && time_limit >= 0,
+        "time_limit = {}: expected seconds >= 0 (0 = none)", time_limit);
   bool enabled = false;
   parse_augmentation(augmentation, &enabled);
 }
@@ -332,8 +334,14 @@ TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimiz
       if (!point.hypergradient.empty()) ++result.hyper_steps;
       if (result.steps % o.trajectory_every == 0) result.trajectory.push_back(std::move(point));
       ++result.steps;
+      if (o.time_limit > 0 &&
+          seconds_before + std::chrono::duration<double>(Clock::now() - run_start).count() >=
+              o.time_limit) {
+        result.stopped_by_time_limit = b + 1 < nb || epoch + 1 < o.epochs;
+        break;
+      }
     }
-    const bool last = epoch + 1 == o.epochs;
+    const bool last = epoch + 1 == o.epochs || result.stopped_by_time_limit;
     if ((epoch + 1) % o.eval_every == 0 || last) {
       EpochMetrics m;
       m.epoch = epoch + 1;
@@ -359,6 +367,7 @@ TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimiz
       save_checkpoint(model, *optimizer, meta, result, epoch + 1);
       last_checkpoint = epoch + 1;
     }
+    if (result.stopped_by_time_limit) break;
   }
   result.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - run_start).count();
   for (const auto& e : result.history) {

@@ -227,3 +227,19 @@ TEST(TeacherTraining, CheckpointFolderResumesAndGoes) {
   ASSERT_EQ(pf.size(), pr.size());
   for (size_t i = 0; i < pf.size(); ++i) EXPECT_TRUE(pf[i].equal(pr[i]));
 }
+
+TEST(Trainer, TimeLimitStopsAfterTheStepThatExhaustsIt) {
+  auto b = small_synthetic();
+  FixedMetaOptimizer m("none", {1.0, 1.0});
+  auto o = TrainerOptions().with_epochs(50).with_batch_size(4).with_lr(0.1).with_time_limit(1e-9);
+  auto r = train_student(b, torch::Tensor(), m, o);
+  EXPECT_TRUE(r.stopped_by_time_limit);
+  EXPECT_EQ(r.steps, 1);
+  ASSERT_EQ(r.history.size(), 1u);  // the partial epoch is evaluated
+  EXPECT_GT(r.final_test_accuracy, 0.0);
+  FixedMetaOptimizer m2("none", {1.0, 1.0});
+  auto unlimited = train_student(b, torch::Tensor(), m2, TrainerOptions(o).with_time_limit(0));
+  EXPECT_FALSE(unlimited.stopped_by_time_limit);
+  EXPECT_EQ(unlimited.history.size(), 50u);
+  EXPECT_THROW(Trainer(TrainerOptions().with_time_limit(-1)), std::exception);
+}

@@ -55,6 +55,10 @@ struct TrainerOptions {
   /// Training augmentation of image batches: "none", "crop-flip", "crop" or "flip" (teachers
   /// default to crop-flip for images, students to none).
   std::string augmentation = "none";
+  /// Wall-clock budget of the run in seconds (0 = none): training stops after the step that
+  /// exhausts it, and that partial epoch is evaluated and checkpointed as the last (equal-budget
+  /// comparisons). Not deterministic, unlike everything else here.
+  double time_limit = 0.0;
 
   TrainerOptions& with_epochs(int64_t v) { epochs = v; return *this; }
   TrainerOptions& with_batch_size(int64_t v) { batch_size = v; return *this; }
@@ -70,6 +74,7 @@ struct TrainerOptions {
   TrainerOptions& with_checkpoint_every(int64_t v) { checkpoint_every = v; return *this; }
   TrainerOptions& with_verbose(bool v) { verbose = v; return *this; }
   TrainerOptions& with_augmentation(std::string v) { augmentation = std::move(v); return *this; }
+  TrainerOptions& with_time_limit(double seconds) { time_limit = seconds; return *this; }
 
   /// Throws `Error` naming the option when a value is out of range.
   void validate() const;
@@ -105,6 +110,8 @@ struct TrainResult {
   double seconds = 0;
   int64_t steps = 0, hyper_steps = 0;
   bool resumed = false;
+  /// True when `time_limit` ended the run before its last epoch.
+  bool stopped_by_time_limit = false;
 };
 
 /// Accuracy and mean cross-entropy of a model on a data set.
