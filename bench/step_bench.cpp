@@ -27,7 +27,7 @@ namespace {
 struct Setup {
   Classifier model;
   std::unique_ptr<torch::optim::SGD> opt;
-  std::vector<Batch> train, val;
+  std::vector<Batch> train, val, val_small;  // val_small: the first 32 rows of each val batch
   std::vector<torch::Tensor> teacher;
   size_t cursor = 0;
 };
@@ -47,6 +47,10 @@ Setup make_setup(int64_t batch, int64_t n_batches) {
     v.y = torch::randint(10, {batch}, torch::kLong);
     s.train.push_back(b);
     s.val.push_back(v);
+    Batch small;
+    small.x = v.x.slice(0, 0, 32).clone();
+    small.y = v.y.slice(0, 0, 32).clone();
+    s.val_small.push_back(small);
     s.teacher.push_back(3 * torch::randn({batch, 10}));
   }
   return s;
@@ -134,38 +138,44 @@ int main(int argc, char** argv) {
   auto fd_lagged_1 = make_method("gradient", {{"hypergradient", "fd"}, {"order", "lagged"},
                                               {"fd_scheme", "forward"}});
   auto exact_lagged = make_method("gradient", {{"hypergradient", "exact"}, {"order", "lagged"}});
+  auto exact_reverse = make_method("gradient", {{"hypergradient", "exact"},
+                                                {"exact_product", "reverse"}});
+  auto exact_lagged_reverse = make_method(
+      "gradient", {{"hypergradient", "exact"}, {"order", "lagged"}, {"exact_product", "reverse"}});
   auto proposed = make_method("proposed", {{"hypergradient", "fd"}});
   auto proposed_lagged = make_method("proposed", {{"hypergradient", "fd"}, {"order", "lagged"},
                                                   {"fd_scheme", "forward"}});
+  auto proposed_lagged_small = make_method("proposed", {{"hypergradient", "fd"}, {"order", "lagged"},
+                                                        {"fd_scheme", "forward"}});
   int64_t global_step = 0;
-  auto make_ctx = [&](size_t k) {
+  auto make_ctx = [&](size_t k, bool small_val) {
     HyperStepContext ctx;
     ctx.student = s.model.get();
     ctx.optimizer = s.opt.get();
     ctx.train = &s.train[k];
     ctx.teacher_logits = s.teacher[k];
-    ctx.next_val = [&, k]() { return s.val[k]; };
+    ctx.next_val = [&, k, small_val]() { return small_val ? s.val_small[k] : s.val[k]; };
     ctx.lr = 0.1;
     ctx.step = global_step++;
     return ctx;
   };
   // The gradient variants are reset to the same λ every step so that they do the same arithmetic.
-  auto with_method = [&](MetaOptimizer& method) {
+  auto with_method = [&](MetaOptimizer& method, bool small_val = false) {
     MetaOptimizer* meta = &method;
-    return [&, meta]() {
+    return [&, meta, small_val]() {
       const size_t k = s.cursor++ % s.train.size();
-      auto ctx = make_ctx(k);
+      auto ctx = make_ctx(k, small_val);
       meta->load_state({{"lambda1", m.lambda1}, {"temperature", m.temperature}});
       (void)meta->before_step(ctx);
       student_step(s, s.train[k], s.teacher[k], m, meta, &ctx);
     };
   };
   // The proposed method keeps its own phase state across its 20-step cycle.
-  auto proposed_step_of = [&](MetaOptimizer& method) {
+  auto proposed_step_of = [&](MetaOptimizer& method, bool small_val = false) {
     MetaOptimizer* meta = &method;
-    return [&, meta]() {
+    return [&, meta, small_val]() {
       const size_t k = s.cursor++ % s.train.size();
-      auto ctx = make_ctx(k);
+      auto ctx = make_ctx(k, small_val);
       auto lam = meta->before_step(ctx);
       student_step(s, s.train[k], s.teacher[k], lam, meta, &ctx);
     };
@@ -181,12 +191,18 @@ int main(int argc, char** argv) {
          student_step(s, s.train[k], s.teacher[k], m);
        }},
       {"greedy fd step (order before, the paper)", with_method(*fd)},
-      {"greedy exact step (order before)", with_method(*exact)},
+      {"greedy exact step (order before, JVP)", with_method(*exact)},
+      {"greedy exact step (order before, double backward)", with_method(*exact_reverse)},
       {"greedy fd step (order lagged, central)", with_method(*fd_lagged)},
       {"greedy fd step (order lagged, one-sided)", with_method(*fd_lagged_1)},
-      {"greedy exact step (order lagged)", with_method(*exact_lagged)},
+      {"greedy exact step (order lagged, JVP)", with_method(*exact_lagged)},
+      {"greedy exact step (order lagged, double backward)", with_method(*exact_lagged_reverse)},
       {"proposed e1=e2=10 (before, amortized)", proposed_step_of(*proposed)},
       {"proposed e1=e2=10 (lagged one-sided, amortized)", proposed_step_of(*proposed_lagged)},
+      {"greedy fd step (lagged, one-sided, val batch 32)", with_method(*fd_lagged_1, true)},
+      {"greedy exact step (lagged, JVP, val batch 32)", with_method(*exact_lagged, true)},
+      {"proposed e1=e2=10 (lagged one-sided, val batch 32)",
+       proposed_step_of(*proposed_lagged_small, true)},
       {"reference DARTS step (model copy, backward at w±)", [&]() {
          const size_t k = s.cursor++ % s.train.size();
          reference_darts_step(s, s.train[k], s.teacher[k], s.val[k], m);

@@ -24,7 +24,8 @@ GradientMethodOptions GradientMethodOptions::from_json(const nlohmann::json& j) 
   GradientMethodOptions o;
   static const std::set<std::string> known = {"hypergradient", "gamma", "clip", "every", "domain",
                                               "val_temperature", "fd_scale", "e1", "e2",
-                                              "guarded", "r2_threshold", "order", "fd_scheme"};
+                                              "guarded", "r2_threshold", "order", "fd_scheme",
+                                              "exact_product"};
   if (!j.is_null()) {
     check(j.is_object(), "method settings must be a mapping of keys");
     for (const auto& [key, value] : j.items()) {
@@ -43,6 +44,7 @@ GradientMethodOptions GradientMethodOptions::from_json(const nlohmann::json& j) 
       o.every = j.value("every", o.every);
       o.order = j.value("order", o.order);
       o.hypergradient.fd_scheme = j.value("fd_scheme", o.hypergradient.fd_scheme);
+      o.hypergradient.exact_product = j.value("exact_product", o.hypergradient.exact_product);
       o.domain = j.value("domain", o.domain);
       o.e1 = j.value("e1", o.e1);
       o.e2 = j.value("e2", o.e2);

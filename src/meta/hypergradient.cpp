@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include <torch/csrc/autograd/forward_grad.h>
+
 #include "metadistill/losses/hinton.h"
 #include "metadistill/util/error.h"
 
@@ -60,6 +62,8 @@ std::pair<double, double> head_gradient(const torch::Tensor& logits, const torch
 
 void HypergradientOptions::validate() const {
   check(mode == "exact" || mode == "fd", "hypergradient '{}': expected exact or fd", mode);
+  check(exact_product == "jvp" || exact_product == "reverse",
+        "exact_product '{}': expected jvp or reverse", exact_product);
   check(fd_scheme == "central" || fd_scheme == "forward",
         "fd_scheme '{}': expected central or forward", fd_scheme);
   check(std::isfinite(fd_scale) && fd_scale > 0, "fd_scale = {}: expected > 0", fd_scale);
@@ -130,6 +134,28 @@ torch::Tensor validation_loss(ClassifierImpl& model, const Batch& val, double va
 
 namespace {
 
+// The logits g(x, w) (detached) and their directional derivative J u along `u`, by one
+// forward-mode pass: the tangents ride on the parameters for the duration of a dual level.
+std::pair<torch::Tensor, torch::Tensor> logits_and_jvp(ClassifierImpl& model,
+                                                        const std::vector<torch::Tensor>& params,
+                                                        const std::vector<torch::Tensor>& u,
+                                                        const torch::Tensor& x) {
+  using torch::autograd::ForwardADLevel;
+  struct Level {
+    uint64_t index = ForwardADLevel::get_next_idx();
+    ~Level() { ForwardADLevel::release_idx(index); }
+  } level;
+  torch::NoGradGuard no_grad;  // forward-mode only: no backward graph is recorded
+  for (size_t i = 0; i < params.size(); ++i)
+    params[i]._set_fw_grad(u[i], level.index, /*is_inplace_op=*/false);
+  auto z = model.forward(x);
+  auto tangent = z._fw_grad(level.index);
+  check(tangent.defined(), "hypergradient: the model's forward has no forward-mode derivative "
+        "(use exact_product: reverse)");
+  // Releasing the level (at scope exit) drops the parameters' tangents.
+  return {z.detach().clone(), tangent.detach().clone()};
+}
+
 // h = −γ ∇²_{λ,w} L_train(w, λ) · u at w = `w`, by `exact` autodiff or finite differences of the
 // loss head's λ-gradient. `base_logits` (optional) are g(x, w), used by the one-sided scheme.
 void mixed_product(ClassifierImpl& model, const std::vector<torch::Tensor>& params,
@@ -137,6 +163,23 @@ void mixed_product(ClassifierImpl& model, const std::vector<torch::Tensor>& para
                    double lr, const Batch& train, const torch::Tensor& teacher_logits,
                    const torch::Tensor& base_logits, const Metaparameters& lambda,
                    const HypergradientOptions& options, Hypergradient& h) {
+  if (options.mode == "exact" && options.exact_product == "jvp") {
+    // ⟨∇_w L_train(w, λ), u⟩ = ⟨∂ℓ/∂z, J u⟩: one forward-mode pass gives J u, the rest is the
+    // loss head (DESIGN.md 3.6).
+    assign(params, w);
+    auto [z, z_dot] = logits_and_jvp(model, params, u, train.x);
+    auto opts = torch::TensorOptions().dtype(z.dtype()).device(z.device());
+    auto l1 = torch::tensor(lambda.lambda1, opts).requires_grad_();
+    auto T = torch::tensor(lambda.temperature, opts).requires_grad_();
+    auto zr = z.requires_grad_();
+    auto loss = functional::hinton_loss(zr, teacher_logits, train.y, l1, T);
+    auto gz = torch::autograd::grad({loss}, {zr}, {}, /*retain_graph=*/true, /*create_graph=*/true);
+    auto d = torch::autograd::grad({(gz[0] * z_dot).sum()}, {l1, T}, {}, false, false,
+                                   /*allow_unused=*/true);
+    h.lambda1 = d[0].defined() ? -lr * d[0].item<double>() : 0.0;
+    h.temperature = d[1].defined() ? -lr * d[1].item<double>() : 0.0;
+    return;
+  }
   if (options.mode == "exact") {
     // s(λ) = ⟨∇_w L_train(w, λ), u⟩ with the gradient's graph kept, then h = −γ ∇_λ s. The graph
     // is built only here because moving the weights in place would invalidate it.

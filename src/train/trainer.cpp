@@ -84,6 +84,7 @@ void TrainerOptions::validate() const {
   check(weight_decay >= 0, "weight_decay = {}: expected >= 0", weight_decay);
   check(eval_every >= 1, "eval_every = {}: expected >= 1", eval_every);
   check(checkpoint_every >= 0, "checkpoint_every = {}: expected >= 0", checkpoint_every);
+  check(val_batch_size >= 0, "val_batch_size = {}: expected >= 0 (0 = batch_size)", val_batch_size);
   check(trajectory_every >= 1, "trajectory_every = {}: expected >= 1", trajectory_every);
   check(!resume || !out_dir.empty(), "resume needs an output folder");
   check(std::isfinite(time_limit) && time_limit >= 0,
@@ -255,7 +256,9 @@ TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimiz
   if (data.val_set != nullptr && data.val_set->size() > 0)
     val_loader = std::make_unique<BatchLoader>(
         *data.val_set, torch::arange(data.val_set->size(), torch::kLong),
-        LoaderOptions().batch(o.batch_size).seeded(o.seed + 1), o.device);
+        LoaderOptions().batch(o.val_batch_size > 0 ? o.val_batch_size : o.batch_size)
+            .seeded(o.seed + 1),
+        o.device);
   // Validation batches cycle through D_val, indexed by the global step so that a resumed run
   // sees the same batches as an uninterrupted one.
   int64_t val_epoch = 0;

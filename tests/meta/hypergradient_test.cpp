@@ -81,11 +81,12 @@ double val_after_real_step(const std::string& net, const std::string& kind, doub
 }
 
 Hypergradient compute(const std::string& net, const std::string& kind, const std::string& mode,
-                      double lr, Metaparameters lambda, double t_val, double fd_scale = 0.01) {
+                      double lr, Metaparameters lambda, double t_val, double fd_scale = 0.01,
+                      const std::string& exact_product = "jvp") {
   auto p = make_problem(net, kind);
   return greedy_hypergradient(*p.model, *p.opt, kind, lr, p.train, p.teacher, p.val, lambda,
                               HypergradientOptions().with_mode(mode).with_fd_scale(fd_scale)
-                                  .with_val_temperature(t_val));
+                                  .with_val_temperature(t_val).with_exact_product(exact_product));
 }
 
 double rel_err(double a, double b) { return std::abs(a - b) / std::max(1e-12, std::abs(b)); }
@@ -126,6 +127,7 @@ TEST_P(HypergradientAgreement, ExactFdAndBruteForceAgree) {
   const double lr = c.kind == "adam" ? 0.05 : 0.3, t_val = 0.5;
   for (Metaparameters lambda : {Metaparameters{0.3, 2.0}, Metaparameters{0.8, 0.7}}) {
     auto exact = compute(c.net, c.kind, "exact", lr, lambda, t_val);
+    auto reverse = compute(c.net, c.kind, "exact", lr, lambda, t_val, 0.01, "reverse");
     auto fd = compute(c.net, c.kind, "fd", lr, lambda, t_val);
     auto fd_fine = compute(c.net, c.kind, "fd", lr, lambda, t_val, 1e-5);
     const double d = 1e-5;
@@ -140,6 +142,8 @@ TEST_P(HypergradientAgreement, ExactFdAndBruteForceAgree) {
     ASSERT_GT(std::abs(brute2), 1e-7);
     EXPECT_LT(rel_err(exact.lambda1, brute1), 1e-6) << exact.lambda1 << " vs " << brute1;
     EXPECT_LT(rel_err(exact.temperature, brute2), 1e-6) << exact.temperature << " vs " << brute2;
+    EXPECT_LT(rel_err(reverse.lambda1, brute1), 1e-6) << reverse.lambda1 << " vs " << brute1;
+    EXPECT_LT(rel_err(reverse.temperature, brute2), 1e-6);
     EXPECT_LT(rel_err(fd.lambda1, exact.lambda1), 1e-3) << fd.lambda1 << " vs " << exact.lambda1;
     EXPECT_LT(rel_err(fd.temperature, exact.temperature), 1e-3);
     EXPECT_LT(rel_err(fd_fine.lambda1, exact.lambda1), 1e-6);
@@ -153,6 +157,33 @@ INSTANTIATE_TEST_SUITE_P(AllOperators, HypergradientAgreement,
                                            Case{"logreg", "adam"}, Case{"tiny", "sgd"},
                                            Case{"tiny", "momentum"}, Case{"tiny", "adam"}),
                          [](const auto& info) { return info.param.net + "_" + info.param.kind; });
+
+// The forward-mode product covers every op of the zoo's image students (convolutions,
+// BatchNorm2d in training mode, max pooling, ReLU): JVP and double backward agree in float64.
+TEST(Hypergradient, JvpAndDoubleBackwardAgreeOnTheImageStudents) {
+  for (const std::string name : {"cnn", "conv-tiny", "conv-very-tiny", "resnet8"}) {
+    SCOPED_TRACE(name);
+    torch::manual_seed(3);
+    auto model = make_model(ModelSpec(name, 10, {1, 28, 28}));
+    model->to(torch::kDouble);
+    model->train();
+    torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+    Batch train, val;
+    train.x = torch::randn({6, 1, 28, 28}, kF64);
+    train.y = torch::randint(10, {6}, torch::kLong);
+    val.x = torch::randn({5, 1, 28, 28}, kF64);
+    val.y = torch::randint(10, {5}, torch::kLong);
+    auto teacher = 2 * torch::randn({6, 10}, kF64);
+    auto run = [&](const std::string& product) {
+      return greedy_hypergradient(*model, opt, "momentum", 0.1, train, teacher, val, {0.4, 3.0},
+                                  HypergradientOptions().with_mode("exact").with_exact_product(product));
+    };
+    auto jvp = run("jvp"), reverse = run("reverse");
+    ASSERT_GT(std::abs(reverse.lambda1), 1e-12);
+    EXPECT_LT(rel_err(jvp.lambda1, reverse.lambda1), 1e-9) << jvp.lambda1 << " vs " << reverse.lambda1;
+    EXPECT_LT(rel_err(jvp.temperature, reverse.temperature), 1e-9);
+  }
+}
 
 // A hyper-step leaves parameters, BatchNorm buffers and the optimizer state exactly as they were.
 TEST(Hypergradient, LeavesModelBuffersAndOptimizerStateUntouched) {

@@ -8,7 +8,9 @@
 /// first-order shortcut is exactly zero and is not offered.
 ///
 /// Two ways to get the mixed second derivative:
-/// - `exact`: s = ⟨∇_w L_train(w, λ), P v⟩ with the gradient taken with create_graph, h = −γ ∇_λ s;
+/// - `exact`: s = ⟨∇_w L_train(w, λ), P v⟩ = ⟨∂ℓ/∂z, J P v⟩ and h = −γ ∇_λ s, with J P v from
+///   one forward-mode (dual-number) pass of the network and the rest at the loss head; or, with
+///   `exact_product: reverse`, the gradient taken with create_graph and differentiated again;
 /// - `fd` (DARTS, the paper's): (∇_λ L_train(w + εu, λ) − ∇_λ L_train(w − εu, λ)) / 2ε with
 ///   u = P v and ε = fd_scale / ‖u‖; λ enters only the loss head, so each term is one forward pass
 ///   without a network backward.
@@ -36,11 +38,16 @@ struct HypergradientOptions {
   /// `fd` differences: "central" (forwards at w ± εu, error O(ε²)) or "forward" (one forward at
   /// w + εu against the step's own logits at w, error O(ε), one forward cheaper; `lagged` only).
   std::string fd_scheme = "central";
+  /// How `exact` forms ⟨∇_w L_train, u⟩: "jvp" (one forward-mode pass gives J u, then the loss
+  /// head; the default) or "reverse" (double backward through the network, for models whose ops
+  /// lack forward-mode formulas).
+  std::string exact_product = "jvp";
 
   HypergradientOptions& with_mode(std::string v) { mode = std::move(v); return *this; }
   HypergradientOptions& with_fd_scale(double v) { fd_scale = v; return *this; }
   HypergradientOptions& with_val_temperature(double v) { val_temperature = v; return *this; }
   HypergradientOptions& with_fd_scheme(std::string v) { fd_scheme = std::move(v); return *this; }
+  HypergradientOptions& with_exact_product(std::string v) { exact_product = std::move(v); return *this; }
   /// Throws `Error` naming the value for an unknown mode or a non-positive scale/temperature.
   void validate() const;
 };

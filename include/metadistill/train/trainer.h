@@ -40,6 +40,10 @@ struct TrainerOptions {
   torch::Device device = torch::kCPU;
   /// Evaluate every this many epochs (and always after the last); >= 1.
   int64_t eval_every = 1;
+  /// Size of the validation batches the hyper-steps use (0 = batch_size). A smaller one makes a
+  /// hyper-step cheaper (its validation forward+backward shrinks) at the price of a noisier
+  /// hypergradient.
+  int64_t val_batch_size = 0;
   /// Evaluation batch size.
   int64_t eval_batch_size = 1024;
   /// Folder for checkpoint.pt and metrics.csv / trajectory.csv; empty = nothing written.
@@ -75,6 +79,7 @@ struct TrainerOptions {
   TrainerOptions& with_verbose(bool v) { verbose = v; return *this; }
   TrainerOptions& with_augmentation(std::string v) { augmentation = std::move(v); return *this; }
   TrainerOptions& with_time_limit(double seconds) { time_limit = seconds; return *this; }
+  TrainerOptions& with_val_batch_size(int64_t v) { val_batch_size = v; return *this; }
 
   /// Throws `Error` naming the option when a value is out of range.
   void validate() const;
