@@ -1,6 +1,8 @@
 // `metadistill experiment [CONFIG]`: every method × runs, the results table and the plots.
 // `metadistill report DIR`: the table and plots again from a finished (or partial) folder.
+#include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "commands.h"
 #include "common.h"
@@ -14,6 +16,7 @@ struct ExperimentCliOptions {
   CommonOptions common;
   std::vector<std::string> methods;
   int64_t runs = 0;
+  std::optional<double> budget_seconds;
 };
 
 int run_experiment_command(const ExperimentCliOptions& o) {
@@ -22,8 +25,12 @@ int run_experiment_command(const ExperimentCliOptions& o) {
   eo.methods = o.methods;
   eo.runs = o.runs;
   eo.verbose = false;
+  eo.budget_seconds = o.budget_seconds;
   auto r = run_experiment(c, eo);
-  std::cout << table_markdown(r) << "\nresults, plots and per-run files in " << c.out << "\n";
+  const std::string dir = r.budget_seconds > 0
+                              ? (std::filesystem::path(c.out) / budget_folder_name(r.budget_seconds)).string()
+                              : c.out;
+  std::cout << table_markdown(r) << "\nresults, plots and per-run files in " << dir << "\n";
   return 0;
 }
 
@@ -45,8 +52,15 @@ void setup_experiment(CLI::App& app) {
   auto* sub = app.add_subcommand(
       "experiment", "run every method of a config for R runs; print the table, draw the plots");
   add_common_options(*sub, o->common);
-  sub->add_option("--methods", o->methods, "methods to compare (default: the config's, or all)")
+  sub->add_option("--methods", o->methods,
+                  "methods to compare: MetaOptimizers (none, naive, random, gradient, proposed, "
+                  "...) and the searches tpe, random-search (default: the config's, or "
+                  "none,naive,random,gradient,proposed,tpe)")
       ->delimiter(',');
+  sub->add_option("--budget-seconds", o->budget_seconds,
+                  "equal wall-clock budget per run and method (overrides the config's "
+                  "budget.seconds; 0 = none); results go to <out>/budget-<S>s/")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--runs", o->runs, "runs per method (default: the config's)")
       ->check(CLI::PositiveNumber);
   sub->callback([o]() { throw CommandResult(run_experiment_command(*o)); });

@@ -1,10 +1,12 @@
 #include "metadistill/experiment/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
 #include <yaml-cpp/yaml.h>
 
+#include "metadistill/experiment/search_run.h"
 #include "metadistill/util/error.h"
 
 namespace metadistill {
@@ -91,6 +93,7 @@ void read_trainer(Section s, TrainerOptions& t) {
   s.get("eval_every", t.eval_every);
   s.get("checkpoint_every", t.checkpoint_every);
   s.get("trajectory_every", t.trajectory_every);
+  s.get("val_batch_size", t.val_batch_size);
   s.get("augmentation", t.augmentation);
   s.finish();
 }
@@ -127,7 +130,8 @@ nlohmann::json trainer_json(const TrainerOptions& t) {
           {"optimizer", t.optimizer},
           {"momentum", t.momentum},     {"weight_decay", t.weight_decay},
           {"eval_every", t.eval_every}, {"checkpoint_every", t.checkpoint_every},
-          {"trajectory_every", t.trajectory_every}, {"augmentation", t.augmentation}};
+          {"trajectory_every", t.trajectory_every}, {"augmentation", t.augmentation},
+          {"val_batch_size", t.val_batch_size}};
 }
 
 }  // namespace
@@ -195,9 +199,26 @@ void Config::validate() const {
     check(std::find(known.begin(), known.end(), *m) != known.end(),
           "{}: unknown model '{}': expected one of {}", source, *m, fmt::join(known, ", "));
   auto names = method_names();
+  for (const auto& m : search_method_names()) names.push_back(m);
+  std::sort(names.begin(), names.end());
   for (const auto& m : methods)
     check(std::find(names.begin(), names.end(), m) != names.end(),
           "{}: methods: unknown method '{}': expected one of {}", source, m, fmt::join(names, ", "));
+  check(search.trials >= 1, "{}: search.trials = {}: expected >= 1", source, search.trials);
+  check(search.startup >= 0, "{}: search.startup = {}: expected >= 0", source, search.startup);
+  check(search.objective == "val-loss" || search.objective == "val-accuracy",
+        "{}: search.objective '{}': expected val-loss or val-accuracy", source, search.objective);
+  check(search.gamma_rule == "optuna" || search.gamma_rule == "hyperopt",
+        "{}: search.gamma_rule '{}': expected optuna or hyperopt", source, search.gamma_rule);
+  check(search.candidates >= 1, "{}: search.candidates = {}: expected >= 1", source,
+        search.candidates);
+  check(search.trial_epochs >= 0,
+        "{}: search.trial_epochs = {}: expected >= 0 (0 = the student's epochs)", source,
+        search.trial_epochs);
+  check(search.max_failures >= 1, "{}: search.max_failures = {}: expected >= 1", source,
+        search.max_failures);
+  check(std::isfinite(budget.seconds) && budget.seconds >= 0,
+        "{}: budget.seconds = {}: expected seconds >= 0 (0 = no budget)", source, budget.seconds);
   try {
     teacher.trainer.validate();
   } catch (const Error& e) {
@@ -249,6 +270,16 @@ nlohmann::json Config::to_json() const {
             {"settings", method.extra}}},
           {"methods", methods},
           {"runs", runs},
+          {"search",
+           {{"trials", search.trials},
+            {"startup", search.startup},
+            {"objective", search.objective},
+            {"gamma_rule", search.gamma_rule},
+            {"candidates", search.candidates},
+            {"trial_epochs", search.trial_epochs},
+            {"prune", search.prune},
+            {"max_failures", search.max_failures}}},
+          {"budget", {{"seconds", budget.seconds}}},
           {"seed", seed},
           {"threads", threads},
           {"device", device},
@@ -276,6 +307,7 @@ Config load_config(const std::filesystem::path& path) {
   top.get("out", c.out);
   top.get("cache", c.cache);
   top.get("methods", c.methods);
+  top.raw("multilayer");  // read by load_multilayer_config (experiment/multilayer.h)
   {
     Section d = top.child("data");
     d.get("name", c.data.name);
@@ -325,6 +357,23 @@ Config load_config(const std::filesystem::path& path) {
       c.method.extra = yaml_to_json(settings);
     }
     m.finish();
+  }
+  {
+    Section s = top.child("search");
+    s.get("trials", c.search.trials);
+    s.get("startup", c.search.startup);
+    s.get("objective", c.search.objective);
+    s.get("gamma_rule", c.search.gamma_rule);
+    s.get("candidates", c.search.candidates);
+    s.get("trial_epochs", c.search.trial_epochs);
+    s.get("prune", c.search.prune);
+    s.get("max_failures", c.search.max_failures);
+    s.finish();
+  }
+  {
+    Section b = top.child("budget");
+    b.get("seconds", c.budget.seconds);
+    b.finish();
   }
   top.finish();
   c.validate();

@@ -1,7 +1,10 @@
 #include "metadistill/experiment/experiment.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <iostream>
+#include <memory>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -9,6 +12,8 @@
 
 #include "metadistill/experiment/distill.h"
 #include "metadistill/experiment/plots.h"
+#include "metadistill/experiment/progress.h"
+#include "metadistill/experiment/search_run.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
 
@@ -17,8 +22,17 @@ namespace metadistill {
 namespace fs = std::filesystem;
 
 std::vector<std::string> default_methods() {
-  return {"none", "naive", "random", "gradient", "proposed"};
+  return {"none", "naive", "random", "gradient", "proposed", "tpe"};
 }
+
+std::vector<std::string> experiment_method_names() {
+  auto names = method_names();
+  for (const auto& m : search_method_names()) names.push_back(m);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string budget_folder_name(double seconds) { return fmt::format("budget-{:g}s", seconds); }
 
 nlohmann::json RunRow::to_json() const {
   nlohmann::json j = {{"method", method},
@@ -97,17 +111,85 @@ RunRow row_from(const RunResult& r) {
   return row;
 }
 
-std::string fmt_duration(double s) {
-  if (s < 90) return fmt::format("{:.0f}s", s);
-  if (s < 5400) return fmt::format("{:.1f}min", s / 60);
-  return fmt::format("{:.1f}h", s / 3600);
+std::string fmt_duration(double s) { return format_duration(s); }
+
+// Notes on the search methods that depend on the config.
+std::string search_note(const Config& c, const std::string& method, double budget) {
+  const SearchConfig& s = c.search;
+  const std::string sampler =
+      method == "tpe" ? fmt::format("TPE ({} start-up trials, γ rule {})", s.startup, s.gamma_rule)
+                      : std::string("random search");
+  const std::string epochs =
+      s.trial_epochs > 0 ? fmt::format(", {} epochs per trial", s.trial_epochs) : "";
+  std::string note;
+  if (budget > 0)
+    note = fmt::format("{}: trials until the budget is spent{}, each scored by the best {} on "
+                       "the validation split; the best trial's own test accuracy, no retrain; "
+                       "trainings = trials",
+                       sampler, epochs, s.objective);
+  else
+    note = fmt::format("{}: {} trials{}, each scored by the best {} on the validation split "
+                       "(never test data); the best λ retrained on D_train ∪ D_val with the full "
+                       "schedule; trainings = trials + 1, time = all of them",
+                       sampler, s.trials, epochs, s.objective);
+  if (method == "tpe" && budget <= 0 && s.trials <= s.startup)
+    note += fmt::format(" — with trials {} <= start-up {} every trial is a prior draw: this TPE "
+                        "is random search",
+                        s.trials, s.startup);
+  return note;
+}
+
+// One run of a search method: the study in `run_dir`, its result row written to result.json.
+RunRow run_search_method(const Config& config, const Prepared& prepared, const std::string& method,
+                         uint64_t seed, const fs::path& run_dir, bool verbose,
+                         ExperimentProgress* progress) {
+  SearchRunOptions so = search_options_for(config, method, seed, run_dir);
+  so.verbose = verbose;
+  if (progress != nullptr)
+    so.on_training_start = [progress](const std::string& phase, const fs::path& d, int64_t epochs) {
+      progress->start_training(phase, d, epochs);
+    };
+  const SearchRunResult r = run_search(config, prepared, so);
+  check(r.retrain.has_value(),
+        "{}: {} seed {} ended without a result ({} complete, {} pruned, {} failed, {} running "
+        "elsewhere)",
+        so.study.string(), method, seed, r.summary.counts.complete, r.summary.counts.pruned,
+        r.summary.counts.failed, r.summary.counts.running + r.summary.counts.waiting);
+  int64_t trials = 0;
+  for (const auto& t : r.trials)
+    if (t.state != TrialState::kRunning && t.state != TrialState::kWaiting) ++trials;
+  const SearchRetrain& rt = *r.retrain;
+  RunRow row;
+  row.method = method;
+  row.seed = seed;
+  row.final_accuracy = rt.train.final_test_accuracy;
+  row.best_accuracy = rt.train.best_test_accuracy;
+  row.best_epoch = rt.train.best_epoch;
+  row.seconds = r.seconds;
+  row.steps = rt.train.steps;
+  row.hyper_steps = 0;
+  row.trainings = trials + (so.budget_seconds > 0 ? 0 : 1);
+  row.initial = row.final = r.best;  // the λ the reported student trained with
+  for (const auto& e : rt.train.history) row.curve.emplace_back(e.epoch, e.test_accuracy);
+  nlohmann::json j = row.to_json();
+  j["search"] = {{"sampler", so.sampler},
+                 {"trials", trials},
+                 {"best_trial", rt.trial},
+                 {"objective", so.objective},
+                 {"best_value", r.summary.best ? *r.summary.best->value : 0.0},
+                 {"train_rows", rt.train_rows},
+                 {"retrained", so.budget_seconds <= 0},
+                 {"study", so.study.string()}};
+  write_file_atomic(run_dir / "result.json", j.dump(2));
+  return row;
 }
 
 }  // namespace
 
 std::vector<MethodRow> summarize_methods(const std::vector<RunRow>& runs,
                                          const std::vector<std::string>& methods,
-                                         const std::string& data_name) {
+                                         const std::string& data_name,
+                                         const std::map<std::string, std::string>& notes) {
   std::map<std::string, std::vector<const RunRow*>> by;
   for (const auto& r : runs) by[r.method].push_back(&r);
   auto finals = [&](const std::string& m) {
@@ -131,11 +213,15 @@ std::vector<MethodRow> summarize_methods(const std::vector<RunRow>& runs,
       row.seconds += r->seconds;
       row.trainings += static_cast<double>(r->trainings);
       row.hyper_steps += static_cast<double>(r->hyper_steps);
+      row.steps += static_cast<double>(r->steps);
+      if (!r->curve.empty()) row.epochs += static_cast<double>(r->curve.back().first);
     }
     const double n = static_cast<double>(by[m].size());
     row.seconds /= n;
     row.trainings /= n;
     row.hyper_steps /= n;
+    row.steps /= n;
+    row.epochs /= n;
     row.final_accuracy = summarize(finals(m));
     row.best_accuracy = summarize(best);
     row.cost_ratio = none_seconds > 0 ? row.seconds / none_seconds : 0;
@@ -143,6 +229,8 @@ std::vector<MethodRow> summarize_methods(const std::vector<RunRow>& runs,
     row.p_vs_gradient =
         m != "gradient" && by.count("gradient") ? welch_p_value(finals(m), finals("gradient")) : 1.0;
     row.note = method_note(m, data_name);
+    if (auto it = notes.find(m); it != notes.end() && !it->second.empty())
+      row.note += (row.note.empty() ? "" : "; ") + it->second;
     table.push_back(row);
   }
   return table;
@@ -150,24 +238,36 @@ std::vector<MethodRow> summarize_methods(const std::vector<RunRow>& runs,
 
 std::string table_markdown(const ExperimentResult& r) {
   std::ostringstream s;
-  s << fmt::format("## {} — preset `{}` (teacher test accuracy {:.4f})\n\n", r.data, r.preset,
-                   r.teacher_accuracy);
+  const bool budget = r.budget_seconds > 0;
+  s << fmt::format("## {} — preset `{}` (teacher test accuracy {:.4f}){}\n\n", r.data, r.preset,
+                   r.teacher_accuracy,
+                   budget ? fmt::format(" — equal budget {:g} s per run", r.budget_seconds) : "");
+  if (budget)
+    s << fmt::format(
+        "Budget: every run of every method had {:g} s of wall-clock. Single trainings stopped when "
+        "it was spent (epochs and steps reached below; the last epoch may be partial); searches ran "
+        "trials until it was spent and report their best trial by validation objective, tested, "
+        "without retrain. Wall-clock budgets are not deterministic: the steps reached depend on "
+        "the machine and its load.\n\n",
+        r.budget_seconds);
   s << "| method | runs | final acc: mean (max) ± std | best-epoch acc: mean (max) | p vs none | "
-       "p vs gradient | time/run | ×none | trainings | hyper-steps |\n";
-  s << "|---|---|---|---|---|---|---|---|---|---|\n";
+       "p vs gradient | time/run | ×none | trainings | hyper-steps |"
+    << (budget ? " epochs | steps |" : "") << "\n";
+  s << "|---|---|---|---|---|---|---|---|---|---|" << (budget ? "---|---|" : "") << "\n";
   auto p = [](double v, bool self) {
     if (self) return std::string("—");
     return v < 1e-4 ? std::string("<1e-4") : fmt::format("{:.3g}", v);
   };
   for (const auto& m : r.table)
     s << fmt::format("| {} | {} | {:.3f} ({:.3f}) ± {:.3f} | {:.3f} ({:.3f}) | {} | {} | {} | {} | "
-                     "{:.0f} | {:.0f} |\n",
+                     "{:.0f} | {:.0f} |{}\n",
                      m.method, m.final_accuracy.n, m.final_accuracy.mean, m.final_accuracy.max,
                      m.final_accuracy.std, m.best_accuracy.mean, m.best_accuracy.max,
                      p(m.p_vs_none, m.method == "none"), p(m.p_vs_gradient, m.method == "gradient"),
                      fmt_duration(m.seconds),
                      m.cost_ratio > 0 ? fmt::format("{:.2f}", m.cost_ratio) : std::string("—"),
-                     m.trainings, m.hyper_steps);
+                     m.trainings, m.hyper_steps,
+                     budget ? fmt::format(" {:.1f} | {:.0f} |", m.epochs, m.steps) : "");
   s << "\nFinal = test accuracy after the last epoch; best-epoch = the maximum over evaluated "
        "epochs (optimistic: chosen on test data, reported because the paper's code read it so). "
        "p: Welch's t-test on final accuracy over runs.\n";
@@ -179,18 +279,21 @@ std::string table_markdown(const ExperimentResult& r) {
 std::string table_csv(const ExperimentResult& r) {
   std::ostringstream s;
   s << "method,runs,final_mean,final_max,final_std,best_mean,best_max,p_vs_none,p_vs_gradient,"
-       "seconds_per_run,cost_ratio_vs_none,trainings,hyper_steps\n";
+       "seconds_per_run,cost_ratio_vs_none,trainings,hyper_steps,steps,epochs,budget_seconds\n";
   for (const auto& m : r.table)
-    s << fmt::format("{},{},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6g},{:.6g},{:.3f},{:.4f},{},{}\n",
-                     m.method, m.final_accuracy.n, m.final_accuracy.mean, m.final_accuracy.max,
-                     m.final_accuracy.std, m.best_accuracy.mean, m.best_accuracy.max, m.p_vs_none,
-                     m.p_vs_gradient, m.seconds, m.cost_ratio, m.trainings, m.hyper_steps);
+    s << fmt::format(
+        "{},{},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6g},{:.6g},{:.3f},{:.4f},{},{},{},{},{}\n",
+        m.method, m.final_accuracy.n, m.final_accuracy.mean, m.final_accuracy.max,
+        m.final_accuracy.std, m.best_accuracy.mean, m.best_accuracy.max, m.p_vs_none,
+        m.p_vs_gradient, m.seconds, m.cost_ratio, m.trainings, m.hyper_steps, m.steps, m.epochs,
+        r.budget_seconds);
   return s.str();
 }
 
 nlohmann::json table_json(const ExperimentResult& r) {
   nlohmann::json j = {{"data", r.data}, {"preset", r.preset}, {"source", r.source},
-                      {"teacher_accuracy", r.teacher_accuracy}};
+                      {"teacher_accuracy", r.teacher_accuracy},
+                      {"budget_seconds", r.budget_seconds}};
   for (const auto& m : r.table)
     j["table"].push_back({{"method", m.method},
                           {"runs", m.final_accuracy.n},
@@ -203,6 +306,8 @@ nlohmann::json table_json(const ExperimentResult& r) {
                           {"cost_ratio_vs_none", m.cost_ratio},
                           {"trainings", m.trainings},
                           {"hyper_steps", m.hyper_steps},
+                          {"steps", m.steps},
+                          {"epochs", m.epochs},
                           {"note", m.note}});
   return j;
 }
@@ -241,6 +346,8 @@ ExperimentResult load_experiment(const fs::path& dir) {
   r.preset = j.value("preset", "");
   r.source = j.value("source", "");
   r.teacher_accuracy = j.value("teacher_accuracy", 0.0);
+  r.budget_seconds = j.value("budget_seconds", 0.0);
+  if (j.contains("notes")) r.notes = j.at("notes").get<std::map<std::string, std::string>>();
   r.methods = j.at("methods").get<std::vector<std::string>>();
   const int64_t runs = j.at("runs");
   for (const auto& m : r.methods)
@@ -253,7 +360,7 @@ ExperimentResult load_experiment(const fs::path& dir) {
         fail("{}: corrupt result ({})", f.string(), e.what());
       }
     }
-  r.table = summarize_methods(r.runs, r.methods, r.data);
+  r.table = summarize_methods(r.runs, r.methods, r.data, r.notes);
   return r;
 }
 
@@ -263,16 +370,25 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
     config.out = options.out.string();
     config.resolve_paths();  // fills only what the config left empty
   }
-  const fs::path dir = config.out;
+  const double budget = options.budget_seconds ? *options.budget_seconds : config.budget.seconds;
+  check(std::isfinite(budget) && budget >= 0,
+        "budget of {} seconds: expected seconds >= 0 (0 = no budget)", budget);
+  config.budget.seconds = budget;
+  // Budget results never mix with unlimited ones; the teacher and its cache stay shared.
+  const fs::path dir = budget > 0 ? fs::path(config.out) / budget_folder_name(budget)
+                                  : fs::path(config.out);
   ExperimentResult result;
+  result.budget_seconds = budget;
   result.methods = !options.methods.empty() ? options.methods
                    : !config.methods.empty() ? config.methods
                                              : default_methods();
   const int64_t runs = options.runs > 0 ? options.runs : config.runs;
-  auto known = method_names();
+  const auto known = experiment_method_names();
   for (const auto& m : result.methods)
     check(std::find(known.begin(), known.end(), m) != known.end(),
           "unknown method '{}': expected one of {}", m, fmt::join(known, ", "));
+  for (const auto& m : result.methods)
+    if (is_search_method(m)) result.notes[m] = search_note(config, m, budget);
 
   fs::create_directories(dir);
   write_file_atomic(dir / "config.json", config.to_json().dump(2));
@@ -287,43 +403,73 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
                                    {"source", result.source},
                                    {"teacher_accuracy", result.teacher_accuracy},
                                    {"methods", result.methods},
-                                   {"runs", runs}}
+                                   {"runs", runs},
+                                   {"budget_seconds", budget},
+                                   {"notes", result.notes}}
                         .dump(2));
   if (prepared.data.name.rfind("synthetic", 0) == 0)
     write_synthetic_points(prepared.data, dir / "synthetic.dat");
 
-  const bool tty = ::isatty(STDERR_FILENO);
-  const int64_t total = static_cast<int64_t>(result.methods.size()) * runs;
-  int64_t done = 0;
-  double computed_seconds = 0;
-  int64_t computed = 0;
+  std::vector<std::string> plan;
+  for (const auto& m : result.methods)
+    for (int64_t s = 0; s < runs; ++s) plan.push_back(m);
+  std::unique_ptr<ExperimentProgress> progress;
+  if (options.progress)
+    progress = std::make_unique<ExperimentProgress>(plan, std::cerr, ::isatty(STDERR_FILENO) != 0);
+  auto say = [&](const std::string& line) {
+    if (progress) progress->message(line);
+  };
+  if (budget > 0)
+    say(fmt::format("equal budget: {:g} s of wall-clock per run; results in {} (not "
+                    "deterministic: they depend on the machine's load)",
+                    budget, dir.string()));
+  if (std::find(result.methods.begin(), result.methods.end(), "tpe") != result.methods.end() &&
+      config.search.trials <= config.search.startup && budget <= 0)
+    say(fmt::format("warning: search.trials {} <= search.startup {}: every TPE trial is drawn "
+                    "from the prior, so `tpe` is random search here",
+                    config.search.trials, config.search.startup));
+
+  // Single trainings get the budget as their trainer's time limit; searches share it out.
+  Config single = config;
+  single.student.trainer.time_limit = budget;
+  size_t index = 0;
   for (const auto& m : result.methods) {
-    for (int64_t s = 0; s < runs; ++s) {
+    for (int64_t s = 0; s < runs; ++s, ++index) {
       const fs::path run_dir = dir / "runs" / m / fmt::format("seed{}", s);
       const fs::path result_file = run_dir / "result.json";
+      const uint64_t seed = static_cast<uint64_t>(s);
       RunRow row;
-      if (fs::exists(result_file)) {
-        row = RunRow::from_json(nlohmann::json::parse(read_file(result_file)));
+      const bool stored = fs::exists(result_file);
+      if (stored) {
+        try {
+          row = RunRow::from_json(nlohmann::json::parse(read_file(result_file)));
+        } catch (const nlohmann::json::exception& e) {
+          fail("{}: corrupt result ({}); delete it to run again", result_file.string(), e.what());
+        }
       } else {
-        const auto t0 = std::chrono::steady_clock::now();
-        RunResult rr = run_distill(config, prepared, m, static_cast<uint64_t>(s), run_dir,
-                                   /*resume=*/true, options.verbose);
-        row = row_from(rr);  // run_distill wrote the same fields to result.json
-        computed_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        ++computed;
+        if (progress) progress->start_run(index, seed);
+        if (is_search_method(m)) {
+          row = run_search_method(config, prepared, m, seed, run_dir, options.verbose,
+                                  progress.get());
+        } else {
+          if (progress) progress->start_training("", run_dir, single.student.trainer.epochs);
+          RunResult rr = run_distill(single, prepared, m, seed, run_dir, /*resume=*/true,
+                                     options.verbose);
+          row = row_from(rr);  // run_distill wrote the same fields to result.json
+        }
       }
       result.runs.push_back(row);
-      ++done;
-      const double eta = computed > 0 ? computed_seconds / computed * static_cast<double>(total - done) : 0;
-      const std::string line =
-          fmt::format("[{}/{}] {} seed {}: final {:.4f}, best {:.4f}, {} -> {}  (ETA {})", done,
-                      total, m, s, row.final_accuracy, row.best_accuracy, row.initial.to_string(),
-                      row.final.to_string(), fmt_duration(eta));
-      if (tty) std::cerr << "\r\033[K" << line << (done == total ? "\n" : "") << std::flush;
-      else std::cerr << line << "\n";
+      const std::string summary =
+          fmt::format("{} seed {}: final {:.4f}, best {:.4f}, {} -> {}", m, s, row.final_accuracy,
+                      row.best_accuracy, row.initial.to_string(), row.final.to_string());
+      if (progress) {
+        if (stored) progress->finished_earlier(index, seed, row.seconds, summary);
+        else progress->finish_run(row.seconds, summary);
+      }
     }
   }
-  result.table = summarize_methods(result.runs, result.methods, result.data);
+  progress.reset();  // ends the status line before the table is printed
+  result.table = summarize_methods(result.runs, result.methods, result.data, result.notes);
   write_reports(result, dir);
   return result;
 }

@@ -115,3 +115,59 @@ data: {name: folder, root: /data/flowers, classes: [rose, tulip], image_size: [2
   msg = load_error(dir, "teacher:\n  train: {lr_schedule: linear}\n");
   EXPECT_TRUE(contains_all(msg, {"c.yaml", "lr_schedule", "linear", "cosine"})) << msg;
 }
+
+TEST(Config, SearchAndBudgetKeysAndTheirErrors) {
+  TempDir dir("cfgsearch");
+  Config d = default_config();
+  EXPECT_EQ(d.search.trials, 10);
+  EXPECT_LT(d.search.startup, d.search.trials);  // an honest TPE by default (DESIGN.md 3.5)
+  EXPECT_EQ(d.budget.seconds, 0);
+  write_file_atomic(dir / "c.yaml", R"(
+methods: [none, tpe, random-search]
+search: {trials: 4, startup: 2, objective: val-accuracy, gamma_rule: hyperopt, candidates: 12,
+         trial_epochs: 3, prune: true, max_failures: 2}
+budget: {seconds: 90.5}
+)");
+  auto c = load_config(dir / "c.yaml");
+  EXPECT_EQ(c.methods, (std::vector<std::string>{"none", "tpe", "random-search"}));
+  EXPECT_EQ(c.search.trials, 4);
+  EXPECT_EQ(c.search.startup, 2);
+  EXPECT_EQ(c.search.objective, "val-accuracy");
+  EXPECT_EQ(c.search.gamma_rule, "hyperopt");
+  EXPECT_EQ(c.search.candidates, 12);
+  EXPECT_EQ(c.search.trial_epochs, 3);
+  EXPECT_TRUE(c.search.prune);
+  EXPECT_EQ(c.search.max_failures, 2);
+  EXPECT_DOUBLE_EQ(c.budget.seconds, 90.5);
+  EXPECT_EQ(c.to_json()["search"]["trials"], 4);
+  EXPECT_EQ(c.to_json()["budget"]["seconds"], 90.5);
+
+  auto msg = load_error(dir, "search: {trails: 4}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "search.trails", "unknown key", "trials"})) << msg;
+  msg = load_error(dir, "search: {trials: 0}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "search.trials", "0", ">= 1"})) << msg;
+  msg = load_error(dir, "search: {trials: five}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "search.trials", "integer", "five"})) << msg;
+  msg = load_error(dir, "search: {startup: -1}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "search.startup", "-1"})) << msg;
+  msg = load_error(dir, "search: {objective: test-accuracy}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "search.objective", "test-accuracy", "val-loss"})) << msg;
+  msg = load_error(dir, "search: {gamma_rule: sqrt}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "search.gamma_rule", "sqrt", "hyperopt"})) << msg;
+  msg = load_error(dir, "search: {candidates: 0}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "search.candidates", "0"})) << msg;
+  msg = load_error(dir, "search: {trial_epochs: -3}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "search.trial_epochs", "-3"})) << msg;
+  msg = load_error(dir, "search: {prune: maybe}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "search.prune", "true or false", "maybe"})) << msg;
+  msg = load_error(dir, "search: {max_failures: 0}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "search.max_failures", "0"})) << msg;
+  msg = load_error(dir, "search: [1, 2]\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "search", "mapping"})) << msg;
+  msg = load_error(dir, "budget: {seconds: -5}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "budget.seconds", "-5"})) << msg;
+  msg = load_error(dir, "budget: {minutes: 5}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "budget.minutes", "unknown key", "seconds"})) << msg;
+  msg = load_error(dir, "methods: [tpe, hyperopt]\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "hyperopt", "random-search", "tpe"})) << msg;
+}

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "metadistill/experiment/plots.h"
+#include "metadistill/meta/study.h"
 #include "metadistill/util/files.h"
 #include "test_util.h"
 
@@ -124,4 +125,130 @@ TEST(Experiment, IntegrationResumeAfterKillGivesTheSameTable) {
   EXPECT_EQ(accuracy_columns(killed / "table.csv"), accuracy_columns(full / "table.csv"));
   EXPECT_EQ(read_file(killed / "runs" / "gradient" / "seed1" / "trajectory.csv"),
             read_file(full / "runs" / "gradient" / "seed1" / "trajectory.csv"));
+}
+
+// The searches as experiment methods: one study per run (sampler seed = run seed), trials + 1
+// trainings, the retrain's accuracy and curve; a run whose result.json is gone is rebuilt from its
+// study without training a trial again.
+TEST(Experiment, IntegrationSearchMethodsRunAsExperimentMethods) {
+  TempDir dir("expsearch");
+  write_file_atomic(dir / "tiny.yaml", kTinyConfig);
+  Config c = load_config(dir / "tiny.yaml");
+  c.search.trials = 3;
+  c.search.startup = 2;
+  c.search.trial_epochs = 200;
+  ExperimentOptions o;
+  o.out = dir / "out";
+  o.methods = {"none", "tpe", "random-search"};
+  auto r = run_experiment(c, o);
+  ASSERT_EQ(r.runs.size(), 6u);
+  ASSERT_EQ(r.table.size(), 3u);
+  for (const auto& row : r.runs) {
+    if (row.method == "none") continue;
+    EXPECT_EQ(row.trainings, 4) << row.method;
+    EXPECT_EQ(row.steps, 400) << row.method;  // the retrain's full schedule
+    ASSERT_FALSE(row.curve.empty());
+    EXPECT_EQ(row.curve.back().first, 400);
+    EXPECT_DOUBLE_EQ(row.curve.back().second, row.final_accuracy);
+    EXPECT_EQ(row.initial.lambda1, row.final.lambda1);
+    const auto run_dir = dir / "out" / "runs" / row.method / ("seed" + std::to_string(row.seed));
+    Study study = Study::load(run_dir / "study.db");
+    EXPECT_EQ(study.trials().size(), 3u);
+    EXPECT_EQ(study.settings().sampler.at("seed").get<uint64_t>(), row.seed);
+    const auto best = study.best_trial();
+    ASSERT_TRUE(best.has_value());
+    EXPECT_DOUBLE_EQ(best->params[0], row.final.lambda1);
+    EXPECT_DOUBLE_EQ(study.attribute("retrain")->at("final_test_accuracy").get<double>(),
+                     row.final_accuracy);
+    // The row's time is every trial's plus the retrain's.
+    double seconds = study.attribute("retrain")->at("seconds").get<double>();
+    for (const auto& t : study.trials()) seconds += t.finished - t.started;
+    EXPECT_NEAR(row.seconds, seconds, 1e-6) << row.method;
+    EXPECT_GT(row.seconds, study.attribute("retrain")->at("seconds").get<double>());
+  }
+  EXPECT_EQ(r.table[1].trainings, 4);
+  EXPECT_NE(r.table[1].note.find("3 trials"), std::string::npos) << r.table[1].note;
+  EXPECT_NE(r.table[2].note.find("random search"), std::string::npos) << r.table[2].note;
+  const auto md = read_file(dir / "out" / "table.md");
+  EXPECT_NE(md.find("| tpe | 2 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| random-search | 2 |"), std::string::npos) << md;
+  EXPECT_EQ(table_csv(load_experiment(dir / "out")), table_csv(r));
+
+  const auto seed1 = dir / "out" / "runs" / "tpe" / "seed1";
+  const auto trial_time = std::filesystem::last_write_time(seed1 / "trial-0" / "metrics.csv");
+  const auto table_before = accuracy_columns(dir / "out" / "table.csv");
+  std::filesystem::remove(seed1 / "result.json");
+  auto again = run_experiment(c, o);
+  EXPECT_EQ(std::filesystem::last_write_time(seed1 / "trial-0" / "metrics.csv"), trial_time);
+  EXPECT_TRUE(std::filesystem::exists(seed1 / "result.json"));
+  EXPECT_EQ(accuracy_columns(dir / "out" / "table.csv"), table_before);
+  ASSERT_EQ(again.runs.size(), r.runs.size());
+  for (size_t i = 0; i < r.runs.size(); ++i) {
+    EXPECT_DOUBLE_EQ(again.runs[i].final_accuracy, r.runs[i].final_accuracy) << i;
+    EXPECT_EQ(again.runs[i].trainings, r.runs[i].trainings) << i;
+  }
+  // A search method with unknown name is refused with the list of the known ones.
+  o.methods = {"tpe", "hyperopt"};
+  metadistill::testing::expect_error([&] { run_experiment(c, o); },
+                                     {"hyperopt", "random-search", "tpe", "gradient"});
+}
+
+// Equal-budget mode: the same wall-clock for every run, its own folder, the steps reached shown.
+TEST(Experiment, IntegrationEqualBudgetStopsEveryMethodAtTheBudget) {
+  TempDir dir("expbudget");
+  write_file_atomic(dir / "tiny.yaml", kTinyConfig);
+  Config c = load_config(dir / "tiny.yaml");
+  c.student.trainer.epochs = 1000000;  // far more than fits in the budget
+  c.student.trainer.eval_every = 1000;
+  c.student.trainer.checkpoint_every = 0;
+  c.search.trial_epochs = 200;  // several trials fit
+  c.search.startup = 2;
+  ExperimentOptions o;
+  o.out = dir / "out";
+  o.methods = {"none", "gradient", "tpe"};
+  o.runs = 1;
+  o.budget_seconds = 0.6;
+  auto r = run_experiment(c, o);
+  const auto bdir = dir / "out" / "budget-0.6s";
+  EXPECT_TRUE(std::filesystem::exists(bdir / "table.md"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "out" / "table.md"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "out" / "teacher.pt"));  // shared with unlimited runs
+  EXPECT_DOUBLE_EQ(r.budget_seconds, 0.6);
+  ASSERT_EQ(r.runs.size(), 3u);
+  for (const auto& row : r.runs) {
+    EXPECT_GE(row.seconds, 0.6) << row.method;
+    EXPECT_LT(row.seconds, 10.0) << row.method;
+  }
+  // Single trainings stopped early; the partial last epoch is evaluated.
+  EXPECT_LT(r.runs[0].steps, 1000000);
+  EXPECT_GT(r.runs[0].steps, 0);
+  EXPECT_EQ(r.runs[0].curve.back().first, r.runs[0].steps);  // full batch: one step per epoch
+  EXPECT_EQ(r.runs[1].hyper_steps, r.runs[1].steps);
+  EXPECT_LT(r.runs[1].steps, 1000000);
+  // The search ran trials until the budget was spent and reports its best trial, unretrained.
+  EXPECT_GE(r.runs[2].trainings, 2);
+  EXPECT_LE(r.runs[2].steps, 200);
+  EXPECT_FALSE(std::filesystem::exists(bdir / "runs" / "tpe" / "seed0" / "retrain"));
+  const auto md = read_file(bdir / "table.md");
+  EXPECT_NE(md.find("equal budget 0.6 s per run"), std::string::npos) << md;
+  EXPECT_NE(md.find("not deterministic"), std::string::npos) << md;
+  EXPECT_NE(md.find("| epochs | steps |"), std::string::npos) << md;
+  auto loaded = load_experiment(bdir);
+  EXPECT_DOUBLE_EQ(loaded.budget_seconds, 0.6);
+  EXPECT_EQ(table_markdown(loaded), table_markdown(r));
+}
+
+TEST(Experiment, IntegrationCliBudgetFlagWritesItsOwnFolder) {
+  TempDir dir("expcli");
+  write_file_atomic(dir / "tiny.yaml", kTinyConfig);
+  const auto out = dir / "out";
+  ASSERT_EQ(wait_exit(spawn_cli({"experiment", (dir / "tiny.yaml").string(), "--out", out.string(),
+                                 "--methods", "none", "--runs", "1", "--budget-seconds", "0.3",
+                                 "-q"})),
+            0);
+  EXPECT_TRUE(std::filesystem::exists(out / "budget-0.3s" / "table.md"));
+  EXPECT_FALSE(std::filesystem::exists(out / "table.md"));
+  EXPECT_NE(wait_exit(spawn_cli({"experiment", (dir / "tiny.yaml").string(), "--out", out.string(),
+                                 "--budget-seconds", "-1"})),
+            0);
 }

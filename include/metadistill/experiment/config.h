@@ -59,6 +59,37 @@ struct ModelTrainConfig {
   TrainerOptions trainer;
 };
 
+/// The search baselines as experiment methods (`tpe`, `random-search`; see
+/// experiment/search_run.h): one run = one search of `trials` trials, then a retrain of the best.
+struct SearchConfig {
+  /// Trials per search (the paper's hyperopt: 5).
+  int64_t trials = 10;
+  /// TPE start-up trials drawn from the prior. An honest count below `trials` (DESIGN.md 3.5):
+  /// with trials ≤ startup every trial is a prior draw, TPE is random search, and the experiment
+  /// warns and says so in the table (the paper's hyperopt had 20 start-up trials for 5 trials).
+  int64_t startup = 5;
+  /// "val-loss" (minimized) or "val-accuracy" (maximized), best over the evaluated epochs, on
+  /// the validation split (never test data).
+  std::string objective = "val-loss";
+  /// TPE good/bad split: "optuna" (⌈0.1·n⌉) or "hyperopt" (⌈0.25·√n⌉).
+  std::string gamma_rule = "optuna";
+  /// TPE candidates drawn per parameter.
+  int64_t candidates = 24;
+  /// Student epochs of one trial, at most the student's `epochs`; 0 = those (the retrain always
+  /// uses the student's `epochs`).
+  int64_t trial_epochs = 0;
+  /// Median-rule pruning, judged after each trial (records only; saves no time).
+  bool prune = false;
+  /// A search stops with an error after this many failed trials.
+  int64_t max_failures = 10;
+};
+
+/// Equal-budget comparison: every run of every method gets the same wall-clock budget.
+struct BudgetConfig {
+  /// Seconds per run; 0 = no budget (every method trains its full schedule).
+  double seconds = 0;
+};
+
 /// Everything one `distill` run needs.
 struct Config {
   DataConfig data;
@@ -71,6 +102,10 @@ struct Config {
   std::vector<std::string> methods;
   /// Runs per method in an experiment (seeds 0..runs-1).
   int64_t runs = 1;
+  /// Settings of the search methods of an experiment.
+  SearchConfig search;
+  /// Equal-budget mode of an experiment.
+  BudgetConfig budget;
   /// Seed of one distill run (model init, batch order, method draws).
   uint64_t seed = 0;
   /// Intra-op threads (<= 0: all cores) and device.

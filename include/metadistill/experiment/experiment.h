@@ -3,7 +3,23 @@
 /// its cached outputs; results as rows, summarized into the paper's Table 2 with cost and
 /// significance columns (DESIGN.md section 4). Interrupt-safe: a finished run (its result.json)
 /// is never recomputed, an unfinished one resumes from its checkpoint.
+///
+/// Methods are the MetaOptimizers of the registry (meta/meta_optimizer.h) and the two search
+/// baselines `tpe` and `random-search` (experiment/search_run.h): one run of a search is one
+/// study of `search.trials` trials (sampler seed = run seed) in the run's folder, then a retrain
+/// of the best λ on D_train ∪ D_val; its row counts trials + 1 trainings and their summed
+/// seconds, and its accuracies and curve are the retrain's. A search resumes from its study.
+///
+/// Equal-budget mode (`budget.seconds` or `ExperimentOptions::budget_seconds` > 0): every run of
+/// every method gets the same wall-clock budget. Single trainings stop when it is spent (the
+/// table shows the epochs and steps they reached); searches run trials, each limited to what is
+/// left, until it is spent, and report their best trial by the validation objective with its own
+/// test accuracy (no retrain). Results go to <out>/budget-<S>s/, apart from unlimited runs.
+/// Wall-clock budgets are not deterministic: how far a run gets depends on the machine and its
+/// load, so budget tables differ between machines and between repetitions.
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +55,8 @@ struct MethodRow {
   double trainings = 0;      // mean full trainings per run
   double hyper_steps = 0;    // mean hyper-steps per run
   double cost_ratio = 0;     // seconds / seconds of `none` (0 when `none` is absent)
+  double steps = 0;          // mean student steps of the reported training per run
+  double epochs = 0;         // mean last evaluated epoch of the reported training per run
   double p_vs_none = 1, p_vs_gradient = 1;  // Welch's t-test on final accuracy
   std::string note;
 };
@@ -50,6 +68,10 @@ struct ExperimentResult {
   std::vector<std::string> methods;
   std::vector<RunRow> runs;
   std::vector<MethodRow> table;
+  /// Wall-clock budget per run (0 = none, see the header comment).
+  double budget_seconds = 0;
+  /// Notes by method that depend on the config (search settings), added to the table's notes.
+  std::map<std::string, std::string> notes;
 };
 
 /// Options of `run_experiment`.
@@ -62,18 +84,30 @@ struct ExperimentOptions {
   std::filesystem::path out;
   /// Per-epoch lines from the trainer.
   bool verbose = false;
+  /// Wall-clock budget per run in seconds; unset = the config's `budget.seconds` (0 = none).
+  std::optional<double> budget_seconds;
+  /// Progress on stderr (experiment/progress.h).
+  bool progress = true;
 };
 
-/// The default method list: none, naive, random, gradient, proposed.
+/// The default method list: none, naive, random, gradient, proposed, tpe.
 std::vector<std::string> default_methods();
+
+/// Every method an experiment accepts: the MetaOptimizer registry's and the searches, sorted.
+std::vector<std::string> experiment_method_names();
+
+/// The folder of an equal-budget experiment inside `out`: "budget-<S>s" ("budget-60s").
+std::string budget_folder_name(double seconds);
 
 /// Runs (or resumes) the experiment and writes its reports; see the header comment.
 ExperimentResult run_experiment(const Config& config, const ExperimentOptions& options);
 
-/// Summarizes rows into the table (methods in the given order).
+/// Summarizes rows into the table (methods in the given order); `notes` are appended to the
+/// methods' built-in notes.
 std::vector<MethodRow> summarize_methods(const std::vector<RunRow>& runs,
                                          const std::vector<std::string>& methods,
-                                         const std::string& data_name);
+                                         const std::string& data_name,
+                                         const std::map<std::string, std::string>& notes = {});
 
 /// Reads an experiment folder written by `run_experiment` (its runs' result rows).
 ExperimentResult load_experiment(const std::filesystem::path& dir);

@@ -1,0 +1,307 @@
+#include "metadistill/experiment/search_run.h"
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "metadistill/meta/tpe.h"
+#include "metadistill/util/error.h"
+#include "metadistill/util/files.h"
+
+namespace metadistill {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fixed-λ method that trains on D_train ∪ D_val, for the final retrain (the registry's `fixed`
+// trains on D_train only). Registered on first use, so that it is no method of `experiment`.
+void register_retrain_method() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    register_meta_optimizer("fixed-train-val", [](const MethodOptions& o) {
+      o.fixed.validate();
+      return std::make_unique<FixedMetaOptimizer>("fixed-train-val", o.fixed, true);
+    });
+  });
+}
+
+// λ1 and T as the paper writes them.
+std::string short_name(const std::string& name) {
+  if (name == "lambda1") return "λ1";
+  if (name == "temperature") return "T";
+  return name;
+}
+
+// The trial config: fixed λ, the trial epochs, validation on the validation split.
+Config trial_config(const Config& config, const SearchRunOptions& o) {
+  Config c = config;
+  c.data.val_is_test = false;
+  if (o.trial_epochs > 0)
+    c.student.trainer.epochs = std::min(o.trial_epochs, c.student.trainer.epochs);
+  return c;
+}
+
+TrainResult train_from_json(const nlohmann::json& j) {
+  TrainResult t;
+  t.final_test_accuracy = j.value("final_test_accuracy", 0.0);
+  t.best_test_accuracy = j.contains("best_test_accuracy") ? j.at("best_test_accuracy").get<double>()
+                                                          : j.value("best_epoch_test_accuracy", 0.0);
+  t.best_epoch = j.value("best_epoch", int64_t{0});
+  t.seconds = j.value("seconds", 0.0);
+  t.steps = j.value("steps", int64_t{0});
+  t.hyper_steps = j.value("hyper_steps", int64_t{0});
+  if (j.contains("test_accuracy_by_epoch"))
+    for (const auto& p : j.at("test_accuracy_by_epoch")) {
+      EpochMetrics e;
+      e.epoch = p.at(0);
+      e.test_accuracy = p.at(1);
+      t.history.push_back(e);
+    }
+  return t;
+}
+
+nlohmann::json curve_json(const TrainResult& t) {
+  nlohmann::json curve = nlohmann::json::array();
+  for (const auto& e : t.history) curve.push_back({e.epoch, e.test_accuracy});
+  return curve;
+}
+
+// Wall-clock of the trials that ran to an end (a crashed trial's lost time is unknown).
+double trial_seconds(const std::vector<FrozenTrial>& trials) {
+  double s = 0;
+  for (const auto& t : trials)
+    if (t.finished > 0 && t.started > 0 && t.state != TrialState::kRunning)
+      s += std::max(0.0, t.finished - t.started);
+  return s;
+}
+
+}  // namespace
+
+std::vector<std::string> search_method_names() { return {"random-search", "tpe"}; }
+
+bool is_search_method(const std::string& name) { return name == "tpe" || name == "random-search"; }
+
+void SearchRunOptions::validate() const {
+  check(sampler == "tpe" || sampler == "random", "search sampler '{}': expected tpe or random",
+        sampler);
+  check(trials >= 1, "search trials = {}: expected >= 1", trials);
+  check(startup >= 0, "search startup = {}: expected >= 0", startup);
+  check(candidates >= 1, "search candidates = {}: expected >= 1", candidates);
+  check(objective == "val-loss" || objective == "val-accuracy",
+        "search objective '{}': expected val-loss or val-accuracy", objective);
+  gamma_rule_from_string(gamma_rule);
+  check(max_failures >= 1, "search max_failures = {}: expected >= 1", max_failures);
+  check(trial_epochs >= 0, "search trial_epochs = {}: expected >= 0 (0 = the student's epochs)",
+        trial_epochs);
+  check(std::isfinite(budget_seconds) && budget_seconds >= 0,
+        "search budget_seconds = {}: expected seconds >= 0 (0 = none)", budget_seconds);
+  check(!study.empty(), "search: no study file given");
+  check(!dir.empty(), "search: no trial folder given");
+}
+
+SearchRunOptions search_options_for(const Config& config, const std::string& method,
+                                    uint64_t seed, const fs::path& dir) {
+  check(method == "tpe" || method == "random-search",
+        "search method '{}': expected tpe or random-search", method);
+  const SearchConfig& s = config.search;
+  SearchRunOptions o;
+  o.sampler = method == "tpe" ? "tpe" : "random";
+  o.label = method;
+  o.trials = s.trials;
+  o.startup = s.startup;
+  o.gamma_rule = s.gamma_rule;
+  o.candidates = s.candidates;
+  o.objective = s.objective;
+  o.temperature_prior = config.method.temperature_prior;
+  o.prune = s.prune;
+  o.max_failures = s.max_failures;
+  o.trial_epochs = s.trial_epochs;
+  o.seed = seed;
+  o.budget_seconds = config.budget.seconds;
+  o.study = dir / "study.db";
+  o.dir = dir;
+  return o;
+}
+
+std::unique_ptr<Sampler> make_search_sampler(const SearchRunOptions& o) {
+  if (o.sampler == "random") return std::make_unique<RandomSampler>(o.seed);
+  return std::make_unique<TpeSampler>(TpeOptions()
+                                          .with_seed(o.seed)
+                                          .with_startup_trials(o.startup)
+                                          .with_candidates(o.candidates)
+                                          .with_gamma(gamma_rule_from_string(o.gamma_rule)));
+}
+
+StudySettings search_study_settings(const Config& config, const SearchRunOptions& o) {
+  const Config c = trial_config(config, o);
+  const nlohmann::json cj = c.to_json();
+  nlohmann::json objective = {
+      {"name", o.objective},
+      {"selection", "best evaluated epoch"},
+      {"label", o.label},
+      {"run_seed", o.seed},
+      {"data", cj["data"]},
+      {"teacher", {{"model", cj["teacher"]["model"]}, {"train", cj["teacher"]["train"]}}},
+      {"student", cj["student"]}};
+  // Only where it applies, so that studies written before these settings existed still resume.
+  if (o.budget_seconds > 0) objective["budget_seconds"] = o.budget_seconds;
+  return StudySettings()
+      .with_name(o.study.stem().string())
+      .with_direction(o.objective == "val-loss" ? Direction::kMinimize : Direction::kMaximize)
+      .with_space(metaparameter_space(o.temperature_prior))
+      .with_sampler(make_search_sampler(o)->to_json())
+      .with_objective(objective);
+}
+
+std::string describe_params(const SearchSpace& space, const ParamValues& x) {
+  std::string s;
+  for (size_t i = 0; i < space.size() && i < x.size(); ++i)
+    s += fmt::format("{}{}={:.4g}", i ? " " : "", short_name(space[i].name), x[i]);
+  return s;
+}
+
+SearchRunResult run_search(const Config& config, const Prepared& prepared_in,
+                           const SearchRunOptions& o) {
+  o.validate();
+  check(prepared_in.data.val_idx.numel() > 0,
+        "{}: the search needs a validation split, and data {} has none (set data.val_size > 0)",
+        config.source, prepared_in.data.name);
+  // Trials score λ on the validation rows even where the config validates on the test rows.
+  Prepared prepared = prepared_in;
+  prepared.data.val_is_test = false;
+  const Config tc = trial_config(config, o);
+  Config rc = config;  // the retrain: the full schedule
+  rc.data.val_is_test = false;
+
+  const StudySettings settings = search_study_settings(config, o);
+  Study study = Study::open(o.study, settings);
+  auto sampler = make_search_sampler(o);
+  const Direction direction = settings.direction;
+  const SearchSpace& space = settings.space;
+
+  SearchRunResult result;
+  result.space = space;
+  result.direction = direction;
+
+  double budget_left = 0;  // equal-budget mode: set before each trial
+  auto objective = [&](TrialContext& ctx) {
+    Config c = tc;
+    c.method.method = "fixed";
+    c.method.fixed = Metaparameters{ctx.param("lambda1"), ctx.param("temperature")};
+    c.method.given_initial = true;
+    if (o.budget_seconds > 0) c.student.trainer.time_limit = std::max(budget_left, 1e-3);
+    const fs::path trial_dir = o.dir / fmt::format("trial-{}", ctx.number());
+    if (o.on_training_start)
+      o.on_training_start(fmt::format("trial {}", ctx.number()), trial_dir,
+                          c.student.trainer.epochs);
+    const RunResult r = run_distill(c, prepared, "fixed", o.seed, trial_dir, false, o.verbose);
+    double best = direction == Direction::kMinimize ? INFINITY : -INFINITY;
+    for (const auto& e : r.train.history) {
+      const double v = o.objective == "val-loss" ? e.val_loss : e.val_accuracy;
+      check(v >= 0, "trial {}: epoch {} has no validation {}", ctx.number(), e.epoch, o.objective);
+      if (is_better(v, best, direction)) best = v;
+      if (ctx.report(e.epoch, v)) break;  // judged after the run: no time saved (see the header)
+    }
+    return best;
+  };
+
+  SearchOptions so;
+  so.prune = o.prune;
+  so.max_failures = o.max_failures;
+  so.on_trial_end = o.on_trial_end;
+  if (o.budget_seconds > 0) {
+    // One trial at a time until the budget is spent; earlier processes' trials count.
+    SearchSummary total;
+    while (true) {
+      const auto counts = study.counts();
+      budget_left = o.budget_seconds - trial_seconds(study.trials());
+      if (budget_left <= 0) break;
+      so.trials = counts.finished() + 1;
+      const SearchSummary s = optimize(study, *sampler, objective, so);
+      total.ran += s.ran;
+      total.complete += s.complete;
+      total.pruned += s.pruned;
+      total.failed += s.failed;
+      if (s.ran == 0) break;  // other processes hold the remaining trials
+    }
+    total.counts = study.counts();
+    total.best = study.best_trial();
+    total.done = total.counts.running == 0 && total.counts.waiting == 0;
+    result.summary = total;
+  } else {
+    so.trials = o.trials;
+    result.summary = optimize(study, *sampler, objective, so);
+  }
+  result.trials = study.trials();
+  result.seconds = trial_seconds(result.trials);
+  if (!result.summary.best) return result;
+  const FrozenTrial& b = *result.summary.best;
+  result.best = Metaparameters{b.params[0], b.params[1]};
+
+  if (o.budget_seconds > 0) {
+    // No retrain beyond the budget: the best trial's own training, tested after each epoch.
+    const fs::path file = o.dir / fmt::format("trial-{}", b.number) / "result.json";
+    check(fs::exists(file), "{}: missing: the best trial's result is needed in equal-budget mode",
+          file.string());
+    SearchRetrain r;
+    r.trial = b.number;
+    r.lambda = result.best;
+    r.train_rows = prepared.data.train_idx.numel();
+    r.seed = o.seed;
+    try {
+      r.train = train_from_json(nlohmann::json::parse(read_file(file)));
+    } catch (const nlohmann::json::exception& e) {
+      fail("{}: corrupt result ({})", file.string(), e.what());
+    }
+    r.stored = true;
+    result.retrain = r;
+    return result;
+  }
+  if (!result.summary.done || !o.retrain) return result;
+
+  SearchRetrain r;
+  const auto stored = study.attribute("retrain");
+  if (stored && stored->value("trial", int64_t{-1}) == b.number) {
+    r.trial = b.number;
+    r.lambda = Metaparameters{stored->at("lambda1").get<double>(),
+                              stored->at("temperature").get<double>()};
+    r.train_rows = stored->value("train_rows", int64_t{0});
+    r.seed = stored->value("seed", uint64_t{0});
+    r.train = train_from_json(*stored);
+    r.stored = true;
+  } else {
+    register_retrain_method();
+    rc.method.method = "fixed-train-val";
+    rc.method.fixed = result.best;
+    rc.method.given_initial = true;
+    if (o.on_training_start)
+      o.on_training_start("retrain", o.dir / "retrain", rc.student.trainer.epochs);
+    const RunResult run =
+        run_distill(rc, prepared, "fixed-train-val", o.seed, o.dir / "retrain", false, o.verbose);
+    r.trial = b.number;
+    r.lambda = result.best;
+    r.train_rows = prepared.data.train_idx.numel() + prepared.data.val_idx.numel();
+    r.seed = o.seed;
+    r.train = run.train;
+    study.set_attribute("retrain", {{"trial", b.number},
+                                    {"lambda1", b.params[0]},
+                                    {"temperature", b.params[1]},
+                                    {"train_rows", r.train_rows},
+                                    {"seed", o.seed},
+                                    {"final_test_accuracy", run.train.final_test_accuracy},
+                                    {"best_epoch_test_accuracy", run.train.best_test_accuracy},
+                                    {"best_epoch", run.train.best_epoch},
+                                    {"seconds", run.train.seconds},
+                                    {"steps", run.train.steps},
+                                    {"test_accuracy_by_epoch", curve_json(run.train)},
+                                    {"label", o.label}});
+  }
+  result.seconds += r.train.seconds;
+  result.retrain = r;
+  return result;
+}
+
+}  // namespace metadistill
