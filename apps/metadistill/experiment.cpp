@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "common.h"
 #include "metadistill/experiment/experiment.h"
+#include "metadistill/util/files.h"
 
 namespace metadistill::cli {
 
@@ -42,6 +43,9 @@ int run_report(const ReportOptions& o) {
   auto r = load_experiment(o.dir);
   write_reports(r, o.dir);
   std::cout << table_markdown(r);
+  const auto trajectories = std::filesystem::path(o.dir) / "trajectories.md";
+  if (std::filesystem::exists(trajectories))
+    std::cout << "\nMetaparameter trajectories\n\n" << read_file(trajectories);
   return 0;
 }
 

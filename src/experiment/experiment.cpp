@@ -14,6 +14,7 @@
 #include "metadistill/experiment/plots.h"
 #include "metadistill/experiment/progress.h"
 #include "metadistill/experiment/search_run.h"
+#include "metadistill/experiment/trajectory_summary.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
 
@@ -329,6 +330,8 @@ void write_reports(const ExperimentResult& r, const fs::path& dir) {
   }
   write_file_atomic(dir / "runs.csv", runs.str());
   write_file_atomic(dir / "curves.csv", curves.str());
+  const auto trajectories = summarize_trajectories(dir);
+  if (!trajectories.empty()) write_file_atomic(dir / "trajectories.md", trajectory_table(trajectories));
   draw_experiment_plots(r, dir);
 }
 

@@ -86,10 +86,13 @@ TEST(Experiment, IntegrationTinyExperimentWritesTableAndPlots) {
   EXPECT_NEAR(r.table[0].final_accuracy.mean, 0.63, 0.05);
   EXPECT_EQ(r.table[1].hyper_steps, 400);
   EXPECT_GT(r.table[1].final_accuracy.mean, r.table[0].final_accuracy.mean);
-  for (auto f : {"table.md", "table.csv", "table.json", "runs.csv", "curves.csv", "config.json"})
+  for (auto f : {"table.md", "table.csv", "table.json", "runs.csv", "curves.csv", "config.json",
+                 "trajectories.md"})
     EXPECT_TRUE(std::filesystem::exists(dir / "out" / f)) << f;
   const auto md = read_file(dir / "out" / "table.md");
   EXPECT_NE(md.find("| gradient | 2 |"), std::string::npos) << md;
+  const auto traj = read_file(dir / "out" / "trajectories.md");
+  EXPECT_NE(traj.find("| gradient | 2 |"), std::string::npos) << traj;
   if (gnuplot_available()) {
     for (auto f : {"accuracy.png", "accuracy.svg", "trajectory-gradient.png", "synthetic.png"}) {
       auto p = dir / "out" / "plots" / f;
