@@ -15,5 +15,6 @@ void setup_train_teacher(CLI::App& app);
 void setup_experiment(CLI::App& app);
 void setup_sweep(CLI::App& app);
 void setup_search(CLI::App& app);
+void setup_multilayer(CLI::App& app);
 
 }  // namespace metadistill::cli

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   cli::setup_experiment(app);
   cli::setup_sweep(app);
   cli::setup_search(app);
+  cli::setup_multilayer(app);
   try {
     app.parse(argc, argv);
   } catch (const cli::CommandResult& r) {

@@ -1,0 +1,93 @@
+#pragma once
+/// The multi-layer distillation experiment ("multilayer-vid-distillation", DESIGN.md 3.4):
+/// methods × runs of `MultiLayerTrainer` on one data set and teacher, the results table, per-run
+/// CSVs and the gnuplot figures (accuracy by epoch; the learned pair weights drawn as in the
+/// paper's Fig. 7: teacher and student layers as two columns of points, λij as line widths).
+///
+/// Config: the usual YAML sections (data, teacher, student with its `train`, runs, seed, threads,
+/// out, cache, preset; see experiment/config.h) plus a `multilayer:` section read here:
+///   multilayer:
+///     methods: [none, hinton, pairwise, all-pairs-random, all-pairs-fd]
+///     teacher_taps: [conv1, conv2, conv3, fc1]
+///     student_taps: [conv1, conv2, conv3, fc1]
+///     beta: 0.5            random_beta: false
+///     hinton_lambda1: 0.5  temperature: 4.0
+///     meta_lr: 1.0  fd_scale: 0.01  hyper_every: 1  val_temperature: 1.0
+///     vid_hidden: 0  vid_init_variance: 5.0  vid_eps: 1.0e-5  vid_weight_decay: false
+/// Every method trains on D_train only (unlike the Hinton experiment's `none`, which adds D_val),
+/// so the rows differ only in the loss.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "metadistill/experiment/config.h"
+#include "metadistill/train/multilayer.h"
+
+namespace metadistill {
+
+/// A base config and the multi-layer settings.
+struct MultiLayerConfig {
+  Config base;
+  /// Settings shared by every method; `method` is set per run.
+  MultiLayerOptions options;
+  /// Methods compared (default: all of `multilayer_method_names()` but all-pairs-fixed).
+  std::vector<std::string> methods;
+};
+
+/// Reads a config with a `multilayer:` section; throws `Error` naming the file and key for an
+/// unknown key, a wrong type or a bad value (the other sections as `load_config` checks them).
+MultiLayerConfig load_multilayer_config(const std::filesystem::path& path);
+
+/// Options of `run_multilayer_experiment`.
+struct MultiLayerExperimentOptions {
+  /// Methods to run (empty = the config's).
+  std::vector<std::string> methods;
+  /// Runs per method, seeds base.seed .. base.seed + runs − 1 (0 = the config's `runs`).
+  int64_t runs = 0;
+  /// Per-epoch progress lines on stderr.
+  bool verbose = true;
+};
+
+/// One run of one method.
+struct MultiLayerRun {
+  std::string method;
+  uint64_t seed = 0;
+  MultiLayerResult result;
+};
+
+/// Everything an experiment produced.
+struct MultiLayerExperimentResult {
+  std::string data, preset, teacher_model, student_model;
+  double teacher_test_accuracy = 0;
+  std::vector<std::string> methods;
+  std::vector<MultiLayerRun> runs;
+};
+
+/// Runs every method `runs` times: loads the data, loads or trains the teacher
+/// (`ensure_teacher`), trains the students; writes each run into
+/// `<out>/runs/<method>/seed<k>/` and, at the end, results.csv, table.md and the plots (when
+/// gnuplot is present) into `<out>`.
+MultiLayerExperimentResult run_multilayer_experiment(const MultiLayerConfig& config,
+                                                     const MultiLayerExperimentOptions& options);
+
+/// The results table (Markdown): method, final test accuracy mean (max) over runs, its standard
+/// deviation, best-epoch accuracy, mean seconds per run, and the final β.
+std::string multilayer_table(const MultiLayerExperimentResult& r);
+
+/// Writes results.csv (one row per run) and table.md into `dir` and draws the plots into
+/// `dir`/plots; returns the plot files written (none without gnuplot).
+std::vector<std::filesystem::path> write_multilayer_reports(const MultiLayerExperimentResult& r,
+                                                            const std::filesystem::path& dir);
+
+/// Draws the pair weights `lambda` of `pairs` as a two-column graph into `dir`/`name`.{gp,png,svg}
+/// (teacher taps left, student taps right, line width ∝ λij / max λ); returns the PNG path.
+/// Throws `Error` when gnuplot fails.
+std::filesystem::path draw_pair_weights(const std::vector<TapPair>& pairs,
+                                        const std::vector<double>& lambda,
+                                        const std::vector<std::string>& teacher_taps,
+                                        const std::vector<std::string>& student_taps,
+                                        const std::filesystem::path& dir, const std::string& name,
+                                        const std::string& title);
+
+}  // namespace metadistill

@@ -1,0 +1,158 @@
+#pragma once
+/// Multi-layer distillation ("multilayer-vid-distillation", DESIGN.md 3.4): the training loop for
+///   L = β · CE(g(x), y) + (1 − β) · Σ_{i,j} λij · VID(t_i, s_j)
+/// between teacher tap i and student tap j, with the pairs, λij and β chosen by a method:
+/// - "none": CE only (β = 1); "hinton": the Hinton loss of losses/hinton.h (λ1, T fixed);
+/// - "pairwise": teacher tap k ↔ student tap k, λ uniform;
+/// - "all-pairs-fixed" / "all-pairs-random": every teacher tap with every student tap, λ uniform /
+///   drawn at random (β from the options, or drawn with `random_beta`);
+/// - "all-pairs-exact" / "all-pairs-fd": λij and β learned by the greedy hypergradient of
+///   meta/generic_hypergradient.h (double backward / finite differences) on a cycling
+///   validation batch, before each student step on the same training batch.
+/// The VID regressors and variances (losses/vid.h) train with the student, in a second optimizer
+/// group without weight decay unless asked for. The teacher runs per batch in eval mode without
+/// gradients.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "metadistill/data/dataset.h"
+#include "metadistill/losses/vid.h"
+#include "metadistill/models/classifier.h"
+#include "metadistill/train/checkpoint.h"
+#include "metadistill/train/trainer.h"
+
+namespace metadistill {
+
+/// Method names `MultiLayerOptions::method` accepts.
+std::vector<std::string> multilayer_method_names();
+
+/// Options of `MultiLayerTrainer` beyond `TrainerOptions` (which give epochs, batches, lr
+/// schedule, optimizer, weight decay, seed, evaluation, output folder, augmentation).
+struct MultiLayerOptions {
+  /// One of `multilayer_method_names()`.
+  TORCH_ARG(std::string, method) = "hinton";
+  /// Teacher and student taps to distill between (see each model's `tap_names()`); "pairwise"
+  /// needs lists of equal length.
+  TORCH_ARG(std::vector<std::string>, teacher_taps) = {};
+  TORCH_ARG(std::vector<std::string>, student_taps) = {};
+  /// β, the weight of CE (initial value for the learned methods), in [0, 1].
+  TORCH_ARG(double, beta) = 0.5;
+  /// "all-pairs-random": draw β ~ U(0, 1) as well (the paper draws both); else β = `beta`.
+  TORCH_ARG(bool, random_beta) = false;
+  /// "hinton": λ1 and T of the Hinton loss.
+  TORCH_ARG(double, hinton_lambda1) = 0.5;
+  TORCH_ARG(double, temperature) = 4.0;
+  /// Learned methods: SGD step γ_λ on the free pair parameters a (λ = softmax(a)) and on β.
+  TORCH_ARG(double, meta_lr) = 1.0;
+  /// Learned methods: fd step scale, ε = fd_scale / ‖P v‖.
+  TORCH_ARG(double, fd_scale) = 0.01;
+  /// Learned methods: a hyper-step every this many student steps.
+  TORCH_ARG(int64_t, hyper_every) = 1;
+  /// Temperature of the validation loss CE(g(x_val)/T_val, y_val).
+  TORCH_ARG(double, val_temperature) = 1.0;
+  /// VID terms: regressor hidden width (0 = teacher channels), initial σ², ε.
+  TORCH_ARG(int64_t, vid_hidden) = 0;
+  TORCH_ARG(double, vid_init_variance) = 5.0;
+  TORCH_ARG(double, vid_eps) = 1e-5;
+  /// Apply the trainer's weight decay to the VID parameters too (off: they are excluded).
+  TORCH_ARG(bool, vid_weight_decay) = false;
+
+ public:
+  /// True for the methods that use VID pairs.
+  bool uses_pairs() const;
+  /// True for the methods that learn λ and β.
+  bool learns() const;
+  /// Throws `Error` naming the option for an unknown method or an out-of-range value.
+  void validate() const;
+};
+
+/// The pairs a method distills between: teacher_taps[k] ↔ student_taps[k] for "pairwise", every
+/// combination (teacher-major order) for "all-pairs-*", none otherwise. Throws `Error` for empty or
+/// unequal lists.
+std::vector<TapPair> make_pairs(const MultiLayerOptions& options);
+
+/// The data of one multi-layer run. The teacher sees `train_set->teacher_input()` rows.
+struct MultiLayerData {
+  const DataSet* train_set = nullptr;
+  /// Rows trained on, ids into `train_set`.
+  torch::Tensor train_ids;
+  /// Validation data (hyper-steps, val accuracy); needed by the learned methods.
+  const DataSet* val_set = nullptr;
+  const DataSet* test_set = nullptr;
+};
+
+/// One evaluated epoch.
+struct MultiLayerEpoch {
+  int64_t epoch = 0;
+  double lr = 0, train_loss = 0, val_accuracy = -1, val_loss = -1, test_accuracy = 0, beta = 1,
+         seconds = 0;
+};
+
+/// λ and β after one step (every step is logged).
+struct PairWeightsPoint {
+  int64_t step = 0;
+  double beta = 1;
+  std::vector<double> lambda;
+  /// ‖h‖ of the hyper-step taken before this step (0 when none).
+  double hypergradient_norm = 0;
+};
+
+/// Outcome of `MultiLayerTrainer::fit`.
+struct MultiLayerResult {
+  std::string method;
+  std::vector<TapPair> pairs;
+  std::vector<MultiLayerEpoch> history;
+  std::vector<PairWeightsPoint> trajectory;
+  /// Final λ [P] and β.
+  std::vector<double> lambda;
+  double beta = 1;
+  double final_test_accuracy = 0, best_test_accuracy = 0, seconds = 0;
+  int64_t steps = 0, hyper_steps = 0;
+};
+
+/// Trains one student by multi-layer distillation; one instance per run.
+class MultiLayerTrainer {
+ public:
+  /// Validates both option sets; `trainer.resume` is not supported.
+  MultiLayerTrainer(MultiLayerOptions options, TrainerOptions trainer);
+
+  /// Trains `student` from `teacher` on `data`. Checks the taps first (an `Error` lists the taps
+  /// the model offers). When `trainer.out_dir` is set writes metrics.csv (per epoch),
+  /// pair_weights.csv (λij and β per step), pairs.csv (final λij) and student.pt (student with
+  /// its VID terms, see `save_multilayer_student`). Throws `Error` on a NaN/Inf loss.
+  MultiLayerResult fit(ClassifierImpl& student, ClassifierImpl& teacher, const MultiLayerData& data);
+
+  /// The VID terms of the last `fit` (null for "none" and "hinton").
+  MultiVID vid() const { return vid_; }
+  const MultiLayerOptions& options() const { return options_; }
+
+ private:
+  MultiLayerOptions options_;
+  TrainerOptions trainer_;
+  MultiVID vid_{nullptr};
+};
+
+/// Writes a student with its VID terms: the model as `save_model_file` writes it (so
+/// `load_model_file` reads the student alone) plus the terms' pairs, shapes, options and
+/// parameters, and `extra` (JSON, e.g. the final λ and β). Atomic.
+void save_multilayer_student(const std::filesystem::path& path, const ClassifierImpl& student,
+                             const ModelSpec& spec, const MultiVIDImpl* vid,
+                             const nlohmann::json& extra = {});
+
+/// What `load_multilayer_student` returns; `vid` is null when none was saved.
+struct LoadedMultiLayerStudent {
+  LoadedModel student;
+  MultiVID vid{nullptr};
+  nlohmann::json extra;
+};
+
+/// Reads a file of `save_multilayer_student`; throws `Error` naming the file when it is missing or
+/// corrupt.
+LoadedMultiLayerStudent load_multilayer_student(const std::filesystem::path& path);
+
+}  // namespace metadistill

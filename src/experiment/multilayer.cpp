@@ -1,0 +1,281 @@
+#include "metadistill/experiment/multilayer.h"
+
+#include <algorithm>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "metadistill/experiment/distill.h"
+#include "metadistill/experiment/plots.h"
+#include "metadistill/experiment/statistics.h"
+#include "metadistill/train/teacher.h"
+#include "metadistill/util/error.h"
+#include "metadistill/util/files.h"
+#include "metadistill/util/runtime.h"
+
+namespace metadistill {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A gnuplot script drawing the same body to PNG and SVG (the layout of experiment/plots.cpp).
+fs::path write_script(const fs::path& dir, const std::string& name, const std::string& setup,
+                      const std::string& body) {
+  std::ostringstream s;
+  s << "# drawn by metadistill multilayer; edit and rerun with: gnuplot " << name << ".gp\n"
+    << "set datafile separator ','\n" << setup << "\n";
+  s << "set terminal pngcairo size 900,560 noenhanced\nset output '" << name << ".png'\n" << body
+    << "\n";
+  s << "set terminal svg size 900,560 noenhanced\nset output '" << name << ".svg'\n" << body
+    << "\nunset output\n";
+  const fs::path path = dir / (name + ".gp");
+  write_file_atomic(path, s.str());
+  return path;
+}
+
+std::vector<std::string> unique_in_order(const std::vector<std::string>& v) {
+  std::vector<std::string> out;
+  for (const auto& s : v)
+    if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+  return out;
+}
+
+}  // namespace
+
+fs::path draw_pair_weights(const std::vector<TapPair>& pairs, const std::vector<double>& lambda,
+                           const std::vector<std::string>& teacher_taps,
+                           const std::vector<std::string>& student_taps, const fs::path& dir,
+                           const std::string& name, const std::string& title) {
+  check(pairs.size() == lambda.size(), "pair weights plot: {} pairs but {} weights", pairs.size(),
+        lambda.size());
+  fs::create_directories(dir);
+  const auto teachers = unique_in_order(teacher_taps);
+  const auto students = unique_in_order(student_taps);
+  auto row = [](const std::vector<std::string>& names, const std::string& n) {
+    return static_cast<double>(std::find(names.begin(), names.end(), n) - names.begin());
+  };
+  // Nodes: x = 0 teacher, x = 1 student, top to bottom in forward order.
+  std::ostringstream nodes;
+  for (size_t i = 0; i < teachers.size(); ++i) nodes << "0," << -double(i) << "," << teachers[i] << "\n";
+  nodes << "\n\n";
+  for (size_t j = 0; j < students.size(); ++j) nodes << "1," << -double(j) << "," << students[j] << "\n";
+  write_file_atomic(dir / (name + ".dat"), nodes.str());
+  const double top = lambda.empty() ? 1.0 : *std::max_element(lambda.begin(), lambda.end());
+  std::ostringstream setup;
+  setup << "set title '" << title << "'\nunset key\nunset border\nunset xtics\nunset ytics\n"
+        << "set xrange [-0.6:1.6]\nset yrange [" << -double(std::max(teachers.size(), students.size())) + 0.4
+        << ":0.8]\n"
+        << "set label 'teacher' at 0,0.5 center\nset label 'student' at 1,0.5 center\n";
+  for (size_t p = 0; p < pairs.size(); ++p) {
+    const double width = top > 0 ? 0.2 + 11.8 * lambda[p] / top : 1.0;
+    setup << fmt::format(
+        "set arrow from 0,{} to 1,{} nohead lw {:.3f} lc rgb '#3366aa' back  # {} = {:.4g}\n",
+        -row(teachers, pairs[p].teacher), -row(students, pairs[p].student), width,
+        pairs[p].label(), lambda[p]);
+  }
+  const std::string dat = name + ".dat";
+  const std::string body = fmt::format(
+      "plot '{0}' index 0 using 1:2 with points pt 7 ps 2.5 lc rgb '#cc2222', "
+      "'{0}' index 0 using ($1-0.08):2:3 with labels right, "
+      "'{0}' index 1 using 1:2 with points pt 7 ps 2.5 lc rgb '#22aa22', "
+      "'{0}' index 1 using ($1+0.08):2:3 with labels left",
+      dat);
+  auto script = write_script(dir, name, setup.str(), body);
+  run_gnuplot(script);
+  return dir / (name + ".png");
+}
+
+MultiLayerExperimentResult run_multilayer_experiment(const MultiLayerConfig& config,
+                                                     const MultiLayerExperimentOptions& options) {
+  const Config& c = config.base;
+  const auto methods = options.methods.empty() ? config.methods : options.methods;
+  const auto names = multilayer_method_names();
+  for (const auto& m : methods)
+    check(std::find(names.begin(), names.end(), m) != names.end(),
+          "--methods: unknown method '{}': expected one of {}", m, fmt::join(names, ", "));
+  const int64_t runs = options.runs > 0 ? options.runs : c.runs;
+  const auto device = parse_device(c.device);
+
+  DataBundle data = load_data(c.data, c.cache);
+  ModelSpec teacher_spec(c.teacher.model, data.num_classes,
+                         data.pool.teacher_input().sizes().slice(1).vec());
+  TrainerOptions tt = c.teacher.trainer;
+  tt.device = device;
+  LoadedModel teacher = ensure_teacher(data, teacher_spec, tt, c.teacher_file);
+  teacher.model->to(device);
+
+  MultiLayerExperimentResult r;
+  r.data = data.name;
+  r.preset = c.preset;
+  r.teacher_model = c.teacher.model;
+  r.student_model = c.student.model;
+  r.methods = methods;
+  r.teacher_test_accuracy =
+      evaluate_accuracy(*teacher.model, teacher_view(data.test), 1024, device);
+  if (options.verbose)
+    std::cerr << fmt::format("teacher {} test accuracy {:.4f}\n", c.teacher.model,
+                             r.teacher_test_accuracy);
+
+  // Check the taps of both models before any training, so a typo fails at once.
+  ModelSpec student_spec(c.student.model, data.num_classes, data.pool.x.sizes().slice(1).vec());
+  {
+    auto probe = make_model(student_spec);
+    check_taps(*teacher.model, config.options.teacher_taps(), "teacher");
+    check_taps(*probe, config.options.student_taps(), "student");
+  }
+
+  const DataSet validation = data.validation();
+  MultiLayerData md;
+  md.train_set = &data.pool;
+  md.train_ids = data.train_idx;
+  md.val_set = &validation;
+  md.test_set = &data.test;
+
+  const fs::path out(c.out);
+  for (const auto& method : methods) {
+    for (int64_t k = 0; k < runs; ++k) {
+      const uint64_t seed = c.seed + static_cast<uint64_t>(k);
+      MultiLayerOptions mo = config.options;
+      mo.method(method);
+      seed_everything(seed);
+      Classifier student = make_model(student_spec);
+      TrainerOptions t = c.student.trainer;
+      t.seed = seed;
+      t.device = device;
+      t.out_dir = out / "runs" / method / fmt::format("seed{}", seed);
+      t.verbose = options.verbose;
+      t.resume = false;
+      MultiLayerTrainer trainer(mo, t);
+      MultiLayerRun run;
+      run.method = method;
+      run.seed = seed;
+      run.result = trainer.fit(*student, *teacher.model, md);
+      if (options.verbose)
+        std::cerr << fmt::format("{} seed {}: final test accuracy {:.4f} ({:.1f}s)\n", method, seed,
+                                 run.result.final_test_accuracy, run.result.seconds);
+      r.runs.push_back(std::move(run));
+      // Reports after every run, so an interrupted experiment leaves a usable table.
+      write_multilayer_reports(r, out);
+    }
+  }
+  return r;
+}
+
+std::string multilayer_table(const MultiLayerExperimentResult& r) {
+  std::ostringstream s;
+  s << fmt::format("Multi-layer distillation on {} ({}): teacher {} (test accuracy {:.4f}) -> "
+                   "student {}\n\n",
+                   r.data, r.preset, r.teacher_model, r.teacher_test_accuracy, r.student_model);
+  s << "| method | runs | final test acc, mean (max) | std | best-epoch acc, mean | seconds | beta |\n"
+       "|---|---|---|---|---|---|---|\n";
+  for (const auto& m : r.methods) {
+    std::vector<double> final_acc, best_acc, secs, beta;
+    for (const auto& run : r.runs)
+      if (run.method == m) {
+        final_acc.push_back(run.result.final_test_accuracy);
+        best_acc.push_back(run.result.best_test_accuracy);
+        secs.push_back(run.result.seconds);
+        beta.push_back(run.result.beta);
+      }
+    if (final_acc.empty()) continue;
+    const auto f = summarize(final_acc), b = summarize(best_acc), t = summarize(secs),
+               be = summarize(beta);
+    s << fmt::format("| {} | {} | {:.4f} ({:.4f}) | {:.4f} | {:.4f} | {:.1f} | {:.3f} |\n", m, f.n,
+                     f.mean, f.max, f.std, b.mean, t.mean, be.mean);
+  }
+  return s.str();
+}
+
+std::vector<fs::path> write_multilayer_reports(const MultiLayerExperimentResult& r,
+                                               const fs::path& dir) {
+  fs::create_directories(dir);
+  std::ostringstream csv;
+  csv << "method,seed,final_test_accuracy,best_test_accuracy,seconds,steps,hyper_steps,beta\n";
+  for (const auto& run : r.runs)
+    csv << fmt::format("{},{},{:.6f},{:.6f},{:.3f},{},{},{:.6f}\n", run.method, run.seed,
+                       run.result.final_test_accuracy, run.result.best_test_accuracy,
+                       run.result.seconds, run.result.steps, run.result.hyper_steps,
+                       run.result.beta);
+  write_file_atomic(dir / "results.csv", csv.str());
+  write_file_atomic(dir / "table.md", multilayer_table(r));
+
+  std::vector<fs::path> written;
+  if (!gnuplot_available()) {
+    std::cerr << "warning: gnuplot not found; plots not drawn\n";
+    return written;
+  }
+  const fs::path plots = dir / "plots";
+  fs::create_directories(plots);
+
+  // Test accuracy against epoch, mean over runs, one line per method.
+  std::ostringstream data;
+  std::vector<std::string> plotted;
+  for (const auto& m : r.methods) {
+    std::map<int64_t, std::pair<double, int>> curve;
+    for (const auto& run : r.runs)
+      if (run.method == m)
+        for (const auto& e : run.result.history) {
+          curve[e.epoch].first += e.test_accuracy;
+          curve[e.epoch].second += 1;
+        }
+    if (curve.empty()) continue;
+    data << "# " << m << "\n";
+    for (const auto& [epoch, c] : curve) data << epoch << "," << c.first / c.second << "\n";
+    data << "\n\n";
+    plotted.push_back(m);
+  }
+  write_file_atomic(plots / "accuracy.dat", data.str());
+  if (!plotted.empty()) {
+    std::string body = "plot ";
+    for (size_t i = 0; i < plotted.size(); ++i)
+      body += fmt::format("{}'accuracy.dat' index {} using 1:2 with linespoints title '{}'",
+                          i ? ", \\\n     " : "", i, plotted[i]);
+    run_gnuplot(write_script(
+        plots, "accuracy",
+        fmt::format("set title 'Test accuracy by epoch, mean over runs ({}: {} -> {})'\n"
+                    "set xlabel 'epoch'\nset ylabel 'test accuracy'\nset key bottom right\nset grid",
+                    r.data, r.teacher_model, r.student_model),
+        body));
+    written.push_back(plots / "accuracy.png");
+  }
+
+  // The pair weights of every run that has pairs (paper Fig. 7), and the λ/β trajectories of the
+  // learned ones.
+  for (const auto& run : r.runs) {
+    if (run.result.pairs.empty()) continue;
+    std::vector<std::string> ts, ss;
+    for (const auto& p : run.result.pairs) {
+      ts.push_back(p.teacher);
+      ss.push_back(p.student);
+    }
+    const std::string name = fmt::format("pairs-{}-seed{}", run.method, run.seed);
+    written.push_back(draw_pair_weights(
+        run.result.pairs, run.result.lambda, ts, ss, plots, name,
+        fmt::format("{} seed {}: pair weights (line width ~ lambda), beta = {:.3f}, test acc {:.4f}",
+                    run.method, run.seed, run.result.beta, run.result.final_test_accuracy)));
+    if (run.result.hyper_steps == 0) continue;
+    const auto file = dir / "runs" / run.method / fmt::format("seed{}", run.seed) / "pair_weights.csv";
+    if (!fs::exists(file)) continue;
+    const std::string rel = fs::relative(file, plots).string();
+    std::string b1 = "plot ";
+    for (size_t p = 0; p < run.result.pairs.size(); ++p)
+      b1 += fmt::format("{}'{}' skip 1 using 1:{} with lines title '{}'", p ? ", " : "", rel, p + 4,
+                        run.result.pairs[p].label());
+    const std::string tname = fmt::format("trajectory-{}-seed{}", run.method, run.seed);
+    run_gnuplot(write_script(
+        plots, tname, "",
+        fmt::format("set multiplot layout 2,1 title 'Learned metaparameters: {} seed {}'\n"
+                    "set xlabel 'step'\nset ylabel 'lambda_ij'\nset key outside right font ',7'\n{}\n"
+                    "set ylabel 'beta'\nset yrange [0:1]\nunset key\nplot '{}' skip 1 using 1:2 "
+                    "with lines\nset yrange [*:*]\nunset multiplot",
+                    run.method, run.seed, b1, rel)));
+    written.push_back(plots / (tname + ".png"));
+  }
+  return written;
+}
+
+}  // namespace metadistill

@@ -1,0 +1,470 @@
+#include "metadistill/train/multilayer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <iostream>
+#include <random>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "metadistill/data/augment.h"
+#include "metadistill/data/loader.h"
+#include "metadistill/losses/hinton.h"
+#include "metadistill/meta/generic_hypergradient.h"
+#include "metadistill/util/error.h"
+#include "metadistill/util/files.h"
+
+namespace metadistill {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::vector<std::string> multilayer_method_names() {
+  return {"none",          "hinton",           "pairwise",       "all-pairs-fixed",
+          "all-pairs-random", "all-pairs-exact", "all-pairs-fd"};
+}
+
+bool MultiLayerOptions::uses_pairs() const {
+  return method() != "none" && method() != "hinton";
+}
+
+bool MultiLayerOptions::learns() const {
+  return method() == "all-pairs-exact" || method() == "all-pairs-fd";
+}
+
+void MultiLayerOptions::validate() const {
+  const auto names = multilayer_method_names();
+  check(std::find(names.begin(), names.end(), method()) != names.end(),
+        "multilayer method '{}': expected one of {}", method(), fmt::join(names, ", "));
+  check(beta() >= 0 && beta() <= 1, "multilayer beta = {}: expected a value in [0, 1]", beta());
+  validate_hinton(hinton_lambda1(), temperature());
+  check(std::isfinite(meta_lr()) && meta_lr() > 0, "multilayer meta_lr = {}: expected > 0", meta_lr());
+  check(std::isfinite(fd_scale()) && fd_scale() > 0, "multilayer fd_scale = {}: expected > 0",
+        fd_scale());
+  check(hyper_every() >= 1, "multilayer hyper_every = {}: expected >= 1",
+        hyper_every());
+  check(std::isfinite(val_temperature()) && val_temperature() > 0,
+        "multilayer val_temperature = {}: expected > 0", val_temperature());
+  check(vid_hidden() >= 0, "multilayer vid_hidden = {}: expected >= 0 (0 = teacher channels)",
+        vid_hidden());
+  check(std::isfinite(vid_eps()) && vid_eps() > 0, "multilayer vid_eps = {}: expected > 0", vid_eps());
+  check(std::isfinite(vid_init_variance()) && vid_init_variance() > vid_eps(),
+        "multilayer vid_init_variance = {}: expected > vid_eps = {}", vid_init_variance(), vid_eps());
+  if (uses_pairs()) make_pairs(*this);
+}
+
+std::vector<TapPair> make_pairs(const MultiLayerOptions& o) {
+  std::vector<TapPair> pairs;
+  if (!o.uses_pairs()) return pairs;
+  check(!o.teacher_taps().empty() && !o.student_taps().empty(),
+        "multilayer method '{}' needs teacher_taps and student_taps (got {} and {})", o.method(),
+        o.teacher_taps().size(), o.student_taps().size());
+  if (o.method() == "pairwise") {
+    check(o.teacher_taps().size() == o.student_taps().size(),
+          "multilayer method 'pairwise' pairs teacher tap k with student tap k, but there are {} "
+          "teacher taps [{}] and {} student taps [{}]",
+          o.teacher_taps().size(), fmt::join(o.teacher_taps(), ", "), o.student_taps().size(),
+          fmt::join(o.student_taps(), ", "));
+    for (size_t k = 0; k < o.teacher_taps().size(); ++k)
+      pairs.push_back({o.teacher_taps()[k], o.student_taps()[k]});
+    return pairs;
+  }
+  for (const auto& t : o.teacher_taps())
+    for (const auto& s : o.student_taps()) pairs.push_back({t, s});
+  return pairs;
+}
+
+namespace {
+
+std::string fmt_num(double v) { return std::isfinite(v) ? fmt::format("{:.9g}", v) : ""; }
+
+double lr_at(const TrainerOptions& o, int64_t epoch) {
+  if (o.lr_schedule == "cosine") {
+    const double progress = static_cast<double>(epoch) / static_cast<double>(o.epochs);
+    return o.lr * 0.5 * (1.0 + std::cos(M_PI * progress));
+  }
+  if (o.lr_step <= 0) return o.lr;
+  return o.lr * std::pow(o.lr_gamma, static_cast<double>(epoch / o.lr_step));
+}
+
+// Student parameters in group 0 (the trainer's weight decay), VID parameters in group 1 (none,
+// unless asked for): the regressors and variances are part of the loss, not of the model.
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainerOptions& o,
+                                                        const std::vector<torch::Tensor>& student,
+                                                        const std::vector<torch::Tensor>& vid,
+                                                        double vid_decay) {
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  if (o.optimizer == "adam") {
+    auto options = [&](double wd) {
+      return std::make_unique<torch::optim::AdamOptions>(
+          torch::optim::AdamOptions(o.lr).betas({o.momentum, 0.999}).weight_decay(wd));
+    };
+    groups.emplace_back(student, options(o.weight_decay));
+    if (!vid.empty()) groups.emplace_back(vid, options(vid_decay));
+    return std::make_unique<torch::optim::Adam>(std::move(groups),
+                                                torch::optim::AdamOptions(o.lr));
+  }
+  const double momentum = o.optimizer == "momentum" ? o.momentum : 0.0;
+  auto options = [&](double wd) {
+    return std::make_unique<torch::optim::SGDOptions>(
+        torch::optim::SGDOptions(o.lr).momentum(momentum).weight_decay(wd));
+  };
+  groups.emplace_back(student, options(o.weight_decay));
+  if (!vid.empty()) groups.emplace_back(vid, options(vid_decay));
+  return std::make_unique<torch::optim::SGD>(std::move(groups), torch::optim::SGDOptions(o.lr));
+}
+
+std::vector<torch::Tensor> trainable(torch::nn::Module& m) {
+  std::vector<torch::Tensor> out;
+  for (auto& p : m.parameters())
+    if (p.requires_grad()) out.push_back(p);
+  return out;
+}
+
+// λ = softmax(a): the pair weights live on the simplex. Only (1 − β)·λij matters in the loss,
+// so with free non-negative λ the total distillation weight would be carried twice (by β and by
+// Σλ) and a greedy hyper-step could inflate Σλ, i.e. the effective learning rate, which the
+// one-step objective rewards; on the simplex β alone sets that total and λ only says where to
+// distill. Softmax also keeps every λij > 0, so a pair driven down can recover, where projection
+// onto λ ≥ 0 would park it at exactly 0 with a zero-gradient corner.
+std::vector<double> softmax(const std::vector<double>& a) {
+  if (a.empty()) return {};
+  const double mx = *std::max_element(a.begin(), a.end());
+  std::vector<double> out(a.size());
+  double sum = 0;
+  for (size_t i = 0; i < a.size(); ++i) sum += out[i] = std::exp(a[i] - mx);
+  for (auto& v : out) v /= sum;
+  return out;
+}
+
+void write_outputs(const fs::path& dir, const MultiLayerResult& r) {
+  std::ostringstream m;
+  m << "epoch,lr,train_loss,val_accuracy,val_loss,test_accuracy,beta,seconds\n";
+  for (const auto& e : r.history)
+    m << fmt::format("{},{},{},{},{},{},{},{:.3f}\n", e.epoch, fmt_num(e.lr), fmt_num(e.train_loss),
+                     e.val_accuracy >= 0 ? fmt_num(e.val_accuracy) : "",
+                     e.val_loss >= 0 ? fmt_num(e.val_loss) : "", fmt_num(e.test_accuracy),
+                     fmt_num(e.beta), e.seconds);
+  write_file_atomic(dir / "metrics.csv", m.str());
+  if (r.pairs.empty()) return;
+  std::ostringstream t;
+  t << "step,beta,hypergradient_norm";
+  for (const auto& p : r.pairs) t << "," << p.label();
+  t << "\n";
+  for (const auto& p : r.trajectory) {
+    t << p.step << "," << fmt_num(p.beta) << "," << fmt_num(p.hypergradient_norm);
+    for (double l : p.lambda) t << "," << fmt_num(l);
+    t << "\n";
+  }
+  write_file_atomic(dir / "pair_weights.csv", t.str());
+  std::ostringstream f;
+  f << "teacher,student,lambda\n";
+  for (size_t i = 0; i < r.pairs.size(); ++i)
+    f << r.pairs[i].teacher << "," << r.pairs[i].student << "," << fmt_num(r.lambda[i]) << "\n";
+  write_file_atomic(dir / "pairs.csv", f.str());
+}
+
+}  // namespace
+
+MultiLayerTrainer::MultiLayerTrainer(MultiLayerOptions options, TrainerOptions trainer)
+    : options_(std::move(options)), trainer_(std::move(trainer)) {
+  options_.validate();
+  trainer_.validate();
+  check(!trainer_.resume, "multilayer training does not resume from checkpoints (resume is set)");
+}
+
+MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl& teacher,
+                                        const MultiLayerData& data) {
+  check(data.train_set != nullptr && data.test_set != nullptr,
+        "multilayer fit: train and test data needed");
+  const auto& o = trainer_;
+  const auto& ml = options_;
+  const auto pairs = make_pairs(ml);
+  std::vector<std::string> teacher_taps, student_taps;
+  for (const auto& p : pairs) {
+    teacher_taps.push_back(p.teacher);
+    student_taps.push_back(p.student);
+  }
+  check_taps(teacher, teacher_taps, "teacher");
+  check_taps(student, student_taps, "student");
+  const bool needs_val = ml.learns();
+  check(!needs_val || (data.val_set != nullptr && data.val_set->size() > 0),
+        "multilayer method '{}' needs validation data, but there is none", ml.method());
+
+  student.to(o.device);
+  teacher.to(o.device);
+  teacher.eval();
+  const torch::Tensor teacher_inputs = data.train_set->teacher_input();
+  const bool own_teacher_inputs = data.train_set->x_teacher.defined();
+
+  // The VID terms, built from one example forward of each model (eval mode, so no BatchNorm
+  // statistic moves); initialised from their own seed so that runs are reproducible whatever
+  // the caller drew before.
+  vid_ = MultiVID(nullptr);
+  if (!pairs.empty()) {
+    torch::NoGradGuard no_grad;
+    auto ex = data.train_ids.slice(0, 0, std::min<int64_t>(2, data.train_ids.size(0)));
+    auto xs = data.train_set->x.index_select(0, ex).to(o.device);
+    auto xt = teacher_inputs.index_select(0, ex).to(o.device);
+    const bool was_training = student.is_training();
+    student.eval();
+    auto sf = student.forward_features(xs);
+    auto tf = teacher.forward_features(xt);
+    student.train(was_training);
+    torch::manual_seed(o.seed * 7919ULL + 17ULL);
+    vid_ = MultiVID(pairs, tf, sf,
+                    MultiVIDOptions()
+                        .hidden(ml.vid_hidden())
+                        .init_variance(ml.vid_init_variance())
+                        .eps(ml.vid_eps()));
+    vid_->to(o.device, student.parameters().front().scalar_type());
+    vid_->train();
+  }
+  student.train();
+
+  // Metaparameters: a (λ = softmax(a)) and β, kept in double.
+  const size_t P = pairs.size();
+  std::vector<double> a(P, 0.0);
+  // β is the weight of CE in every method: 1 for "none", λ1 for "hinton".
+  double beta = ml.method() == "none"     ? 1.0
+                : ml.method() == "hinton" ? ml.hinton_lambda1()
+                                          : ml.beta();
+  if (ml.method() == "all-pairs-random") {
+    std::mt19937_64 rng(o.seed * 1000003ULL + 11ULL);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    // λ ~ U(0, 1) normalized onto the simplex: a = log λ gives softmax(a) = λ / Σλ.
+    for (auto& v : a) v = std::log(std::max(u(rng), 1e-12));
+    if (ml.random_beta()) beta = u(rng);
+  }
+
+  const auto student_params = trainable(student);
+  const auto vid_params = vid_ ? trainable(*vid_) : std::vector<torch::Tensor>{};
+  auto optimizer = make_optimizer(o, student_params, vid_params,
+                                  ml.vid_weight_decay() ? o.weight_decay : 0.0);
+  std::vector<torch::Tensor> all_params = student_params;
+  all_params.insert(all_params.end(), vid_params.begin(), vid_params.end());
+  std::vector<torch::nn::Module*> guarded = {&student};
+  if (vid_) guarded.push_back(vid_.get());
+
+  BatchLoader loader(*data.train_set, data.train_ids,
+                     LoaderOptions().batch(o.batch_size).seeded(o.seed), o.device);
+  std::unique_ptr<BatchLoader> val_loader;
+  if (data.val_set != nullptr && data.val_set->size() > 0)
+    val_loader = std::make_unique<BatchLoader>(
+        *data.val_set, torch::arange(data.val_set->size(), torch::kLong),
+        LoaderOptions().batch(o.batch_size).seeded(o.seed + 1), o.device);
+  int64_t val_epoch = -1;
+
+  bool augment = false;
+  const AugmentOptions augment_options = parse_augmentation(o.augmentation, &augment);
+  if (augment && data.train_set->x.dim() != 4) augment = false;
+
+  MultiLayerResult result;
+  result.method = ml.method();
+  result.pairs = pairs;
+  const auto run_start = Clock::now();
+  const auto dtype = student.parameters().front().scalar_type();
+  auto meta_tensor = [&]() {
+    std::vector<double> v(a);
+    v.push_back(beta);
+    return torch::tensor(v, torch::TensorOptions().dtype(torch::kDouble)).to(o.device, dtype);
+  };
+
+  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    const double lr = lr_at(o, epoch);
+    for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
+    loader.start_epoch(epoch);
+    double loss_sum = 0;
+    int64_t loss_count = 0;
+    const int64_t nb = loader.batches_per_epoch();
+    for (int64_t b = 0; b < nb; ++b) {
+      Batch batch = loader.batch(b);
+      if (augment) {
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed * 1000003ULL + result.steps + 7);
+        batch.x = augment_batch(batch.x, augment_options, gen);
+      }
+      // The teacher sees what the student sees unless the data give it its own inputs.
+      Features tf;
+      if (ml.method() != "none") {
+        torch::NoGradGuard no_grad;
+        auto xt = own_teacher_inputs ? teacher_inputs.index_select(0, batch.idx.cpu()).to(o.device)
+                                     : batch.x;
+        tf = teacher.forward_features(xt);
+      }
+      // L(m) at the current weights; m = [a_1..a_P, β] (only for the pair methods).
+      std::function<torch::Tensor(const torch::Tensor&)> train_loss =
+          [&](const torch::Tensor& m) -> torch::Tensor {
+        if (ml.method() == "none") {
+          return torch::nn::functional::cross_entropy(student.forward(batch.x), batch.y);
+        }
+        if (ml.method() == "hinton") {
+          return functional::hinton_loss(student.forward(batch.x), tf.back().second, batch.y,
+                                         ml.hinton_lambda1(), ml.temperature());
+        }
+        auto sf = student.forward_features(batch.x);
+        auto ce = torch::nn::functional::cross_entropy(sf.back().second, batch.y);
+        auto lambda = torch::softmax(m.slice(0, 0, static_cast<int64_t>(P)), 0);  // [P]
+        auto b_ = m[static_cast<int64_t>(P)];
+        return b_ * ce + (1 - b_) * vid_->forward(tf, sf, lambda);
+      };
+
+      PairWeightsPoint point;
+      point.step = result.steps;
+      if (ml.learns() && result.steps % ml.hyper_every() == 0) {
+        const int64_t vnb = val_loader->batches_per_epoch();
+        if (result.steps / vnb != val_epoch) {
+          val_epoch = result.steps / vnb;
+          val_loader->start_epoch(val_epoch);
+        }
+        const Batch val = val_loader->batch(result.steps % vnb);
+        auto val_loss = [&]() {
+          return torch::nn::functional::cross_entropy(
+              student.forward(val.x) / ml.val_temperature(), val.y);
+        };
+        auto h = generic_hypergradient(
+            all_params, *optimizer, o.optimizer, lr, train_loss, val_loss, meta_tensor(), guarded,
+            GenericHypergradientOptions()
+                .mode(ml.method() == "all-pairs-exact" ? "exact" : "fd")
+                .fd_scale(ml.fd_scale()));
+        auto hg = h.gradient.to(torch::kCPU, torch::kDouble).contiguous();
+        const double* hp = hg.data_ptr<double>();
+        check(std::all_of(hp, hp + P + 1, [](double v) { return std::isfinite(v); }),
+              "hypergradient became non-finite at step {}", result.steps);
+        for (size_t i = 0; i < P; ++i) a[i] -= ml.meta_lr() * hp[i];
+        beta = std::clamp(beta - ml.meta_lr() * hp[P], 0.0, 1.0);
+        point.hypergradient_norm = hg.norm().item<double>();
+        ++result.hyper_steps;
+      }
+
+      auto loss = train_loss(ml.uses_pairs() ? meta_tensor() : torch::Tensor());
+      const double loss_value = loss.item<double>();
+      check(std::isfinite(loss_value), "multilayer training loss became {} at step {} (epoch {}, "
+            "method {}, beta {}, lr {})", loss_value, result.steps, epoch + 1, ml.method(), beta, lr);
+      optimizer->zero_grad();
+      loss.backward();
+      optimizer->step();
+      loss_sum += loss_value;
+      ++loss_count;
+      if (ml.uses_pairs()) {
+        point.beta = beta;
+        point.lambda = softmax(a);
+        result.trajectory.push_back(std::move(point));
+      }
+      ++result.steps;
+    }
+    if ((epoch + 1) % o.eval_every == 0 || epoch + 1 == o.epochs) {
+      MultiLayerEpoch m;
+      m.epoch = epoch + 1;
+      m.lr = lr;
+      m.train_loss = loss_sum / static_cast<double>(std::max<int64_t>(1, loss_count));
+      if (data.val_set != nullptr && data.val_set->size() > 0) {
+        auto v = evaluate(student, *data.val_set, o.eval_batch_size, o.device);
+        m.val_accuracy = v.accuracy;
+        m.val_loss = v.loss;
+      }
+      m.test_accuracy = evaluate_accuracy(student, *data.test_set, o.eval_batch_size, o.device);
+      m.beta = beta;
+      m.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+      result.history.push_back(m);
+      if (o.verbose)
+        std::cerr << fmt::format("[{}] epoch {}/{} loss {:.4f} val {:.4f} test {:.4f} beta {:.3f} ({:.1f}s)\n",
+                                 ml.method(), m.epoch, o.epochs, m.train_loss, m.val_accuracy,
+                                 m.test_accuracy, beta, m.seconds);
+    }
+  }
+  result.seconds = std::chrono::duration<double>(Clock::now() - run_start).count();
+  result.lambda = softmax(a);
+  result.beta = beta;
+  for (const auto& e : result.history)
+    result.best_test_accuracy = std::max(result.best_test_accuracy, e.test_accuracy);
+  if (!result.history.empty()) result.final_test_accuracy = result.history.back().test_accuracy;
+
+  if (!o.out_dir.empty()) {
+    write_outputs(o.out_dir, result);
+    ModelSpec spec(student.kind(), 0, data.train_set->x.sizes().slice(1).vec());
+    {
+      torch::NoGradGuard no_grad;
+      const bool was_training = student.is_training();
+      student.eval();
+      spec.num_classes = student.forward(data.train_set->x.slice(0, 0, 1).to(o.device)).size(1);
+      student.train(was_training);
+    }
+    nlohmann::json extra = {{"method", ml.method()}, {"beta", beta}, {"lambda", result.lambda}};
+    for (const auto& p : pairs) extra["pairs"].push_back({p.teacher, p.student});
+    save_multilayer_student(o.out_dir / "student.pt", student, spec, vid_ ? vid_.get() : nullptr,
+                            extra);
+  }
+  return result;
+}
+
+void save_multilayer_student(const fs::path& path, const ClassifierImpl& student,
+                             const ModelSpec& spec, const MultiVIDImpl* vid,
+                             const nlohmann::json& extra) {
+  torch::serialize::OutputArchive archive;
+  write_model(archive, student, spec);
+  nlohmann::json j = {{"format", "metadistill-multilayer"}, {"version", 1}, {"extra", extra}};
+  if (vid != nullptr) {
+    nlohmann::json pairs = nlohmann::json::array();
+    for (size_t p = 0; p < vid->pairs().size(); ++p)
+      pairs.push_back({{"teacher", vid->pairs()[p].teacher},
+                       {"student", vid->pairs()[p].student},
+                       {"teacher_shape", vid->teacher_shapes()[p]},
+                       {"student_shape", vid->student_shapes()[p]}});
+    j["vid"] = {{"pairs", pairs},
+                {"hidden", vid->options().hidden()},
+                {"init_variance", vid->options().init_variance()},
+                {"eps", vid->options().eps()}};
+    torch::serialize::OutputArchive sub;
+    vid->save(sub);
+    archive.write("vid", sub);
+  }
+  archive.write("multilayer", c10::IValue(j.dump()));
+  save_archive_atomic(archive, path);
+}
+
+LoadedMultiLayerStudent load_multilayer_student(const fs::path& path) {
+  torch::serialize::InputArchive archive;
+  load_archive(archive, path);
+  LoadedMultiLayerStudent out;
+  out.student = read_model(archive, path.string());
+  try {
+    c10::IValue v;
+    check(archive.try_read("multilayer", v), "{}: a model file without VID terms (not written by "
+          "multilayer training)", path.string());
+    auto j = nlohmann::json::parse(v.toStringRef());
+    check(j.value("format", "") == "metadistill-multilayer", "{}: not a multilayer student file",
+          path.string());
+    out.extra = j.value("extra", nlohmann::json());
+    if (j.contains("vid")) {
+      const auto& jv = j.at("vid");
+      std::vector<TapPair> pairs;
+      std::vector<std::vector<int64_t>> ts, ss;
+      for (const auto& p : jv.at("pairs")) {
+        pairs.push_back({p.at("teacher").get<std::string>(), p.at("student").get<std::string>()});
+        ts.push_back(p.at("teacher_shape").get<std::vector<int64_t>>());
+        ss.push_back(p.at("student_shape").get<std::vector<int64_t>>());
+      }
+      out.vid = MultiVID(pairs, ts, ss,
+                         MultiVIDOptions()
+                             .hidden(jv.at("hidden").get<int64_t>())
+                             .init_variance(jv.at("init_variance").get<double>())
+                             .eps(jv.at("eps").get<double>()));
+      torch::serialize::InputArchive sub;
+      archive.read("vid", sub);
+      out.vid->load(sub);
+    }
+  } catch (const c10::Error& e) {
+    fail("{}: corrupt or incompatible VID terms ({})", path.string(),
+         std::string(e.what_without_backtrace()).substr(0, 200));
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: corrupt multilayer description ({})", path.string(), e.what());
+  }
+  return out;
+}
+
+}  // namespace metadistill

@@ -1,0 +1,67 @@
+#include "metadistill/experiment/multilayer.h"
+
+#include <gtest/gtest.h>
+
+#include "metadistill/util/files.h"
+#include "test_util.h"
+
+namespace metadistill {
+namespace {
+
+using metadistill::testing::expect_error;
+using metadistill::testing::TempDir;
+
+const char* kBase = R"(runs: 2
+data: {name: fmnist, val_size: 6000}
+teacher: {model: conv-tiny, file: t.pt}
+student: {model: conv-very-tiny, train: {epochs: 1}}
+)";
+
+TEST(MultiLayerConfig, ReadsTheSectionOnTopOfAnOrdinaryConfig) {
+  TempDir dir("mlcfg");
+  write_file_atomic(dir / "c.yaml", std::string(kBase) + R"(multilayer:
+  methods: [hinton, all-pairs-exact]
+  teacher_taps: [conv1, conv2]
+  student_taps: [conv2]
+  beta: 0.25
+  meta_lr: 0.5
+  hyper_every: 2
+  vid_weight_decay: true
+)");
+  auto c = load_multilayer_config(dir / "c.yaml");
+  EXPECT_EQ(c.base.runs, 2);
+  EXPECT_EQ(c.base.student.model, "conv-very-tiny");
+  EXPECT_EQ(c.base.source, (dir / "c.yaml").string());
+  EXPECT_EQ(c.methods, (std::vector<std::string>{"hinton", "all-pairs-exact"}));
+  EXPECT_EQ(c.options.teacher_taps(), (std::vector<std::string>{"conv1", "conv2"}));
+  EXPECT_DOUBLE_EQ(c.options.beta(), 0.25);
+  EXPECT_DOUBLE_EQ(c.options.meta_lr(), 0.5);
+  EXPECT_EQ(c.options.hyper_every(), 2);
+  EXPECT_TRUE(c.options.vid_weight_decay());
+}
+
+TEST(MultiLayerConfig, NamesTheFileAndKeyOfABadValue) {
+  TempDir dir("mlcfg");
+  const auto path = dir / "bad.yaml";
+  write_file_atomic(path, std::string(kBase) + "multilayer:\n  methods: [none]\n  betta: 0.3\n");
+  expect_error([&] { load_multilayer_config(path); },
+               {path.string(), "'multilayer.betta'", "beta"});
+  write_file_atomic(path, std::string(kBase) + "multilayer:\n  methods: [each-with-each]\n");
+  expect_error([&] { load_multilayer_config(path); }, {path.string(), "'each-with-each'"});
+  write_file_atomic(path, std::string(kBase) + "multilayer:\n  beta: high\n");
+  expect_error([&] { load_multilayer_config(path); }, {"multilayer.beta", "a number", "high"});
+  // An error of the ordinary sections names this file, not a temporary copy.
+  write_file_atomic(path, std::string(kBase) + "colour: red\nmultilayer: {methods: [none]}\n");
+  expect_error([&] { load_multilayer_config(path); }, {path.string(), "'colour'"});
+}
+
+TEST(MultiLayerConfig, ShippedConfigsLoad) {
+  for (const char* name : {"multilayer-fmnist.yaml", "multilayer-fmnist-resnet.yaml"}) {
+    auto c = load_multilayer_config(std::filesystem::path(METADISTILL_SOURCE_DIR) / "configs" / name);
+    EXPECT_EQ(c.methods.size(), 5u) << name;
+    EXPECT_EQ(c.options.teacher_taps().size(), 3u) << name;
+  }
+}
+
+}  // namespace
+}  // namespace metadistill

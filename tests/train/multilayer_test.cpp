@@ -1,0 +1,253 @@
+#include "metadistill/train/multilayer.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+#include "metadistill/util/files.h"
+#include "test_util.h"
+
+namespace metadistill {
+namespace {
+
+using metadistill::testing::expect_error;
+using metadistill::testing::TempDir;
+
+// 48 random 1×8×8 images with 3 classes whose label is visible in the mean brightness, so a
+// student can learn something in a few steps: 32 train, 8 val, 8 test.
+struct TinyData {
+  DataSet pool, val, test;
+  torch::Tensor train_ids;
+  TinyData() {
+    torch::manual_seed(11);
+    auto y = torch::randint(3, {48}, torch::kLong);
+    auto x = torch::randn({48, 1, 8, 8}) + y.to(torch::kFloat).view({48, 1, 1, 1});
+    pool.x = x.slice(0, 0, 40);
+    pool.y = y.slice(0, 0, 40);
+    train_ids = torch::arange(32, torch::kLong);
+    val = pool.select(torch::arange(32, 40, torch::kLong));
+    test.x = x.slice(0, 40);
+    test.y = y.slice(0, 40);
+  }
+  MultiLayerData data() const {
+    MultiLayerData d;
+    d.train_set = &pool;
+    d.train_ids = train_ids;
+    d.val_set = &val;
+    d.test_set = &test;
+    return d;
+  }
+};
+
+MultiLayerOptions all_pairs(const std::string& method) {
+  return MultiLayerOptions()
+      .method(method)
+      .teacher_taps({"conv1", "conv2", "conv3"})
+      .student_taps({"conv1", "conv2"})
+      .beta(0.5)
+      .meta_lr(5.0);
+}
+
+TrainerOptions quick(uint64_t seed = 0, std::filesystem::path out = {}) {
+  TrainerOptions t;
+  t.epochs = 2;
+  t.batch_size = 8;
+  t.lr = 0.05;
+  t.optimizer = "momentum";
+  t.weight_decay = 1e-3;
+  t.seed = seed;
+  t.out_dir = std::move(out);
+  return t;
+}
+
+struct Models {
+  Classifier teacher, student;
+  explicit Models(uint64_t seed = 0) {
+    torch::manual_seed(100 + seed);
+    teacher = make_model(ModelSpec("conv-tiny", 3, {1, 8, 8}));
+    student = make_model(ModelSpec("conv-very-tiny", 3, {1, 8, 8}));
+  }
+};
+
+std::vector<std::string> read_lines(const std::filesystem::path& p) {
+  std::istringstream in(read_file(p));
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+TEST(MakePairs, PairwiseZipsAndAllPairsCombines) {
+  auto o = all_pairs("all-pairs-fixed");
+  auto pairs = make_pairs(o);
+  ASSERT_EQ(pairs.size(), 6u);
+  EXPECT_EQ(pairs[1].teacher, "conv1");
+  EXPECT_EQ(pairs[1].student, "conv2");
+  EXPECT_EQ(pairs[2].teacher, "conv2");
+  o.method("pairwise").teacher_taps({"conv3", "fc1"});
+  pairs = make_pairs(o);
+  ASSERT_EQ(pairs.size(), 2u);
+  EXPECT_EQ(pairs[0].label(), "conv3->conv1");
+  EXPECT_EQ(pairs[1].label(), "fc1->conv2");
+  EXPECT_TRUE(make_pairs(o.method("hinton")).empty());
+  expect_error([&] { all_pairs("pairwise").validate(); }, {"3 teacher taps", "2 student taps"});
+  expect_error([] { MultiLayerOptions().method("each-with-each").validate(); },
+               {"'each-with-each'", "all-pairs-fd"});
+  expect_error([] { MultiLayerOptions().beta(1.5).validate(); }, {"beta = 1.5"});
+}
+
+TEST(MultiLayerTrainer, BadTapNameListsWhatTheModelOffers) {
+  TinyData d;
+  Models m;
+  auto o = all_pairs("all-pairs-fixed").teacher_taps({"conv1", "layer3"});
+  MultiLayerTrainer trainer(o, quick());
+  expect_error([&] { trainer.fit(*m.student, *m.teacher, d.data()); },
+               {"teacher", "'layer3'", "conv1, conv2, conv3, fc1, logits"});
+  o = all_pairs("all-pairs-fixed").student_taps({"pool"});
+  MultiLayerTrainer t2(o, quick());
+  expect_error([&] { t2.fit(*m.student, *m.teacher, d.data()); },
+               {"student", "conv-very-tiny", "'pool'", "conv1, conv2, conv3, fc1, logits"});
+}
+
+TEST(MultiLayerTrainer, UnalignableShapesAreAnError) {
+  TinyData d;
+  Models m;
+  auto o = MultiLayerOptions().method("pairwise").teacher_taps({"conv2"}).student_taps({"fc1"});
+  MultiLayerTrainer trainer(o, quick());
+  expect_error([&] { trainer.fit(*m.student, *m.teacher, d.data()); },
+               {"teacher 'conv2'", "student 'fc1'", "cannot be aligned", "fc1 [64]", "conv2 [32, 2, 2]"});
+}
+
+TEST(MultiLayerTrainer, LearnedWeightsAreLoggedEveryStepAndStayInTheirDomain) {
+  TinyData d;
+  Models m;
+  TempDir dir("multilayer");
+  MultiLayerTrainer trainer(all_pairs("all-pairs-fd"), quick(0, dir.path()));
+  auto r = trainer.fit(*m.student, *m.teacher, d.data());
+  EXPECT_EQ(r.steps, 8);  // 2 epochs × 4 batches
+  EXPECT_EQ(r.hyper_steps, 8);
+  ASSERT_EQ(r.trajectory.size(), 8u);
+  ASSERT_EQ(r.lambda.size(), 6u);
+  EXPECT_NEAR(std::accumulate(r.lambda.begin(), r.lambda.end(), 0.0), 1.0, 1e-12);
+  EXPECT_GE(r.beta, 0.0);
+  EXPECT_LE(r.beta, 1.0);
+  // The weights moved away from uniform.
+  double spread = 0;
+  for (double l : r.lambda) spread = std::max(spread, std::abs(l - 1.0 / 6));
+  EXPECT_GT(spread, 1e-6);
+  EXPECT_GT(r.trajectory.back().hypergradient_norm, 0);
+
+  auto lines = read_lines(dir / "pair_weights.csv");
+  ASSERT_EQ(lines.size(), 9u);
+  EXPECT_EQ(lines[0],
+            "step,beta,hypergradient_norm,conv1->conv1,conv1->conv2,conv2->conv1,conv2->conv2,"
+            "conv3->conv1,conv3->conv2");
+  EXPECT_EQ(read_lines(dir / "metrics.csv").size(), 3u);
+  EXPECT_EQ(read_lines(dir / "pairs.csv").size(), 7u);
+  EXPECT_TRUE(std::filesystem::exists(dir / "student.pt"));
+}
+
+TEST(MultiLayerTrainer, SameSeedSameNumbers) {
+  TinyData d;
+  std::vector<MultiLayerResult> results;
+  for (int k = 0; k < 2; ++k) {
+    Models m;
+    MultiLayerTrainer trainer(all_pairs("all-pairs-exact"), quick(3));
+    results.push_back(trainer.fit(*m.student, *m.teacher, d.data()));
+  }
+  ASSERT_EQ(results[0].trajectory.size(), results[1].trajectory.size());
+  for (size_t i = 0; i < results[0].trajectory.size(); ++i) {
+    EXPECT_EQ(results[0].trajectory[i].lambda, results[1].trajectory[i].lambda);
+    EXPECT_EQ(results[0].trajectory[i].beta, results[1].trajectory[i].beta);
+  }
+  EXPECT_EQ(results[0].history.back().train_loss, results[1].history.back().train_loss);
+}
+
+TEST(MultiLayerTrainer, RandomWeightsAreFixedAndSeeded) {
+  TinyData d;
+  auto run = [&](uint64_t seed) {
+    Models m;
+    auto o = all_pairs("all-pairs-random").random_beta(true);
+    return MultiLayerTrainer(o, quick(seed)).fit(*m.student, *m.teacher, d.data());
+  };
+  auto a = run(1), b = run(1), c = run(2);
+  EXPECT_EQ(a.lambda, b.lambda);
+  EXPECT_NE(a.lambda, c.lambda);
+  EXPECT_EQ(a.trajectory.front().lambda, a.trajectory.back().lambda);
+  EXPECT_NE(a.beta, 0.5);
+  EXPECT_EQ(a.hyper_steps, 0);
+}
+
+TEST(MultiLayerTrainer, VidParametersAreSavedWithTheStudentAndRestored) {
+  TinyData d;
+  Models m;
+  TempDir dir("multilayer-save");
+  MultiLayerTrainer trainer(all_pairs("all-pairs-fixed"), quick(0, dir.path()));
+  trainer.fit(*m.student, *m.teacher, d.data());
+  auto vid = trainer.vid();
+  ASSERT_TRUE(vid);
+  // Training moved the variances away from their initial 5.0, so equality below means restored.
+  EXPECT_GT((vid->term(0)->variance() - 5.0).abs().max().item<double>(), 1e-6);
+
+  auto loaded = load_multilayer_student(dir / "student.pt");
+  ASSERT_TRUE(loaded.vid);
+  EXPECT_EQ(loaded.student.spec.name, "conv-very-tiny");
+  EXPECT_EQ(loaded.student.spec.num_classes, 3);
+  auto saved = vid->named_parameters();
+  auto restored = loaded.vid->named_parameters();
+  ASSERT_EQ(saved.size(), restored.size());
+  int alphas = 0, regressors = 0;
+  for (const auto& p : saved) {
+    ASSERT_TRUE(restored.contains(p.key())) << p.key();
+    EXPECT_TRUE(torch::equal(p.value(), restored[p.key()])) << p.key();
+    alphas += p.key().find("alpha") != std::string::npos;
+    regressors += p.key().find("regressor") != std::string::npos;
+  }
+  EXPECT_EQ(alphas, 6);
+  EXPECT_GT(regressors, 6);
+  auto sp = m.student->named_parameters();
+  for (const auto& p : loaded.student.model->named_parameters())
+    EXPECT_TRUE(torch::equal(p.value(), sp[p.key()])) << p.key();
+  EXPECT_EQ(loaded.extra.at("method"), "all-pairs-fixed");
+  EXPECT_EQ(loaded.extra.at("lambda").size(), 6u);
+  // The same file is an ordinary model file too.
+  EXPECT_EQ(load_model_file(dir / "student.pt").spec.name, "conv-very-tiny");
+}
+
+TEST(MultiLayerTrainer, VidParametersAreExcludedFromWeightDecayByDefault) {
+  // With lr > 0 but a loss that does not touch the VID terms (β = 1), only weight decay could
+  // move their parameters.
+  TinyData d;
+  auto run = [&](bool decay) {
+    Models m;
+    auto o = all_pairs("all-pairs-fixed").beta(1.0).vid_weight_decay(decay);
+    auto t = quick();
+    t.weight_decay = 0.5;
+    MultiLayerTrainer trainer(o, t);
+    torch::manual_seed(0);
+    trainer.fit(*m.student, *m.teacher, d.data());
+    return trainer.vid()->term(0)->alpha.detach().clone();
+  };
+  const double init = functional::softplus_inverse_for(5.0, 1e-5);
+  EXPECT_NEAR((run(false) - init).abs().max().item<double>(), 0.0, 1e-6);
+  EXPECT_GT((run(true) - init).abs().max().item<double>(), 1e-3);
+}
+
+TEST(MultiLayerTrainer, NoneAndHintonTrainWithoutPairs) {
+  TinyData d;
+  for (const std::string method : {"none", "hinton"}) {
+    Models m;
+    MultiLayerTrainer trainer(MultiLayerOptions().method(method), quick());
+    auto r = trainer.fit(*m.student, *m.teacher, d.data());
+    EXPECT_FALSE(trainer.vid());
+    EXPECT_TRUE(r.pairs.empty());
+    EXPECT_TRUE(r.trajectory.empty());
+    EXPECT_EQ(r.history.size(), 2u);
+    EXPECT_TRUE(std::isfinite(r.history.back().train_loss));
+  }
+}
+
+}  // namespace
+}  // namespace metadistill
