@@ -22,21 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A gnuplot script drawing the same body to PNG and SVG (the layout of experiment/plots.cpp).
-fs::path write_script(const fs::path& dir, const std::string& name, const std::string& setup,
-                      const std::string& body) {
-  std::ostringstream s;
-  s << "# drawn by metadistill multilayer; edit and rerun with: gnuplot " << name << ".gp\n"
-    << "set datafile separator ','\n" << setup << "\n";
-  s << "set terminal pngcairo size 900,560 noenhanced\nset output '" << name << ".png'\n" << body
-    << "\n";
-  s << "set terminal svg size 900,560 noenhanced\nset output '" << name << ".svg'\n" << body
-    << "\nunset output\n";
-  const fs::path path = dir / (name + ".gp");
-  write_file_atomic(path, s.str());
-  return path;
-}
-
 std::vector<std::string> unique_in_order(const std::vector<std::string>& v) {
   std::vector<std::string> out;
   for (const auto& s : v)
@@ -84,7 +69,7 @@ fs::path draw_pair_weights(const std::vector<TapPair>& pairs, const std::vector<
       "'{0}' index 1 using 1:2 with points pt 7 ps 2.5 lc rgb '#22aa22', "
       "'{0}' index 1 using ($1+0.08):2:3 with labels left",
       dat);
-  auto script = write_script(dir, name, setup.str(), body);
+  auto script = write_gnuplot_script(dir, name, setup.str(), body);
   run_gnuplot(script);
   return dir / (name + ".png");
 }
@@ -234,7 +219,7 @@ std::vector<fs::path> write_multilayer_reports(const MultiLayerExperimentResult&
     for (size_t i = 0; i < plotted.size(); ++i)
       body += fmt::format("{}'accuracy.dat' index {} using 1:2 with linespoints title '{}'",
                           i ? ", \\\n     " : "", i, plotted[i]);
-    run_gnuplot(write_script(
+    run_gnuplot(write_gnuplot_script(
         plots, "accuracy",
         fmt::format("set title 'Test accuracy by epoch, mean over runs ({}: {} -> {})'\n"
                     "set xlabel 'epoch'\nset ylabel 'test accuracy'\nset key bottom right\nset grid",
@@ -266,7 +251,7 @@ std::vector<fs::path> write_multilayer_reports(const MultiLayerExperimentResult&
       b1 += fmt::format("{}'{}' skip 1 using 1:{} with lines title '{}'", p ? ", " : "", rel, p + 4,
                         run.result.pairs[p].label());
     const std::string tname = fmt::format("trajectory-{}-seed{}", run.method, run.seed);
-    run_gnuplot(write_script(
+    run_gnuplot(write_gnuplot_script(
         plots, tname, "",
         fmt::format("set multiplot layout 2,1 title 'Learned metaparameters: {} seed {}'\n"
                     "set xlabel 'step'\nset ylabel 'lambda_ij'\nset key outside right font ',7'\n{}\n"

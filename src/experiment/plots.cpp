@@ -24,11 +24,8 @@ void run_gnuplot(const fs::path& script) {
   check(rc == 0, "gnuplot failed on {} (exit status {})", script.string(), rc);
 }
 
-namespace {
-
-// Writes a script that draws to both terminals; `body` is the plot commands.
-fs::path write_script(const fs::path& dir, const std::string& name, const std::string& setup,
-                      const std::string& body) {
+fs::path write_gnuplot_script(const fs::path& dir, const std::string& name,
+                              const std::string& setup, const std::string& body) {
   std::ostringstream s;
   s << "# drawn by metadistill; edit and rerun with: gnuplot " << name << ".gp\n"
     << "set datafile separator ','\n" << setup << "\n";
@@ -40,8 +37,6 @@ fs::path write_script(const fs::path& dir, const std::string& name, const std::s
   write_file_atomic(path, s.str());
   return path;
 }
-
-}  // namespace
 
 std::vector<fs::path> draw_experiment_plots(const ExperimentResult& r, const fs::path& dir) {
   std::vector<fs::path> written;
@@ -74,7 +69,7 @@ std::vector<fs::path> draw_experiment_plots(const ExperimentResult& r, const fs:
   for (size_t i = 0; i < plotted.size(); ++i)
     body += fmt::format("{}'accuracy.dat' index {} using 1:2 with linespoints title '{}'",
                         i ? ", \\\n     " : "", i, plotted[i]);
-  auto script = write_script(
+  auto script = write_gnuplot_script(
       plots, "accuracy",
       fmt::format("set title 'Test accuracy by epoch, mean over runs ({}, {})'\nset xlabel "
                   "'epoch'\nset ylabel 'test accuracy'\nset key bottom right\nset grid",
@@ -98,7 +93,7 @@ std::vector<fs::path> draw_experiment_plots(const ExperimentResult& r, const fs:
       b2 += fmt::format("{}'{}' skip 1 using 1:3 with lines title 'run {}'", i ? ", " : "", files[i], i);
     }
     const std::string name = "trajectory-" + m;
-    auto s = write_script(
+    auto s = write_gnuplot_script(
         plots, name, "",
         fmt::format("set multiplot layout 2,1 title 'Metaparameter trajectories: {}'\n"
                     "set xlabel 'step'\nset ylabel 'lambda1'\nset yrange [0:1]\nset key off\n{}\n"
@@ -111,7 +106,7 @@ std::vector<fs::path> draw_experiment_plots(const ExperimentResult& r, const fs:
 
   // Fig. 5: the synthetic data (x1, x2 coloured by label), when the experiment wrote it.
   if (fs::exists(dir / "synthetic.dat")) {
-    auto s = write_script(
+    auto s = write_gnuplot_script(
         plots, "synthetic",
         "set title 'Synthetic data: y = [x1*x2 + 0.5 e > 0]'\nset xlabel 'x1'\nset ylabel 'x2'\n"
         "set size ratio -1\nset key outside",

@@ -5,34 +5,12 @@
 #include <unordered_map>
 
 #include "metadistill/meta/hypergradient.h"
+#include "metadistill/meta/parameter_ops.h"
 #include "metadistill/util/error.h"
 
 namespace metadistill {
 
 namespace {
-
-std::vector<torch::Tensor> snapshot(const std::vector<torch::Tensor>& params) {
-  std::vector<torch::Tensor> out;
-  out.reserve(params.size());
-  for (const auto& p : params) out.push_back(p.detach().clone());
-  return out;
-}
-
-// Parameters are set by copies, never by w + εu − εu, so that restoring is exact.
-void assign(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& values) {
-  torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(values[i]);
-}
-
-// params ← base + alpha · dir
-void assign_axpy(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& base,
-                 double alpha, const std::vector<torch::Tensor>& dir) {
-  torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < params.size(); ++i) {
-    torch::Tensor p = params[i];
-    torch::add_out(p, base[i], dir[i], alpha);
-  }
-}
 
 std::vector<torch::Tensor> defined_or_zeros(const std::vector<torch::Tensor>& g,
                                             const std::vector<torch::Tensor>& like) {
@@ -153,7 +131,7 @@ GenericHypergradient generic_hypergradient(const std::vector<torch::Tensor>& par
     check(module != nullptr, "hypergradient: a null module was given for buffer restoring");
     guards.push_back(std::make_unique<BufferGuard>(*module));
   }
-  const auto w = snapshot(params);
+  const auto w = snapshot_parameters(params);
   const torch::Tensor m_value = m.detach().clone();
   GenericHypergradient h;
   h.gradient = torch::zeros_like(m_value);
@@ -166,7 +144,7 @@ GenericHypergradient generic_hypergradient(const std::vector<torch::Tensor>& par
         torch::autograd::grad({loss}, params, {}, false, false, /*allow_unused=*/true), params);
   }
   auto vs = group_virtual_step(params, grads, optimizer, kind, lr);
-  assign_axpy(params, w, -1.0, vs.step);
+  assign_parameters_axpy(params, w, -1.0, vs.step);
 
   // 2. v = ∇ L_val(w'), then u = P v.
   std::vector<torch::Tensor> u;
@@ -178,7 +156,7 @@ GenericHypergradient generic_hypergradient(const std::vector<torch::Tensor>& par
     for (size_t i = 0; i < params.size(); ++i)
       u.push_back(vs.preconditioner.empty() ? v[i] : vs.preconditioner[i] * v[i]);
   }
-  assign(params, w);
+  assign_parameters(params, w);
 
   // 3. The mixed product −γ ∇²_{m,w} L_train · u.
   if (options.mode() == "exact") {
@@ -200,7 +178,7 @@ GenericHypergradient generic_hypergradient(const std::vector<torch::Tensor>& par
     if (norm > 0) {  // else L_val is flat along the step: no signal
       h.epsilon = options.fd_scale() / norm;
       auto head_gradient_at = [&](double sign) {
-        assign_axpy(params, w, sign * h.epsilon, u);
+        assign_parameters_axpy(params, w, sign * h.epsilon, u);
         FrozenParameters frozen(params);
         auto mg = m_value.clone().requires_grad_();
         auto loss = train_loss(mg);
@@ -212,7 +190,7 @@ GenericHypergradient generic_hypergradient(const std::vector<torch::Tensor>& par
       const auto minus = head_gradient_at(-1.0);
       h.gradient = -lr * (plus - minus) / (2 * h.epsilon);
     }
-    assign(params, w);
+    assign_parameters(params, w);
   }
   return h;
 }

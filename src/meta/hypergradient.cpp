@@ -5,6 +5,7 @@
 #include <torch/csrc/autograd/forward_grad.h>
 
 #include "metadistill/losses/hinton.h"
+#include "metadistill/meta/parameter_ops.h"
 #include "metadistill/util/error.h"
 
 namespace metadistill {
@@ -16,29 +17,6 @@ std::vector<torch::Tensor> trainable(ClassifierImpl& model) {
   for (auto& p : model.parameters())
     if (p.requires_grad()) out.push_back(p);
   return out;
-}
-
-// Parameters are moved by copies, never by w + εu − εu, so that restoring is exact.
-std::vector<torch::Tensor> snapshot(const std::vector<torch::Tensor>& params) {
-  std::vector<torch::Tensor> out;
-  out.reserve(params.size());
-  for (const auto& p : params) out.push_back(p.detach().clone());
-  return out;
-}
-
-void assign(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& values) {
-  torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(values[i]);
-}
-
-// params ← base + alpha · dir
-void assign_axpy(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& base,
-                 double alpha, const std::vector<torch::Tensor>& dir) {
-  torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < params.size(); ++i) {
-    torch::Tensor p = params[i];
-    torch::add_out(p, base[i], dir[i], alpha);
-  }
 }
 
 const torch::optim::OptimizerParamState* param_state(torch::optim::Optimizer& opt,
@@ -166,7 +144,7 @@ void mixed_product(ClassifierImpl& model, const std::vector<torch::Tensor>& para
   if (options.mode == "exact" && options.exact_product == "jvp") {
     // ⟨∇_w L_train(w, λ), u⟩ = ⟨∂ℓ/∂z, J u⟩: one forward-mode pass gives J u, the rest is the
     // loss head (DESIGN.md 3.6).
-    assign(params, w);
+    assign_parameters(params, w);
     auto [z, z_dot] = logits_and_jvp(model, params, u, train.x);
     auto opts = torch::TensorOptions().dtype(z.dtype()).device(z.device());
     auto l1 = torch::tensor(lambda.lambda1, opts).requires_grad_();
@@ -183,7 +161,7 @@ void mixed_product(ClassifierImpl& model, const std::vector<torch::Tensor>& para
   if (options.mode == "exact") {
     // s(λ) = ⟨∇_w L_train(w, λ), u⟩ with the gradient's graph kept, then h = −γ ∇_λ s. The graph
     // is built only here because moving the weights in place would invalidate it.
-    assign(params, w);
+    assign_parameters(params, w);
     auto opts = torch::TensorOptions().dtype(w.front().dtype()).device(w.front().device());
     auto l1 = torch::tensor(lambda.lambda1, opts).requires_grad_();
     auto T = torch::tensor(lambda.temperature, opts).requires_grad_();
@@ -202,7 +180,7 @@ void mixed_product(ClassifierImpl& model, const std::vector<torch::Tensor>& para
   if (norm == 0.0) return;  // L_val is flat along the step: no signal.
   h.epsilon = options.fd_scale / norm;
   auto head_at = [&](double sign) {
-    assign_axpy(params, w, sign * h.epsilon, u);
+    assign_parameters_axpy(params, w, sign * h.epsilon, u);
     torch::Tensor z;
     {
       torch::NoGradGuard no_grad;
@@ -233,7 +211,7 @@ Hypergradient greedy_hypergradient(ClassifierImpl& model, torch::optim::Optimize
   check(teacher_logits.defined(), "hypergradient: the method distills but has no teacher logits");
   BufferGuard buffers(model);
   auto params = trainable(model);
-  const auto w = snapshot(params);
+  const auto w = snapshot_parameters(params);
   Hypergradient h;
 
   // 1. ∇_w L_train(w, λ) for the virtual step.
@@ -247,18 +225,18 @@ Hypergradient greedy_hypergradient(ClassifierImpl& model, torch::optim::Optimize
 
   // 2. The virtual step w' = U(w, λ) and v = ∇ L_val(w').
   auto vs = virtual_step(params, g_detached, optimizer, kind, lr);
-  assign_axpy(params, w, -1.0, vs.step);
+  assign_parameters_axpy(params, w, -1.0, vs.step);
   auto val_loss = validation_loss(model, val, options.val_temperature);
   h.val_loss = val_loss.item<double>();
   auto v = torch::autograd::grad({val_loss}, params);
-  assign(params, w);
+  assign_parameters(params, w);
 
   // 3. u = P v: the direction in which the step's gradient moves w'.
   std::vector<torch::Tensor> u;
   for (size_t i = 0; i < params.size(); ++i)
     u.push_back(vs.preconditioner.empty() ? v[i] : vs.preconditioner[i] * v[i]);
   mixed_product(model, params, w, u, lr, train, teacher_logits, torch::Tensor(), lambda, options, h);
-  assign(params, w);
+  assign_parameters(params, w);
   return h;
 }
 
@@ -310,9 +288,9 @@ Hypergradient lagged_hypergradient(ClassifierImpl& model, torch::optim::Optimize
   auto p = preconditioner_after_step(w_before, grads, params, optimizer, kind);
   std::vector<torch::Tensor> u;
   for (size_t i = 0; i < params.size(); ++i) u.push_back(p.empty() ? v[i] : p[i] * v[i]);
-  const auto w_after = snapshot(params);
+  const auto w_after = snapshot_parameters(params);
   mixed_product(model, params, w_before, u, lr, train, teacher_logits, logits, lambda, options, h);
-  assign(params, w_after);
+  assign_parameters(params, w_after);
   return h;
 }
 

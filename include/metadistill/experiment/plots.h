@@ -15,6 +15,11 @@ bool gnuplot_available();
 /// Runs gnuplot on `script` (in the script's folder); throws `Error` with gnuplot's exit status.
 void run_gnuplot(const std::filesystem::path& script);
 
+/// Writes `dir/name.gp`, a gnuplot script that draws `body` (after `setup`) to name.png and
+/// name.svg, CSV input; returns its path. Draw it with `run_gnuplot`.
+std::filesystem::path write_gnuplot_script(const std::filesystem::path& dir, const std::string& name,
+                                           const std::string& setup, const std::string& body);
+
 /// Draws into `dir`/plots: accuracy against epoch per method (paper Fig. 4), λ1 and T
 /// trajectories of every run of the optimizing methods, and the synthetic data set (Fig. 5) when
 /// `dir`/synthetic.dat exists. Returns the files written; prints a warning and draws nothing when
