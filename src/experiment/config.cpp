@@ -149,6 +149,8 @@ Config default_config() {
   c.student.trainer.eval_every = 100;
   c.student.trainer.checkpoint_every = 0;
   c.method.method = "naive";
+  // The paper's synthetic setting: T_val = 0.1, γ_λ = 0.1 (as configs/synthetic.yaml).
+  c.method.extra = {{"val_temperature", 0.1}, {"gamma", 0.1}};
   c.methods = {};
   c.runs = 10;
   c.out = "runs/synthetic";

@@ -171,3 +171,14 @@ budget: {seconds: 90.5}
   msg = load_error(dir, "methods: [tpe, hyperopt]\n");
   EXPECT_TRUE(contains_all(msg, {"c.yaml", "hyperopt", "random-search", "tpe"})) << msg;
 }
+
+// The built-in default (what `metadistill experiment` runs with no config) is the shipped
+// configs/synthetic.yaml, setting for setting.
+TEST(Config, BuiltInDefaultEqualsTheShippedSyntheticConfig) {
+  const std::filesystem::path root = METADISTILL_SOURCE_DIR;
+  auto shipped = load_config(root / "configs" / "synthetic.yaml").to_json();
+  auto builtin = default_config().to_json();
+  shipped.erase("source");
+  builtin.erase("source");
+  EXPECT_EQ(builtin.dump(2), shipped.dump(2));
+}
