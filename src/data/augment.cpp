@@ -32,4 +32,11 @@ torch::Tensor augment_batch(const torch::Tensor& x, const AugmentOptions& o, at:
   return out;
 }
 
+torch::Tensor augment_batch_at_step(const torch::Tensor& x, const AugmentOptions& options,
+                                    uint64_t seed, int64_t step) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed * 1000003ULL +
+                                                      static_cast<uint64_t>(step) + 7);
+  return augment_batch(x, options, gen);
+}
+
 }  // namespace metadistill

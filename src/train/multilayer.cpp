@@ -82,15 +82,6 @@ namespace {
 
 std::string fmt_num(double v) { return std::isfinite(v) ? fmt::format("{:.9g}", v) : ""; }
 
-double lr_at(const TrainerOptions& o, int64_t epoch) {
-  if (o.lr_schedule == "cosine") {
-    const double progress = static_cast<double>(epoch) / static_cast<double>(o.epochs);
-    return o.lr * 0.5 * (1.0 + std::cos(M_PI * progress));
-  }
-  if (o.lr_step <= 0) return o.lr;
-  return o.lr * std::pow(o.lr_gamma, static_cast<double>(epoch / o.lr_step));
-}
-
 // Student parameters in group 0 (the trainer's weight decay), VID parameters in group 1 (none,
 // unless asked for): the regressors and variances are part of the loss, not of the model.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainerOptions& o,
@@ -276,7 +267,7 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
 
   for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
-    const double lr = lr_at(o, epoch);
+    const double lr = scheduled_lr(o, epoch);
     for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
     loader.start_epoch(epoch);
     double loss_sum = 0;
@@ -284,10 +275,7 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
     const int64_t nb = loader.batches_per_epoch();
     for (int64_t b = 0; b < nb; ++b) {
       Batch batch = loader.batch(b);
-      if (augment) {
-        auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed * 1000003ULL + result.steps + 7);
-        batch.x = augment_batch(batch.x, augment_options, gen);
-      }
+      if (augment) batch.x = augment_batch_at_step(batch.x, augment_options, o.seed, result.steps);
       // The teacher sees what the student sees unless the data give it its own inputs.
       Features tf;
       if (ml.method() != "none") {

@@ -141,14 +141,16 @@ std::unique_ptr<torch::optim::Optimizer> Trainer::make_optimizer(ClassifierImpl&
       torch::optim::SGDOptions(options_.lr).momentum(momentum).weight_decay(options_.weight_decay));
 }
 
-double Trainer::lr_at(int64_t epoch) const {
-  if (options_.lr_schedule == "cosine") {
-    const double progress = static_cast<double>(epoch) / static_cast<double>(options_.epochs);
-    return options_.lr * 0.5 * (1.0 + std::cos(M_PI * progress));
+double scheduled_lr(const TrainerOptions& o, int64_t epoch) {
+  if (o.lr_schedule == "cosine") {
+    const double progress = static_cast<double>(epoch) / static_cast<double>(o.epochs);
+    return o.lr * 0.5 * (1.0 + std::cos(M_PI * progress));
   }
-  if (options_.lr_step <= 0) return options_.lr;
-  return options_.lr * std::pow(options_.lr_gamma, static_cast<double>(epoch / options_.lr_step));
+  if (o.lr_step <= 0) return o.lr;
+  return o.lr * std::pow(o.lr_gamma, static_cast<double>(epoch / o.lr_step));
 }
+
+double Trainer::lr_at(int64_t epoch) const { return scheduled_lr(options_, epoch); }
 
 void Trainer::write_outputs(const TrainResult& r) const {
   if (options_.out_dir.empty()) return;
@@ -293,11 +295,7 @@ TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimiz
     const int64_t nb = loader.batches_per_epoch();
     for (int64_t b = 0; b < nb; ++b) {
       Batch batch = loader.batch(b);
-      if (augment) {
-        // Draws depend only on (seed, step), so a resumed run augments identically.
-        auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed * 1000003ULL + result.steps + 7);
-        batch.x = augment_batch(batch.x, augment_options, gen);
-      }
+      if (augment) batch.x = augment_batch_at_step(batch.x, augment_options, o.seed, result.steps);
       HyperStepContext ctx;
       ctx.student = &model;
       ctx.optimizer = optimizer.get();

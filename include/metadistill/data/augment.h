@@ -26,4 +26,9 @@ AugmentOptions parse_augmentation(const std::string& name, bool* enabled);
 torch::Tensor augment_batch(const torch::Tensor& x, const AugmentOptions& options,
                             at::Generator& gen);
 
+/// `augment_batch` with draws that depend only on (seed, step), so that a resumed run augments
+/// exactly as an uninterrupted one.
+torch::Tensor augment_batch_at_step(const torch::Tensor& x, const AugmentOptions& options,
+                                    uint64_t seed, int64_t step);
+
 }  // namespace metadistill

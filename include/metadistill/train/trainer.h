@@ -119,6 +119,9 @@ struct TrainResult {
   bool stopped_by_time_limit = false;
 };
 
+/// The learning rate of (0-based) `epoch` under the options' schedule.
+double scheduled_lr(const TrainerOptions& options, int64_t epoch);
+
 /// Accuracy and mean cross-entropy of a model on a data set.
 struct Evaluation {
   double accuracy = 0, loss = 0;
