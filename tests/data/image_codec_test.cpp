@@ -10,6 +10,7 @@
 
 using namespace metadistill;
 using metadistill::testing::contains_all;
+using metadistill::testing::expect_error;
 using metadistill::testing::TempDir;
 
 namespace {
@@ -29,16 +30,6 @@ torch::Tensor noise_image(int64_t channels, int64_t height, int64_t width, uint6
   return torch::randint(0, 256, {channels, height, width}, gen, torch::kInt64).to(torch::kUInt8);
 }
 
-// Expects `f` to throw `Error` whose message holds every one of `parts`.
-template <typename F>
-void expect_error(F f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    FAIL() << "no error thrown";
-  } catch (const Error& e) {
-    EXPECT_TRUE(contains_all(e.what(), parts)) << e.what();
-  }
-}
 
 }  // namespace
 

@@ -18,6 +18,7 @@
 namespace fs = std::filesystem;
 using namespace metadistill;
 using metadistill::testing::contains_all;
+using metadistill::testing::expect_error;
 using metadistill::testing::TempDir;
 
 namespace {
@@ -61,16 +62,6 @@ void write_small_folder(const fs::path& root, const std::string& split = "train"
   write_bytes(s / "cat/.DS_Store", "junk");
 }
 
-// Runs `f`, expecting an `Error` whose message holds every one of `parts`.
-template <typename F>
-void expect_error(F f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    FAIL() << "no error thrown";
-  } catch (const Error& e) {
-    EXPECT_TRUE(contains_all(e.what(), parts)) << e.what();
-  }
-}
 
 bool any_contains(const std::vector<std::string>& lines, const std::string& part) {
   for (const auto& l : lines)
