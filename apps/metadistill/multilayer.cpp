@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "common.h"
 #include "metadistill/experiment/multilayer.h"
+#include "metadistill/experiment/multilayer_sensitivity.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/runtime.h"
 
@@ -17,6 +18,8 @@ struct MultiLayerCliOptions {
   std::vector<std::string> methods;
   int64_t runs = 0;
   std::optional<uint64_t> seed;
+  bool sensitivity = false;
+  bool fresh = false;
 };
 
 constexpr const char* kDefaultConfig = "configs/multilayer-fmnist.yaml";
@@ -40,6 +43,13 @@ int run_multilayer(const MultiLayerCliOptions& o) {
   eo.methods = o.methods;
   eo.runs = o.runs;
   eo.verbose = !o.common.quiet;
+  eo.reuse = !o.fresh;
+  if (o.sensitivity) {
+    auto r = run_multilayer_sensitivity(c, eo);
+    std::cout << sensitivity_table(r) << "\nsensitivity.csv, sensitivity.md and plots in "
+              << (std::filesystem::path(c.base.out) / "sensitivity").string() << "\n";
+    return 0;
+  }
   auto r = run_multilayer_experiment(c, eo);
   std::cout << multilayer_table(r) << "\nper-run CSVs, results.csv, table.md and plots in "
             << c.base.out << "\n";
@@ -62,6 +72,11 @@ void setup_multilayer(CLI::App& app) {
   sub->add_option("--runs", o->runs, "runs per method (default: the config's)")
       ->check(CLI::PositiveNumber);
   sub->add_option("--seed", o->seed, "seed of the first run (default: the config's)");
+  sub->add_flag("--sensitivity", o->sensitivity,
+                "run the config's sensitivity study (accuracy against beta and T) instead; "
+                "--methods then names the methods whose beta is swept");
+  sub->add_flag("--fresh", o->fresh,
+                "retrain every run (default: reuse runs finished with the same settings)");
   sub->callback([o]() { throw CommandResult(run_multilayer(*o)); });
 }
 

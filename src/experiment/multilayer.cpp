@@ -74,6 +74,95 @@ fs::path draw_pair_weights(const std::vector<TapPair>& pairs, const std::vector<
   return dir / (name + ".png");
 }
 
+std::unique_ptr<MultiLayerSession> open_multilayer_session(const MultiLayerConfig& config,
+                                                           bool verbose) {
+  Config c = config.base;
+  c.resolve_paths();  // an empty teacher file or cache goes under `out`
+  auto s = std::make_unique<MultiLayerSession>();
+  s->device = parse_device(c.device);
+  s->bundle = load_data(c.data, c.cache);
+  const DataBundle& data = s->bundle;
+  ModelSpec teacher_spec(c.teacher.model, data.num_classes,
+                         data.pool.teacher_input().sizes().slice(1).vec());
+  TrainerOptions tt = c.teacher.trainer;
+  tt.device = s->device;
+  s->teacher = ensure_teacher(data, teacher_spec, tt, c.teacher_file);
+  s->teacher.model->to(s->device);
+  s->teacher_hash = hash_string(read_file(c.teacher_file));
+  s->teacher_test_accuracy =
+      evaluate_accuracy(*s->teacher.model, teacher_view(data.test), 1024, s->device);
+  if (verbose)
+    std::cerr << fmt::format("teacher {} test accuracy {:.4f}\n", c.teacher.model,
+                             s->teacher_test_accuracy);
+
+  // Check the taps of both models before any training, so a typo fails at once.
+  s->student_spec =
+      ModelSpec(c.student.model, data.num_classes, data.pool.x.sizes().slice(1).vec());
+  {
+    auto probe = make_model(s->student_spec);
+    check_taps(*s->teacher.model, config.options.teacher_taps(), "teacher");
+    check_taps(*probe, config.options.student_taps(), "student");
+  }
+  s->validation = data.validation();
+  s->data.train_set = &data.pool;
+  s->data.train_ids = data.train_idx;
+  s->data.val_set = &s->validation;
+  s->data.test_set = &data.test;
+  return s;
+}
+
+MultiLayerResult train_multilayer_run(MultiLayerSession& session, const MultiLayerConfig& config,
+                                      const MultiLayerOptions& options, uint64_t seed,
+                                      const fs::path& dir, bool reuse, bool verbose,
+                                      bool* reused) {
+  const Config& c = config.base;
+  TrainerOptions t = c.student.trainer;
+  t.seed = seed;
+  t.device = session.device;
+  t.out_dir = dir;
+  t.verbose = verbose;
+  t.resume = false;
+  // Everything that shapes the run; threads, output folder and device do not.
+  const nlohmann::json settings = c.to_json();
+  const std::string key = hash_string(
+      nlohmann::json({{"data", settings.at("data")},
+                      {"fingerprint", session.bundle.fingerprint},
+                      {"teacher", session.teacher_hash},
+                      {"student", settings.at("student")},
+                      {"time_limit", t.time_limit},
+                      {"options", options.to_json()},
+                      {"seed", seed}})
+          .dump());
+  const fs::path file = dir / "result.json";
+  if (reused != nullptr) *reused = false;
+  if (reuse && fs::exists(file)) {
+    try {
+      const auto j = nlohmann::json::parse(read_file(file));
+      if (j.value("key", "") == key) {
+        auto r = multilayer_result_from_json(j.at("result"));
+        if (!r.stopped_by_time_limit) {
+          if (reused != nullptr) *reused = true;
+          if (verbose)
+            std::cerr << fmt::format("{} seed {}: reusing the finished run in {}\n",
+                                     options.method(), seed, dir.string());
+          return r;
+        }
+      }
+    } catch (const std::exception& e) {
+      std::cerr << fmt::format("warning: {}: unreadable ({}); training the run again\n",
+                               file.string(), e.what());
+    }
+  }
+  seed_everything(seed);
+  Classifier student = make_model(session.student_spec);
+  MultiLayerTrainer trainer(options, t);
+  auto r = trainer.fit(*student, *session.teacher.model, session.data);
+  write_file_atomic(file,
+                    nlohmann::json({{"key", key}, {"result", multilayer_result_to_json(r)}}).dump() +
+                        "\n");
+  return r;
+}
+
 MultiLayerExperimentResult run_multilayer_experiment(const MultiLayerConfig& config,
                                                      const MultiLayerExperimentOptions& options) {
   const Config& c = config.base;
@@ -83,65 +172,30 @@ MultiLayerExperimentResult run_multilayer_experiment(const MultiLayerConfig& con
     check(std::find(names.begin(), names.end(), m) != names.end(),
           "--methods: unknown method '{}': expected one of {}", m, fmt::join(names, ", "));
   const int64_t runs = options.runs > 0 ? options.runs : c.runs;
-  const auto device = parse_device(c.device);
-
-  DataBundle data = load_data(c.data, c.cache);
-  ModelSpec teacher_spec(c.teacher.model, data.num_classes,
-                         data.pool.teacher_input().sizes().slice(1).vec());
-  TrainerOptions tt = c.teacher.trainer;
-  tt.device = device;
-  LoadedModel teacher = ensure_teacher(data, teacher_spec, tt, c.teacher_file);
-  teacher.model->to(device);
+  auto session = open_multilayer_session(config, options.verbose);
 
   MultiLayerExperimentResult r;
-  r.data = data.name;
+  r.data = session->bundle.name;
   r.preset = c.preset;
   r.teacher_model = c.teacher.model;
   r.student_model = c.student.model;
   r.methods = methods;
-  r.teacher_test_accuracy =
-      evaluate_accuracy(*teacher.model, teacher_view(data.test), 1024, device);
-  if (options.verbose)
-    std::cerr << fmt::format("teacher {} test accuracy {:.4f}\n", c.teacher.model,
-                             r.teacher_test_accuracy);
-
-  // Check the taps of both models before any training, so a typo fails at once.
-  ModelSpec student_spec(c.student.model, data.num_classes, data.pool.x.sizes().slice(1).vec());
-  {
-    auto probe = make_model(student_spec);
-    check_taps(*teacher.model, config.options.teacher_taps(), "teacher");
-    check_taps(*probe, config.options.student_taps(), "student");
-  }
-
-  const DataSet validation = data.validation();
-  MultiLayerData md;
-  md.train_set = &data.pool;
-  md.train_ids = data.train_idx;
-  md.val_set = &validation;
-  md.test_set = &data.test;
+  r.teacher_test_accuracy = session->teacher_test_accuracy;
 
   const fs::path out(c.out);
   for (const auto& method : methods) {
     for (int64_t k = 0; k < runs; ++k) {
-      const uint64_t seed = c.seed + static_cast<uint64_t>(k);
-      MultiLayerOptions mo = config.options;
-      mo.method(method);
-      seed_everything(seed);
-      Classifier student = make_model(student_spec);
-      TrainerOptions t = c.student.trainer;
-      t.seed = seed;
-      t.device = device;
-      t.out_dir = out / "runs" / method / fmt::format("seed{}", seed);
-      t.verbose = options.verbose;
-      t.resume = false;
-      MultiLayerTrainer trainer(mo, t);
       MultiLayerRun run;
       run.method = method;
-      run.seed = seed;
-      run.result = trainer.fit(*student, *teacher.model, md);
+      run.seed = c.seed + static_cast<uint64_t>(k);
+      MultiLayerOptions mo = config.options;
+      mo.method(method);
+      run.result = train_multilayer_run(*session, config, mo, run.seed,
+                                        out / "runs" / method / fmt::format("seed{}", run.seed),
+                                        options.reuse, options.verbose);
       if (options.verbose)
-        std::cerr << fmt::format("{} seed {}: final test accuracy {:.4f} ({:.1f}s)\n", method, seed,
-                                 run.result.final_test_accuracy, run.result.seconds);
+        std::cerr << fmt::format("{} seed {}: final test accuracy {:.4f} ({:.1f}s)\n", method,
+                                 run.seed, run.result.final_test_accuracy, run.result.seconds);
       r.runs.push_back(std::move(run));
       // Reports after every run, so an interrupted experiment leaves a usable table.
       write_multilayer_reports(r, out);

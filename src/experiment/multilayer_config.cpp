@@ -19,7 +19,8 @@ namespace {
 
 template <typename T>
 void read_key(const YAML::Node& section, const std::string& key, const std::string& file,
-              std::set<std::string>& used, T& out, const char* expected) {
+              std::set<std::string>& used, T& out, const char* expected,
+              const char* prefix = "multilayer.") {
   used.insert(key);
   auto v = section[key];
   if (!v || v.IsNull()) return;
@@ -28,7 +29,7 @@ void read_key(const YAML::Node& section, const std::string& key, const std::stri
   } catch (const YAML::Exception&) {
     YAML::Emitter e;
     e << YAML::Flow << v;
-    fail("{}: key 'multilayer.{}': expected {}, got '{}'", file, key, expected, e.c_str());
+    fail("{}: key '{}{}': expected {}, got '{}'", file, prefix, key, expected, e.c_str());
   }
 }
 
@@ -106,6 +107,14 @@ MultiLayerConfig load_multilayer_config(const fs::path& path) {
   number("hinton_lambda1", o.hinton_lambda1(), [&](double v) { o.hinton_lambda1(v); });
   number("temperature", o.temperature(), [&](double v) { o.temperature(v); });
   number("meta_lr", o.meta_lr(), [&](double v) { o.meta_lr(v); });
+  number("beta_lr", o.beta_lr(), [&](double v) { o.beta_lr(v); });
+  number("beta_min", o.beta_min(), [&](double v) { o.beta_min(v); });
+  number("beta_max", o.beta_max(), [&](double v) { o.beta_max(v); });
+  {
+    std::string kind = o.meta_optimizer();
+    read_key(section, "meta_optimizer", file, used, kind, "sgd or adam");
+    o.meta_optimizer(kind);
+  }
   number("fd_scale", o.fd_scale(), [&](double v) { o.fd_scale(v); });
   number("val_temperature", o.val_temperature(), [&](double v) { o.val_temperature(v); });
   number("vid_init_variance", o.vid_init_variance(), [&](double v) { o.vid_init_variance(v); });
@@ -122,6 +131,28 @@ MultiLayerConfig load_multilayer_config(const fs::path& path) {
   flag = o.vid_weight_decay();
   read_key(section, "vid_weight_decay", file, used, flag, "true or false");
   o.vid_weight_decay(flag);
+  used.insert("sensitivity");
+  if (auto sub = section["sensitivity"]; sub && !sub.IsNull()) {
+    check(sub.IsMap(), "{}: key 'multilayer.sensitivity': expected a mapping (methods, beta, "
+          "temperature)", file);
+    std::set<std::string> sub_used;
+    auto read = [&](const char* key, auto& out, const char* expected) {
+      read_key(sub, key, file, sub_used, out, expected, "multilayer.sensitivity.");
+    };
+    read("methods", c.sensitivity.methods, "a list of method names");
+    read("beta", c.sensitivity.beta, "a list of numbers");
+    read("temperature", c.sensitivity.temperature, "a list of numbers");
+    for (const auto& kv : sub) {
+      const auto key = kv.first.as<std::string>();
+      check(sub_used.count(key), "{}: unknown key 'multilayer.sensitivity.{}' (known keys here: {})",
+            file, key, fmt::join(sub_used, ", "));
+    }
+    try {
+      c.sensitivity.validate();
+    } catch (const Error& e) {
+      fail("{}: multilayer.sensitivity: {}", file, e.what());
+    }
+  }
   for (const auto& kv : section) {
     const auto key = kv.first.as<std::string>();
     if (!used.count(key))

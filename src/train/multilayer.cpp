@@ -43,6 +43,17 @@ void MultiLayerOptions::validate() const {
   check(beta() >= 0 && beta() <= 1, "multilayer beta = {}: expected a value in [0, 1]", beta());
   validate_hinton(hinton_lambda1(), temperature());
   check(std::isfinite(meta_lr()) && meta_lr() > 0, "multilayer meta_lr = {}: expected > 0", meta_lr());
+  check(std::isfinite(beta_lr()) && beta_lr() >= 0,
+        "multilayer beta_lr = {}: expected >= 0 (0 = beta fixed)", beta_lr());
+  check(beta_min() >= 0 && beta_min() <= beta_max() && beta_max() <= 1,
+        "multilayer beta_min = {}, beta_max = {}: expected 0 <= beta_min <= beta_max <= 1",
+        beta_min(), beta_max());
+  check(meta_optimizer() == "sgd" || meta_optimizer() == "adam",
+        "multilayer meta_optimizer '{}': expected sgd or adam", meta_optimizer());
+  if (learns())
+    check(beta() >= beta_min() && beta() <= beta_max(),
+          "multilayer beta = {}: outside [beta_min, beta_max] = [{}, {}]", beta(), beta_min(),
+          beta_max());
   check(std::isfinite(fd_scale()) && fd_scale() > 0, "multilayer fd_scale = {}: expected > 0",
         fd_scale());
   check(hyper_every() >= 1, "multilayer hyper_every = {}: expected >= 1",
@@ -55,6 +66,109 @@ void MultiLayerOptions::validate() const {
   check(std::isfinite(vid_init_variance()) && vid_init_variance() > vid_eps(),
         "multilayer vid_init_variance = {}: expected > vid_eps = {}", vid_init_variance(), vid_eps());
   if (uses_pairs()) make_pairs(*this);
+}
+
+nlohmann::json MultiLayerOptions::to_json() const {
+  return {{"method", method()},
+          {"teacher_taps", teacher_taps()},
+          {"student_taps", student_taps()},
+          {"beta", beta()},
+          {"random_beta", random_beta()},
+          {"hinton_lambda1", hinton_lambda1()},
+          {"temperature", temperature()},
+          {"meta_lr", meta_lr()},
+          {"beta_lr", beta_lr()},
+          {"beta_min", beta_min()},
+          {"beta_max", beta_max()},
+          {"meta_optimizer", meta_optimizer()},
+          {"fd_scale", fd_scale()},
+          {"hyper_every", hyper_every()},
+          {"val_temperature", val_temperature()},
+          {"vid_hidden", vid_hidden()},
+          {"vid_init_variance", vid_init_variance()},
+          {"vid_eps", vid_eps()},
+          {"vid_weight_decay", vid_weight_decay()}};
+}
+
+nlohmann::json multilayer_result_to_json(const MultiLayerResult& r) {
+  nlohmann::json pairs = nlohmann::json::array(), history = nlohmann::json::array();
+  for (const auto& p : r.pairs) pairs.push_back({p.teacher, p.student});
+  for (const auto& e : r.history)
+    history.push_back({{"epoch", e.epoch}, {"lr", e.lr}, {"train_loss", e.train_loss},
+                       {"val_accuracy", e.val_accuracy}, {"val_loss", e.val_loss},
+                       {"test_accuracy", e.test_accuracy}, {"beta", e.beta},
+                       {"seconds", e.seconds}});
+  // The trajectory column-wise: one array per quantity keeps long runs compact.
+  nlohmann::json steps = nlohmann::json::array(), betas = nlohmann::json::array(),
+                 norms = nlohmann::json::array(), lambdas = nlohmann::json::array();
+  for (const auto& p : r.trajectory) {
+    steps.push_back(p.step);
+    betas.push_back(p.beta);
+    norms.push_back(p.hypergradient_norm);
+    lambdas.push_back(p.lambda);
+  }
+  return {{"method", r.method},
+          {"pairs", pairs},
+          {"history", history},
+          {"trajectory",
+           {{"step", steps}, {"beta", betas}, {"hypergradient_norm", norms}, {"lambda", lambdas}}},
+          {"lambda", r.lambda},
+          {"beta", r.beta},
+          {"final_test_accuracy", r.final_test_accuracy},
+          {"best_test_accuracy", r.best_test_accuracy},
+          {"seconds", r.seconds},
+          {"steps", r.steps},
+          {"hyper_steps", r.hyper_steps},
+          {"stopped_by_time_limit", r.stopped_by_time_limit}};
+}
+
+MultiLayerResult multilayer_result_from_json(const nlohmann::json& j) {
+  MultiLayerResult r;
+  try {
+    r.method = j.at("method").get<std::string>();
+    for (const auto& p : j.at("pairs"))
+      r.pairs.push_back({p.at(0).get<std::string>(), p.at(1).get<std::string>()});
+    for (const auto& e : j.at("history")) {
+      MultiLayerEpoch m;
+      m.epoch = e.at("epoch").get<int64_t>();
+      m.lr = e.at("lr").get<double>();
+      m.train_loss = e.at("train_loss").get<double>();
+      m.val_accuracy = e.at("val_accuracy").get<double>();
+      m.val_loss = e.at("val_loss").get<double>();
+      m.test_accuracy = e.at("test_accuracy").get<double>();
+      m.beta = e.at("beta").get<double>();
+      m.seconds = e.at("seconds").get<double>();
+      r.history.push_back(m);
+    }
+    const auto& t = j.at("trajectory");
+    const auto& steps = t.at("step");
+    check(t.at("beta").size() == steps.size() && t.at("lambda").size() == steps.size() &&
+              t.at("hypergradient_norm").size() == steps.size(),
+          "trajectory columns of different lengths");
+    for (size_t k = 0; k < steps.size(); ++k) {
+      PairWeightsPoint p;
+      p.step = steps.at(k).get<int64_t>();
+      p.beta = t.at("beta").at(k).get<double>();
+      p.hypergradient_norm = t.at("hypergradient_norm").at(k).get<double>();
+      p.lambda = t.at("lambda").at(k).get<std::vector<double>>();
+      r.trajectory.push_back(std::move(p));
+    }
+    r.lambda = j.at("lambda").get<std::vector<double>>();
+    check(r.lambda.size() == r.pairs.size(), "{} pair weights for {} pairs", r.lambda.size(),
+          r.pairs.size());
+    r.beta = j.at("beta").get<double>();
+    r.final_test_accuracy = j.at("final_test_accuracy").get<double>();
+    r.best_test_accuracy = j.at("best_test_accuracy").get<double>();
+    r.seconds = j.at("seconds").get<double>();
+    r.steps = j.at("steps").get<int64_t>();
+    r.hyper_steps = j.at("hyper_steps").get<int64_t>();
+    r.stopped_by_time_limit = j.at("stopped_by_time_limit").get<bool>();
+  } catch (const nlohmann::json::exception& e) {
+    fail("multilayer result: malformed JSON ({})", e.what());
+  } catch (const Error& e) {
+    fail("multilayer result: {}", e.what());
+  }
+  return r;
 }
 
 std::vector<TapPair> make_pairs(const MultiLayerOptions& o) {
@@ -131,6 +245,32 @@ std::vector<double> softmax(const std::vector<double>& a) {
   for (auto& v : out) v /= sum;
   return out;
 }
+
+// The direction a hyper-step takes (before its step size): h itself ("sgd"), or Adam's
+// bias-corrected m̂ / (√v̂ + ε), scale-free, so one `meta_lr` fits a, whose hypergradient is
+// orders of magnitude smaller than β's.
+class MetaStep {
+ public:
+  MetaStep(std::string kind, size_t n) : kind_(std::move(kind)), m_(n, 0.0), v_(n, 0.0) {}
+  std::vector<double> step(const std::vector<double>& h) {
+    if (kind_ == "sgd") return h;
+    constexpr double b1 = 0.9, b2 = 0.999, eps = 1e-12;
+    ++t_;
+    std::vector<double> out(h.size());
+    const double c1 = 1 - std::pow(b1, double(t_)), c2 = 1 - std::pow(b2, double(t_));
+    for (size_t i = 0; i < h.size(); ++i) {
+      m_[i] = b1 * m_[i] + (1 - b1) * h[i];
+      v_[i] = b2 * v_[i] + (1 - b2) * h[i] * h[i];
+      out[i] = (m_[i] / c1) / (std::sqrt(v_[i] / c2) + eps);
+    }
+    return out;
+  }
+
+ private:
+  std::string kind_;
+  std::vector<double> m_, v_;
+  int64_t t_ = 0;
+};
 
 void write_outputs(const fs::path& dir, const MultiLayerResult& r) {
   std::ostringstream m;
@@ -247,8 +387,12 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
   if (data.val_set != nullptr && data.val_set->size() > 0)
     val_loader = std::make_unique<BatchLoader>(
         *data.val_set, torch::arange(data.val_set->size(), torch::kLong),
-        LoaderOptions().batch(o.batch_size).seeded(o.seed + 1), o.device);
+        LoaderOptions()
+            .batch(o.val_batch_size > 0 ? o.val_batch_size : o.batch_size)
+            .seeded(o.seed + 1),
+        o.device);
   int64_t val_epoch = -1;
+  MetaStep meta_step(ml.meta_optimizer(), P + 1);
 
   bool augment = false;
   const AugmentOptions augment_options = parse_augmentation(o.augmentation, &augment);
@@ -323,8 +467,9 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
         const double* hp = hg.data_ptr<double>();
         check(std::all_of(hp, hp + P + 1, [](double v) { return std::isfinite(v); }),
               "hypergradient became non-finite at step {}", result.steps);
-        for (size_t i = 0; i < P; ++i) a[i] -= ml.meta_lr() * hp[i];
-        beta = std::clamp(beta - ml.meta_lr() * hp[P], 0.0, 1.0);
+        const auto step = meta_step.step(std::vector<double>(hp, hp + P + 1));
+        for (size_t i = 0; i < P; ++i) a[i] -= ml.meta_lr() * step[i];
+        beta = std::clamp(beta - ml.beta_lr() * step[P], ml.beta_min(), ml.beta_max());
         point.hypergradient_norm = hg.norm().item<double>();
         ++result.hyper_steps;
       }
@@ -344,8 +489,13 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
         result.trajectory.push_back(std::move(point));
       }
       ++result.steps;
+      if (o.time_limit > 0 &&
+          std::chrono::duration<double>(Clock::now() - run_start).count() >= o.time_limit) {
+        result.stopped_by_time_limit = b + 1 < nb || epoch + 1 < o.epochs;
+        break;
+      }
     }
-    if ((epoch + 1) % o.eval_every == 0 || epoch + 1 == o.epochs) {
+    if ((epoch + 1) % o.eval_every == 0 || epoch + 1 == o.epochs || result.stopped_by_time_limit) {
       MultiLayerEpoch m;
       m.epoch = epoch + 1;
       m.lr = lr;
@@ -363,6 +513,12 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
         std::cerr << fmt::format("[{}] epoch {}/{} loss {:.4f} val {:.4f} test {:.4f} beta {:.3f} ({:.1f}s)\n",
                                  ml.method(), m.epoch, o.epochs, m.train_loss, m.val_accuracy,
                                  m.test_accuracy, beta, m.seconds);
+    }
+    if (result.stopped_by_time_limit) {
+      if (o.verbose)
+        std::cerr << fmt::format("[{}] time limit of {:.0f}s reached after {} steps\n", ml.method(),
+                                 o.time_limit, result.steps);
+      break;
     }
   }
   result.seconds = std::chrono::duration<double>(Clock::now() - run_start).count();

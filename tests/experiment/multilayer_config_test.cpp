@@ -26,6 +26,10 @@ TEST(MultiLayerConfig, ReadsTheSectionOnTopOfAnOrdinaryConfig) {
   beta: 0.25
   meta_lr: 0.5
   hyper_every: 2
+  beta_lr: 0.05
+  beta_min: 0.2
+  beta_max: 0.9
+  meta_optimizer: adam
   vid_weight_decay: true
 )");
   auto c = load_multilayer_config(dir / "c.yaml");
@@ -37,6 +41,11 @@ TEST(MultiLayerConfig, ReadsTheSectionOnTopOfAnOrdinaryConfig) {
   EXPECT_DOUBLE_EQ(c.options.beta(), 0.25);
   EXPECT_DOUBLE_EQ(c.options.meta_lr(), 0.5);
   EXPECT_EQ(c.options.hyper_every(), 2);
+  EXPECT_DOUBLE_EQ(c.options.beta_lr(), 0.05);
+  EXPECT_DOUBLE_EQ(c.options.beta_min(), 0.2);
+  EXPECT_DOUBLE_EQ(c.options.beta_max(), 0.9);
+  EXPECT_EQ(c.options.meta_optimizer(), "adam");
+  EXPECT_TRUE(c.sensitivity.beta.empty());
   EXPECT_TRUE(c.options.vid_weight_decay());
 }
 
@@ -50,6 +59,9 @@ TEST(MultiLayerConfig, NamesTheFileAndKeyOfABadValue) {
   expect_error([&] { load_multilayer_config(path); }, {path.string(), "'each-with-each'"});
   write_file_atomic(path, std::string(kBase) + "multilayer:\n  beta: high\n");
   expect_error([&] { load_multilayer_config(path); }, {"multilayer.beta", "a number", "high"});
+  write_file_atomic(path, std::string(kBase) + "multilayer:\n  methods: [all-pairs-fd]\n"
+                    "  teacher_taps: [conv1]\n  student_taps: [conv1]\n  beta: 0.1\n  beta_min: 0.2\n");
+  expect_error([&] { load_multilayer_config(path); }, {path.string(), "beta = 0.1", "beta_min"});
   // An error of the ordinary sections names this file, not a temporary copy.
   write_file_atomic(path, std::string(kBase) + "colour: red\nmultilayer: {methods: [none]}\n");
   expect_error([&] { load_multilayer_config(path); }, {path.string(), "'colour'"});

@@ -249,5 +249,102 @@ TEST(MultiLayerTrainer, NoneAndHintonTrainWithoutPairs) {
   }
 }
 
+
+TEST(MultiLayerTrainer, AdamHyperStepMovesEveryMetaparameterByItsStepSize) {
+  // Adam's first step is m̂ / √v̂ = sign(h): a_i moves by exactly ±meta_lr and β by ±beta_lr,
+  // whatever the (tiny) scale of the hypergradient.
+  TinyData d;
+  Models m;
+  auto o = all_pairs("all-pairs-fd").meta_optimizer("adam").meta_lr(0.25).beta_lr(0.1).hyper_every(
+      1000);
+  MultiLayerTrainer trainer(o, quick());
+  auto r = trainer.fit(*m.student, *m.teacher, d.data());
+  EXPECT_EQ(r.hyper_steps, 1);
+  const auto& l = r.trajectory.front().lambda;
+  int moved = 0;
+  for (size_t i = 0; i < l.size(); ++i)
+    for (size_t j = 0; j < l.size(); ++j) {
+      const double gap = std::abs(std::log(l[i]) - std::log(l[j]));
+      // ε = 1e-12 in the denominator: |h_a| ~ 1e-7 here, so the step is 1 − O(1e-5) of meta_lr.
+      EXPECT_TRUE(gap < 1e-4 || std::abs(gap - 0.5) < 1e-4) << i << "," << j << ": " << gap;
+      moved += gap > 0.25;
+    }
+  EXPECT_GT(moved, 0);
+  EXPECT_NEAR(std::abs(r.trajectory.front().beta - 0.5), 0.1, 1e-6);
+  EXPECT_EQ(r.beta, r.trajectory.front().beta);
+}
+
+TEST(MultiLayerTrainer, BetaCanBeFixedOrBoundedWhileLambdaLearns) {
+  TinyData d;
+  {
+    Models m;
+    MultiLayerTrainer trainer(all_pairs("all-pairs-fd").meta_lr(50.0).beta_lr(0.0), quick());
+    auto r = trainer.fit(*m.student, *m.teacher, d.data());
+    for (const auto& p : r.trajectory) EXPECT_EQ(p.beta, 0.5);
+    double spread = 0;
+    for (double v : r.lambda) spread = std::max(spread, std::abs(v - 1.0 / 6));
+    EXPECT_GT(spread, 1e-6);
+  }
+  {
+    Models m;
+    auto o = all_pairs("all-pairs-fd").meta_optimizer("adam").beta_lr(1.0).beta_min(0.3).beta_max(
+        0.7);
+    MultiLayerTrainer trainer(o, quick());
+    auto r = trainer.fit(*m.student, *m.teacher, d.data());
+    bool at_bound = false;
+    for (const auto& p : r.trajectory) {
+      EXPECT_GE(p.beta, 0.3);
+      EXPECT_LE(p.beta, 0.7);
+      at_bound = at_bound || p.beta == 0.3 || p.beta == 0.7;
+    }
+    EXPECT_TRUE(at_bound);  // steps of 1.0 from 0.5 land on a bound at once
+  }
+  expect_error([] { all_pairs("all-pairs-fd").beta_min(0.6).validate(); }, {"beta_min"});
+  expect_error([] { all_pairs("all-pairs-fd").beta_lr(-1).validate(); }, {"beta_lr"});
+  expect_error([] { all_pairs("all-pairs-fd").meta_optimizer("rmsprop").validate(); },
+               {"meta_optimizer 'rmsprop'"});
+}
+
+TEST(MultiLayerTrainer, TimeLimitEndsTheRunWithAnEvaluatedEpoch) {
+  TinyData d;
+  Models m;
+  auto t = quick();
+  t.time_limit = 1e-9;
+  MultiLayerTrainer trainer(all_pairs("all-pairs-fd"), t);
+  auto r = trainer.fit(*m.student, *m.teacher, d.data());
+  EXPECT_TRUE(r.stopped_by_time_limit);
+  EXPECT_EQ(r.steps, 1);
+  ASSERT_EQ(r.history.size(), 1u);
+  EXPECT_EQ(r.history[0].epoch, 1);
+  EXPECT_GT(r.final_test_accuracy, 0.0);
+}
+
+TEST(MultiLayerResultJson, RoundTripsEveryField) {
+  TinyData d;
+  Models m;
+  MultiLayerTrainer trainer(all_pairs("all-pairs-fd"), quick());
+  const auto r = trainer.fit(*m.student, *m.teacher, d.data());
+  const auto j = multilayer_result_to_json(r);
+  const auto back = multilayer_result_from_json(nlohmann::json::parse(j.dump()));
+  EXPECT_EQ(back.method, r.method);
+  ASSERT_EQ(back.pairs.size(), r.pairs.size());
+  EXPECT_EQ(back.pairs[5].label(), r.pairs[5].label());
+  ASSERT_EQ(back.history.size(), r.history.size());
+  EXPECT_EQ(back.history[1].test_accuracy, r.history[1].test_accuracy);
+  EXPECT_EQ(back.history[1].train_loss, r.history[1].train_loss);
+  ASSERT_EQ(back.trajectory.size(), r.trajectory.size());
+  EXPECT_EQ(back.trajectory[7].lambda, r.trajectory[7].lambda);
+  EXPECT_EQ(back.trajectory[7].beta, r.trajectory[7].beta);
+  EXPECT_EQ(back.lambda, r.lambda);
+  EXPECT_EQ(back.beta, r.beta);
+  EXPECT_EQ(back.steps, r.steps);
+  EXPECT_EQ(back.hyper_steps, r.hyper_steps);
+  EXPECT_EQ(back.final_test_accuracy, r.final_test_accuracy);
+  auto broken = j;
+  broken["lambda"].erase(0);
+  expect_error([&] { multilayer_result_from_json(broken); }, {"5 pair weights for 6 pairs"});
+  expect_error([&] { multilayer_result_from_json(nlohmann::json::object()); }, {"malformed"});
+}
+
 }  // namespace
 }  // namespace metadistill

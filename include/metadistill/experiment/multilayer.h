@@ -21,10 +21,30 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+
+#include "metadistill/data/dataset.h"
 #include "metadistill/experiment/config.h"
 #include "metadistill/train/multilayer.h"
 
 namespace metadistill {
+
+/// The sensitivity study of the paper's Figs. 5 and 6 (experiment/multilayer_sensitivity.h):
+/// final test accuracy against β, the weight of CE (λ1 for "hinton"), and against the Hinton
+/// temperature T, every other setting as in the `multilayer:` section:
+///   multilayer:
+///     sensitivity: {methods: [hinton, pairwise], beta: [0.1, 0.5, 0.9], temperature: [1, 4, 16]}
+struct SensitivityConfig {
+  /// Methods whose β is swept (not "none"; the learned methods start from each β).
+  std::vector<std::string> methods = {"hinton"};
+  /// β values in [0, 1]; empty = no β sweep.
+  std::vector<double> beta;
+  /// "hinton" temperatures (> 0); empty = no T sweep.
+  std::vector<double> temperature;
+
+  /// Throws `Error` naming the value: an unknown method or "none", β outside [0, 1], T ≤ 0.
+  void validate() const;
+};
 
 /// A base config and the multi-layer settings.
 struct MultiLayerConfig {
@@ -33,13 +53,14 @@ struct MultiLayerConfig {
   MultiLayerOptions options;
   /// Methods compared (default: all of `multilayer_method_names()` but all-pairs-fixed).
   std::vector<std::string> methods;
+  SensitivityConfig sensitivity;
 };
 
 /// Reads a config with a `multilayer:` section; throws `Error` naming the file and key for an
 /// unknown key, a wrong type or a bad value (the other sections as `load_config` checks them).
 MultiLayerConfig load_multilayer_config(const std::filesystem::path& path);
 
-/// Options of `run_multilayer_experiment`.
+/// Options of `run_multilayer_experiment` and `run_multilayer_sensitivity`.
 struct MultiLayerExperimentOptions {
   /// Methods to run (empty = the config's).
   std::vector<std::string> methods;
@@ -47,7 +68,42 @@ struct MultiLayerExperimentOptions {
   int64_t runs = 0;
   /// Per-epoch progress lines on stderr.
   bool verbose = true;
+  /// Reuse a run whose folder holds a result.json written with the same settings (data, teacher
+  /// file, student training, multilayer options, seed), so an interrupted experiment picks up
+  /// where it stopped; false retrains every run.
+  bool reuse = true;
 };
+
+/// What every run of one multi-layer config shares: the data with its splits and the teacher
+/// (loaded, or trained and saved by `ensure_teacher`). Not movable: `data` points into it.
+struct MultiLayerSession {
+  DataBundle bundle;
+  DataSet validation;
+  LoadedModel teacher;
+  ModelSpec student_spec;
+  MultiLayerData data;
+  torch::Device device{torch::kCPU};
+  double teacher_test_accuracy = 0;
+  /// Hash of the teacher file's bytes (part of each run's fingerprint).
+  std::string teacher_hash;
+
+  MultiLayerSession() = default;
+  MultiLayerSession(const MultiLayerSession&) = delete;
+  MultiLayerSession& operator=(const MultiLayerSession&) = delete;
+};
+
+/// Loads the data and the teacher of `config` and checks both models' taps (an `Error` lists the
+/// taps a model offers), before any student trains.
+std::unique_ptr<MultiLayerSession> open_multilayer_session(const MultiLayerConfig& config,
+                                                           bool verbose);
+
+/// Trains one student with `options` and `seed` into `dir` (the trainer's outputs plus
+/// result.json), or, with `reuse`, returns the result a finished run with the same settings left
+/// there (`*reused` says which).
+MultiLayerResult train_multilayer_run(MultiLayerSession& session, const MultiLayerConfig& config,
+                                      const MultiLayerOptions& options, uint64_t seed,
+                                      const std::filesystem::path& dir, bool reuse, bool verbose,
+                                      bool* reused = nullptr);
 
 /// One run of one method.
 struct MultiLayerRun {

@@ -47,8 +47,18 @@ struct MultiLayerOptions {
   /// "hinton": λ1 and T of the Hinton loss.
   TORCH_ARG(double, hinton_lambda1) = 0.5;
   TORCH_ARG(double, temperature) = 4.0;
-  /// Learned methods: SGD step γ_λ on the free pair parameters a (λ = softmax(a)) and on β.
+  /// Learned methods: step size on the free pair parameters a (λ = softmax(a)).
   TORCH_ARG(double, meta_lr) = 1.0;
+  /// Learned methods: step size on β; 0 keeps β at `beta` and learns λ alone.
+  TORCH_ARG(double, beta_lr) = 1.0;
+  /// Learned methods: β is kept in [beta_min, beta_max] (a floor keeps the greedy step, which
+  /// favours the task loss over a one-step horizon, from switching distillation off).
+  TORCH_ARG(double, beta_min) = 0.0;
+  TORCH_ARG(double, beta_max) = 1.0;
+  /// Learned methods: how a hyper-step moves [a, β]: "sgd" (m −= step · h) or "adam" (Adam's
+  /// moment estimates, β1 = 0.9, β2 = 0.999: steps of about `meta_lr` whatever the scale of h,
+  /// which is tiny for a, about lr · (1 − β) · λij · ⟨∇VID, ∇L_val⟩).
+  TORCH_ARG(std::string, meta_optimizer) = "sgd";
   /// Learned methods: fd step scale, ε = fd_scale / ‖P v‖.
   TORCH_ARG(double, fd_scale) = 0.01;
   /// Learned methods: a hyper-step every this many student steps.
@@ -69,6 +79,8 @@ struct MultiLayerOptions {
   bool learns() const;
   /// Throws `Error` naming the option for an unknown method or an out-of-range value.
   void validate() const;
+  /// Every option as JSON (run fingerprints, reports).
+  nlohmann::json to_json() const;
 };
 
 /// The pairs a method distills between: teacher_taps[k] ↔ student_taps[k] for "pairwise", every
@@ -113,12 +125,21 @@ struct MultiLayerResult {
   double beta = 1;
   double final_test_accuracy = 0, best_test_accuracy = 0, seconds = 0;
   int64_t steps = 0, hyper_steps = 0;
+  /// True when `TrainerOptions::time_limit` ended the run before its last epoch.
+  bool stopped_by_time_limit = false;
 };
+
+/// A result as JSON and back (an experiment saves each run's and reuses it); `from_json` throws
+/// `Error` for a malformed document.
+nlohmann::json multilayer_result_to_json(const MultiLayerResult& r);
+MultiLayerResult multilayer_result_from_json(const nlohmann::json& j);
 
 /// Trains one student by multi-layer distillation; one instance per run.
 class MultiLayerTrainer {
  public:
-  /// Validates both option sets; `trainer.resume` is not supported.
+  /// Validates both option sets; `trainer.resume` is not supported (an experiment reuses
+  /// finished runs instead). Honours `time_limit` (checked after every step; the run ends with an
+  /// evaluated epoch) and `val_batch_size` (the hyper-step's validation batch).
   MultiLayerTrainer(MultiLayerOptions options, TrainerOptions trainer);
 
   /// Trains `student` from `teacher` on `data`. Checks the taps first (an `Error` lists the taps
