@@ -68,11 +68,17 @@ TEST(MultiLayerConfig, NamesTheFileAndKeyOfABadValue) {
 }
 
 TEST(MultiLayerConfig, ShippedConfigsLoad) {
-  for (const char* name : {"multilayer-fmnist.yaml", "multilayer-fmnist-resnet.yaml"}) {
+  for (const char* name :
+       {"multilayer-fmnist.yaml", "multilayer-fmnist-resnet.yaml", "multilayer-cifar10.yaml"}) {
     auto c = load_multilayer_config(std::filesystem::path(METADISTILL_SOURCE_DIR) / "configs" / name);
     EXPECT_EQ(c.methods.size(), 5u) << name;
     EXPECT_EQ(c.options.teacher_taps().size(), 3u) << name;
+    EXPECT_EQ(c.options.meta_optimizer(), "adam") << name;
   }
+  auto c = load_multilayer_config(std::filesystem::path(METADISTILL_SOURCE_DIR) / "configs" /
+                                  "multilayer-fmnist.yaml");
+  EXPECT_EQ(c.sensitivity.beta.size(), 5u);
+  EXPECT_EQ(c.sensitivity.temperature.size(), 5u);
 }
 
 }  // namespace

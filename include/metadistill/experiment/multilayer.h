@@ -12,8 +12,10 @@
 ///     student_taps: [conv1, conv2, conv3, fc1]
 ///     beta: 0.5            random_beta: false
 ///     hinton_lambda1: 0.5  temperature: 4.0
-///     meta_lr: 1.0  fd_scale: 0.01  hyper_every: 1  val_temperature: 1.0
+///     meta_optimizer: adam  meta_lr: 0.01  beta_lr: 0.001  beta_min: 0.2  beta_max: 0.8
+///     fd_scale: 0.01  hyper_every: 1  val_temperature: 1.0
 ///     vid_hidden: 0  vid_init_variance: 5.0  vid_eps: 1.0e-5  vid_weight_decay: false
+///     sensitivity: {methods: [hinton], beta: [...], temperature: [...]}  (see below)
 /// Every method trains on D_train only (unlike the Hinton experiment's `none`, which adds D_val),
 /// so the rows differ only in the loss.
 #include <cstdint>
