@@ -243,12 +243,9 @@ std::vector<fs::path> write_multilayer_reports(const MultiLayerExperimentResult&
   write_file_atomic(dir / "table.md", multilayer_table(r));
 
   std::vector<fs::path> written;
-  if (!gnuplot_available()) {
-    std::cerr << "warning: gnuplot not found; plots not drawn\n";
-    return written;
-  }
-  const fs::path plots = dir / "plots";
-  fs::create_directories(plots);
+  const auto folder = plots_folder(dir);
+  if (!folder) return written;
+  const fs::path& plots = *folder;
 
   // Test accuracy against epoch, mean over runs, one line per method.
   std::ostringstream data;

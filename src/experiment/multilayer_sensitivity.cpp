@@ -152,12 +152,9 @@ std::vector<fs::path> write_sensitivity_reports(const SensitivityResult& r, cons
   write_file_atomic(dir / "sensitivity.md", sensitivity_table(r));
 
   std::vector<fs::path> written;
-  if (!gnuplot_available()) {
-    std::cerr << "warning: gnuplot not found; plots not drawn\n";
-    return written;
-  }
-  const fs::path plots = dir / "plots";
-  fs::create_directories(plots);
+  const auto folder = plots_folder(dir);
+  if (!folder) return written;
+  const fs::path& plots = *folder;
   const auto groups = groups_of(r);
   for (const std::string parameter : {"beta", "temperature"}) {
     // One data block per method: value, mean, min, max of the final test accuracy.

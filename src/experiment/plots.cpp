@@ -38,14 +38,20 @@ fs::path write_gnuplot_script(const fs::path& dir, const std::string& name,
   return path;
 }
 
-std::vector<fs::path> draw_experiment_plots(const ExperimentResult& r, const fs::path& dir) {
-  std::vector<fs::path> written;
+std::optional<fs::path> plots_folder(const fs::path& dir) {
   if (!gnuplot_available()) {
     std::cerr << "warning: gnuplot not found; plots not drawn (scripts/setup.sh installs it)\n";
-    return written;
+    return std::nullopt;
   }
-  const fs::path plots = dir / "plots";
-  fs::create_directories(plots);
+  fs::create_directories(dir / "plots");
+  return dir / "plots";
+}
+
+std::vector<fs::path> draw_experiment_plots(const ExperimentResult& r, const fs::path& dir) {
+  std::vector<fs::path> written;
+  const auto folder = plots_folder(dir);
+  if (!folder) return written;
+  const fs::path& plots = *folder;
 
   // Fig. 4: mean test accuracy against epoch, one line per method.
   std::map<std::string, std::map<int64_t, std::pair<double, int>>> curves;

@@ -346,5 +346,22 @@ TEST(MultiLayerResultJson, RoundTripsEveryField) {
   expect_error([&] { multilayer_result_from_json(nlohmann::json::object()); }, {"malformed"});
 }
 
+
+TEST(MultiLayerTrainer, ValBatchSizeSetsTheHyperStepBatch) {
+  // The val split has 8 rows: batches of 8 see all of it every hyper-step, batches of 3 a
+  // cycling third of it, so the learned weights differ (and are the same for 8 and 0 = batch 8).
+  TinyData d;
+  auto run = [&](int64_t val_batch) {
+    Models m;
+    auto t = quick();
+    t.val_batch_size = val_batch;
+    MultiLayerTrainer trainer(all_pairs("all-pairs-fd"), t);
+    return trainer.fit(*m.student, *m.teacher, d.data()).lambda;
+  };
+  const auto full = run(8);
+  EXPECT_EQ(run(0), full);
+  EXPECT_NE(run(3), full);
+}
+
 }  // namespace
 }  // namespace metadistill

@@ -2,6 +2,7 @@
 /// Plots of an experiment folder, drawn by gnuplot from the CSV/data files (STYLE.md item 8):
 /// each plot is a .gp script written next to its data, then run; PNG and SVG.
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,10 @@ struct ExperimentResult;
 
 /// True when a `gnuplot` program is on PATH.
 bool gnuplot_available();
+
+/// `dir`/plots, created, when gnuplot is present; otherwise prints a warning (once per call) and
+/// returns nothing, and the caller draws nothing.
+std::optional<std::filesystem::path> plots_folder(const std::filesystem::path& dir);
 
 /// Runs gnuplot on `script` (in the script's folder); throws `Error` with gnuplot's exit status.
 void run_gnuplot(const std::filesystem::path& script);
