@@ -226,6 +226,40 @@ std::string multilayer_table(const MultiLayerExperimentResult& r) {
     s << fmt::format("| {} | {} | {:.4f} ({:.4f}) | {:.4f} | {:.4f} | {:.1f} | {:.3f} |\n", m, f.n,
                      f.mean, f.max, f.std, b.mean, t.mean, be.mean);
   }
+  // The final pair weights of each pair method as a teacher × student matrix, mean over runs
+  // (the learned ones against the random ones).
+  for (const auto& m : r.methods) {
+    std::vector<std::string> teachers, students;
+    std::map<std::pair<std::string, std::string>, std::vector<double>> weights;
+    for (const auto& run : r.runs) {
+      if (run.method != m) continue;
+      for (size_t p = 0; p < run.result.pairs.size(); ++p) {
+        const auto& pair = run.result.pairs[p];
+        if (std::find(teachers.begin(), teachers.end(), pair.teacher) == teachers.end())
+          teachers.push_back(pair.teacher);
+        if (std::find(students.begin(), students.end(), pair.student) == students.end())
+          students.push_back(pair.student);
+        weights[{pair.teacher, pair.student}].push_back(run.result.lambda[p]);
+      }
+    }
+    if (weights.empty()) continue;
+    s << fmt::format("\n{}: final lambda_ij, mean over runs (rows teacher taps, columns student "
+                     "taps)\n\n| teacher \\ student |",
+                     m);
+    for (const auto& st : students) s << " " << st << " |";
+    s << "\n|---|";
+    for (size_t j = 0; j < students.size(); ++j) s << "---|";
+    s << "\n";
+    for (const auto& te : teachers) {
+      s << "| " << te << " |";
+      for (const auto& st : students) {
+        auto it = weights.find({te, st});
+        s << (it == weights.end() ? std::string(" |")
+                                  : fmt::format(" {:.3f} |", summarize(it->second).mean));
+      }
+      s << "\n";
+    }
+  }
   return s.str();
 }
 

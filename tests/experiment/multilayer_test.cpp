@@ -1,0 +1,42 @@
+#include "metadistill/experiment/multilayer.h"
+
+#include <gtest/gtest.h>
+
+namespace metadistill {
+namespace {
+
+MultiLayerRun run(const std::string& method, uint64_t seed, double accuracy,
+                  std::vector<double> lambda) {
+  MultiLayerRun r;
+  r.method = method;
+  r.seed = seed;
+  r.result.method = method;
+  r.result.final_test_accuracy = r.result.best_test_accuracy = accuracy;
+  r.result.beta = 0.5;
+  if (!lambda.empty())
+    r.result.pairs = {{"t1", "s1"}, {"t1", "s2"}, {"t2", "s1"}, {"t2", "s2"}};
+  r.result.lambda = std::move(lambda);
+  return r;
+}
+
+TEST(MultiLayerTable, RowsGiveMeanAndMaxAndPairMethodsTheirWeightMatrix) {
+  MultiLayerExperimentResult r;
+  r.data = "fmnist";
+  r.preset = "quick";
+  r.teacher_model = "conv-tiny";
+  r.student_model = "conv-very-tiny";
+  r.methods = {"none", "all-pairs-fd"};
+  r.runs = {run("none", 0, 0.80, {}), run("none", 1, 0.90, {}),
+            run("all-pairs-fd", 0, 0.70, {0.1, 0.2, 0.3, 0.4}),
+            run("all-pairs-fd", 1, 0.72, {0.3, 0.2, 0.1, 0.4})};
+  const auto t = multilayer_table(r);
+  EXPECT_NE(t.find("| none | 2 | 0.8500 (0.9000) |"), std::string::npos) << t;
+  EXPECT_NE(t.find("| all-pairs-fd | 2 | 0.7100 (0.7200) |"), std::string::npos) << t;
+  EXPECT_EQ(t.find("none: final lambda_ij"), std::string::npos) << t;
+  EXPECT_NE(t.find("all-pairs-fd: final lambda_ij"), std::string::npos) << t;
+  EXPECT_NE(t.find("| teacher \\ student | s1 | s2 |\n|---|---|---|\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("| t1 | 0.200 | 0.200 |\n| t2 | 0.200 | 0.400 |"), std::string::npos) << t;
+}
+
+}  // namespace
+}  // namespace metadistill
