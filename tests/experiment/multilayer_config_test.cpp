@@ -69,7 +69,8 @@ TEST(MultiLayerConfig, NamesTheFileAndKeyOfABadValue) {
 
 TEST(MultiLayerConfig, ShippedConfigsLoad) {
   for (const char* name :
-       {"multilayer-fmnist.yaml", "multilayer-fmnist-resnet.yaml", "multilayer-cifar10.yaml"}) {
+       {"multilayer-fmnist.yaml", "multilayer-fmnist-resnet.yaml", "multilayer-cifar10.yaml",
+        "multilayer-cifar10-resnet.yaml"}) {
     auto c = load_multilayer_config(std::filesystem::path(METADISTILL_SOURCE_DIR) / "configs" / name);
     EXPECT_EQ(c.methods.size(), 5u) << name;
     EXPECT_EQ(c.options.teacher_taps().size(), 3u) << name;
