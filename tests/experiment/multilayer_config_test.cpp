@@ -72,7 +72,7 @@ TEST(MultiLayerConfig, ShippedConfigsLoad) {
        {"multilayer-fmnist.yaml", "multilayer-fmnist-resnet.yaml", "multilayer-cifar10.yaml",
         "multilayer-cifar10-resnet.yaml"}) {
     auto c = load_multilayer_config(std::filesystem::path(METADISTILL_SOURCE_DIR) / "configs" / name);
-    EXPECT_EQ(c.methods.size(), 5u) << name;
+    EXPECT_GE(c.methods.size(), 5u) << name;
     EXPECT_EQ(c.options.teacher_taps().size(), 3u) << name;
     EXPECT_EQ(c.options.meta_optimizer(), "adam") << name;
   }
@@ -80,6 +80,10 @@ TEST(MultiLayerConfig, ShippedConfigsLoad) {
                                   "multilayer-fmnist.yaml");
   EXPECT_EQ(c.sensitivity.beta.size(), 5u);
   EXPECT_EQ(c.sensitivity.temperature.size(), 5u);
+  auto fixed = load_multilayer_config(std::filesystem::path(METADISTILL_SOURCE_DIR) / "configs" /
+                                      "multilayer-fmnist-lambda-only.yaml");
+  EXPECT_EQ(fixed.options.beta_lr(), 0.0);
+  EXPECT_EQ(fixed.base.teacher_file, c.base.teacher_file);
 }
 
 }  // namespace
