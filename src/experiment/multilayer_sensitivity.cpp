@@ -61,16 +61,21 @@ SensitivityResult run_multilayer_sensitivity(const MultiLayerConfig& config,
   check(!sweep.beta.empty() || !sweep.temperature.empty(),
         "{}: no sensitivity study configured: add multilayer.sensitivity.beta and/or "
         "multilayer.sensitivity.temperature", config.base.source);
-  // The T sweep is of the Hinton loss, the one term with a temperature.
+  // Every point's options, built (and so checked) before anything trains. The T sweep is of
+  // the Hinton loss, the one term with a temperature.
   struct Point {
     std::string method, parameter;
     double value;
+    MultiLayerOptions options;
   };
   std::vector<Point> points;
+  auto add = [&](const std::string& method, const std::string& parameter, double value) {
+    points.push_back({method, parameter, value,
+                      sensitivity_options(config.options, method, parameter, value)});
+  };
   for (const auto& m : sweep.methods)
-    for (double b : sweep.beta) points.push_back({m, "beta", b});
-  for (double t : sweep.temperature) points.push_back({"hinton", "temperature", t});
-  for (const auto& p : points) sensitivity_options(config.options, p.method, p.parameter, p.value);
+    for (double b : sweep.beta) add(m, "beta", b);
+  for (double t : sweep.temperature) add("hinton", "temperature", t);
 
   const Config& c = config.base;
   const int64_t runs = options.runs > 0 ? options.runs : c.runs;
@@ -82,13 +87,12 @@ SensitivityResult run_multilayer_sensitivity(const MultiLayerConfig& config,
   r.teacher_test_accuracy = session->teacher_test_accuracy;
   const fs::path dir = fs::path(c.out) / "sensitivity";
   for (const auto& p : points) {
-    const auto mo = sensitivity_options(config.options, p.method, p.parameter, p.value);
     for (int64_t k = 0; k < runs; ++k) {
       SensitivityPoint sp{p.method, p.parameter, p.value, c.seed + static_cast<uint64_t>(k)};
       const fs::path run_dir = dir / "runs" /
                                fmt::format("{}-{}-{:g}", p.method, p.parameter, p.value) /
                                fmt::format("seed{}", sp.seed);
-      const auto result = train_multilayer_run(*session, config, mo, sp.seed, run_dir,
+      const auto result = train_multilayer_run(*session, config, p.options, sp.seed, run_dir,
                                                options.reuse, options.verbose);
       sp.final_test_accuracy = result.final_test_accuracy;
       sp.best_test_accuracy = result.best_test_accuracy;
