@@ -229,20 +229,20 @@ std::string multilayer_table(const MultiLayerExperimentResult& r) {
   // The final pair weights of each pair method as a teacher × student matrix, mean over runs
   // (the learned ones against the random ones).
   for (const auto& m : r.methods) {
-    std::vector<std::string> teachers, students;
+    std::vector<std::string> teacher_taps, student_taps;
     std::map<std::pair<std::string, std::string>, std::vector<double>> weights;
     for (const auto& run : r.runs) {
       if (run.method != m) continue;
       for (size_t p = 0; p < run.result.pairs.size(); ++p) {
         const auto& pair = run.result.pairs[p];
-        if (std::find(teachers.begin(), teachers.end(), pair.teacher) == teachers.end())
-          teachers.push_back(pair.teacher);
-        if (std::find(students.begin(), students.end(), pair.student) == students.end())
-          students.push_back(pair.student);
+        teacher_taps.push_back(pair.teacher);
+        student_taps.push_back(pair.student);
         weights[{pair.teacher, pair.student}].push_back(run.result.lambda[p]);
       }
     }
     if (weights.empty()) continue;
+    const auto teachers = unique_in_order(teacher_taps);
+    const auto students = unique_in_order(student_taps);
     s << fmt::format("\n{}: final lambda_ij, mean over runs (rows teacher taps, columns student "
                      "taps)\n\n| teacher \\ student |",
                      m);
