@@ -17,7 +17,7 @@ packages=(
   libsqlite3-dev libjpeg-dev libpng-dev
   googletest libgtest-dev libbenchmark-dev
   gnuplot-nox
-  python3-torch python3-optuna python3-numpy  # golden-value scripts for tests
+  python3-torch python3-optuna python3-numpy python3-scipy  # golden-value scripts for tests
 )
 
 missing=()

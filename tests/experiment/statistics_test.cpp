@@ -2,6 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
 using namespace metadistill;
 
 TEST(Statistics, SummaryMatchesHandValues) {
@@ -27,4 +35,33 @@ TEST(Statistics, WelchTestSeparatesClearlyDifferentSamples) {
   EXPECT_GT(welch_p_value(c, d), 0.5);
   EXPECT_EQ(welch_p_value({0.5}, {0.6, 0.7}), 1.0);
   EXPECT_EQ(welch_p_value({0.5, 0.5}, {0.6, 0.6}), 0.0);
+}
+
+// SciPy's ttest_ind(a, b, equal_var=False) on samples of unequal sizes and variances, with
+// p-values from 4e-8 to 0.84 (scripts/welch_golden.py). Pooled degrees of freedom (n_a + n_b − 2)
+// or a pooled variance change these p-values by far more than the tolerance.
+TEST(Statistics, WelchMatchesScipy) {
+  const std::string path =
+      std::string(METADISTILL_SOURCE_DIR) + "/tests/experiment/golden/welch_scipy.json";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << "missing " << path << ": run scripts/welch_golden.py";
+  const auto golden = nlohmann::json::parse(in);
+  int cases = 0, moderate = 0;
+  double max_rel = 0;
+  for (const auto& c : golden["cases"]) {
+    const auto a = c["a"].get<std::vector<double>>(), b = c["b"].get<std::vector<double>>();
+    const double want = c["p"], got = welch_p_value(a, b);
+    const double rel = std::abs(got - want) / want;
+    EXPECT_LT(rel, 1e-6) << c["name"].get<std::string>() << " (n " << a.size() << " vs "
+                         << b.size() << ", t " << c["t"].get<double>() << ", Welch df "
+                         << c["df"].get<double>() << "): p " << got << ", SciPy " << want;
+    max_rel = std::isnan(rel) ? INFINITY : std::max(max_rel, rel);
+    moderate += want >= 0.01 && want <= 0.5;
+    ++cases;
+  }
+  EXPECT_GE(cases, 10);
+  EXPECT_GE(moderate, 5);
+  std::cout << fmt::format("[parity] Welch p-values of {} cases ({} in 0.01..0.5): max rel diff "
+                           "{:.3g} against SciPy {}\n",
+                           cases, moderate, max_rel, golden["scipy_version"].get<std::string>());
 }
