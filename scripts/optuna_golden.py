@@ -13,6 +13,10 @@ Runs the TPE of Optuna 3.1 (Debian: python3-optuna) and writes tests/meta/golden
 - `trajectories`: whole studies (a 2-D quadratic, Branin) where the samplers' generators are
   reseeded before every trial with the per-trial seed metadistill uses (`trial_seed` below), so
   that the C++ samplers must make the same proposals;
+- `mixed`: whole studies, reseeded per trial likewise, whose history interleaves failed and
+  pruned trials (with and without intermediate values) with complete ones, minimizing and
+  maximizing: Optuna leaves failed trials out and ranks pruned ones by their last step, so the
+  C++ sampler must pick each scored trial's own parameters;
 - `comparison`: best values of Optuna's own TPE and random search (its usual seeding) over 30
   seeds, the reference for the C++ closed-form comparison.
 
@@ -20,7 +24,11 @@ Optuna 3.1 leaves −log σ out of each kernel's log density (optuna issue #5109
 in later releases); TPE as published normalizes its kernels. Values marked `normalized` come from
 Optuna with that fix applied (the C++ default); the others from Optuna 3.1 as installed.
 
-Usage: /usr/bin/python3 scripts/optuna_golden.py [OUT.json]   (a few minutes)
+Usage: /usr/bin/python3 scripts/optuna_golden.py [--only SECTION,...] [OUT.json]   (a minute)
+
+`--only mixed` recomputes the named sections and keeps the others as stored in OUT.json: a full
+regeneration on another machine changes the last digits of some stored values (libm), and a
+log-space mean of 2.2e-16 may become 0, which a relative parity check reads as a large change.
 """
 import contextlib
 import json
@@ -31,6 +39,7 @@ import sys
 import numpy as np
 import optuna
 from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
 from optuna.samplers._tpe import _truncnorm
 from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator, _ParzenEstimatorParameters
 from optuna.samplers._tpe.sampler import (
@@ -245,6 +254,58 @@ def section_trajectories():
     return out
 
 
+N_MIXED_SEEDS = 3
+
+
+def mixed_fate(k):
+    """What becomes of trial k in the `mixed` studies: ("complete",), ("fail",), or ("prune", m)
+    after reporting steps 1..m (m = 0: pruned before any report). The first failure comes before
+    the start-up trials end, so that the scored trials' positions differ from the history's."""
+    if k % 6 == 1:
+        return ("fail",)
+    if k % 6 == 4:
+        return ("prune", (k // 6) % 4)
+    return ("complete",)
+
+
+def run_mixed(direction, seed):
+    objective, space = OBJECTIVES["quadratic"]
+    sign = 1.0 if direction == "minimize" else -1.0
+    sampler = make_sampler("tpe-optuna", seed)
+    study = optuna.create_study(sampler=sampler, direction=direction)
+    trials = []
+    for k in range(N_TRIALS):
+        reseed(sampler, trial_seed(seed, k))
+        trial = study.ask()
+        x = [trial.suggest_float(name, lo, hi, log=log) for name, lo, hi, log in space]
+        v = sign * objective(*x)
+        fate = mixed_fate(k)
+        record = {"params": x, "state": fate[0], "intermediate": []}
+        if fate[0] == "fail":
+            study.tell(trial, state=TrialState.FAIL)
+        elif fate[0] == "prune":
+            for step in range(1, fate[1] + 1):
+                iv = v + sign * 0.5 / step  # a learning curve approaching the final value
+                trial.report(iv, step)
+                record["intermediate"].append([step, iv])
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, v)
+            record["value"] = v
+        trials.append(record)
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert states.count(TrialState.FAIL) == sum(t["state"] == "fail" for t in trials)
+    return trials
+
+
+def section_mixed():
+    out = {}
+    with kernels(True):
+        for direction in ["minimize", "maximize"]:
+            out[direction] = [run_mixed(direction, seed) for seed in range(N_MIXED_SEEDS)]
+    return out
+
+
 def section_comparison():
     out = {}
     for name in OBJECTIVES:
@@ -260,12 +321,35 @@ def section_comparison():
     return out
 
 
+SECTIONS = {
+    "truncnorm": section_truncnorm,
+    "split": section_split,
+    "estimators": section_estimators,
+    "trajectories": section_trajectories,
+    "mixed": section_mixed,
+    "comparison": section_comparison,
+}
+
+
 def main():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     here = os.path.dirname(os.path.abspath(__file__))
-    out_path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+    args = sys.argv[1:]
+    only = None
+    if args and args[0] == "--only":
+        only = args[1].split(",")
+        unknown = [s for s in only if s not in SECTIONS]
+        if unknown:
+            sys.exit(f"--only {args[1]}: unknown section(s) {unknown}; expected {list(SECTIONS)}")
+        args = args[2:]
+    out_path = args[0] if args else os.path.join(
         here, "..", "tests", "meta", "golden", "tpe_optuna.json")
-    golden = {
+    if only is not None:
+        with open(out_path) as f:
+            golden = json.load(f)
+    else:
+        golden = {}
+    golden.update({
         "generator": "scripts/optuna_golden.py",
         "optuna_version": optuna.__version__,
         "numpy_version": np.__version__,
@@ -274,13 +358,11 @@ def main():
         "spaces": {k: [list(p) for p in v[1]] for k, v in OBJECTIVES.items()},
         "gamma": {rule: [int(f(n)) for n in range(121)] for rule, f in GAMMA.items()},
         "weights": {str(m): default_weights(m).tolist() for m in [0, 1, 5, 24, 25, 26, 30, 40, 61]},
-        "truncnorm": section_truncnorm(),
-        "split": section_split(),
-        "estimators": section_estimators(),
-    }
-    print("estimators done", file=sys.stderr)
-    golden["trajectories"] = section_trajectories()
-    golden["comparison"] = section_comparison()
+    })
+    for name, section in SECTIONS.items():
+        if only is None or name in only:
+            golden[name] = section()
+            print(f"{name} done", file=sys.stderr)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with open(out_path, "w") as f:
         json.dump(golden, f, allow_nan=False, separators=(",", ":"))

@@ -1,9 +1,15 @@
 #pragma once
-// The TPE golden values computed by Optuna 3.1 (scripts/optuna_golden.py).
+// The TPE golden values computed by Optuna 3.1 (scripts/optuna_golden.py), and the difference
+// tracker of the parity tests that compare with them.
+#include <algorithm>
+#include <cmath>
 #include <fstream>
+#include <iostream>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace metadistill::testing {
@@ -18,5 +24,26 @@ inline const nlohmann::json& tpe_golden() {
   }();
   return j;
 }
+
+/// Largest absolute and relative differences seen by a parity test, printed at its end. A NaN on
+/// either side counts as an infinite difference: `std::max(abs, NaN)` keeps `abs`, which would
+/// let a NaN output pass every `EXPECT_LT(d.abs, tol)`.
+struct Diff {
+  double abs = 0, rel = 0;
+  void add(double got, double want) {
+    if (std::isinf(got) && std::isinf(want) && (got > 0) == (want > 0)) return;
+    const double a = std::abs(got - want);
+    if (std::isnan(a)) {
+      abs = rel = std::numeric_limits<double>::infinity();
+      return;
+    }
+    abs = std::max(abs, a);
+    rel = std::max(rel, a / std::max(std::abs(want), 1e-300));
+  }
+  void print(const std::string& what) const {
+    std::cout << fmt::format("[parity] {}: max abs diff {:.3g}, max rel diff {:.3g}\n", what, abs,
+                             rel);
+  }
+};
 
 }  // namespace metadistill::testing

@@ -16,21 +16,7 @@ using namespace metadistill;
 namespace {
 
 const nlohmann::json& golden() { return metadistill::testing::tpe_golden(); }
-
-// Largest absolute and relative differences seen by a parity test, printed at its end.
-struct Diff {
-  double abs = 0, rel = 0;
-  void add(double got, double want) {
-    if (std::isinf(got) && std::isinf(want) && (got > 0) == (want > 0)) return;
-    const double a = std::abs(got - want);
-    abs = std::max(abs, a);
-    rel = std::max(rel, a / std::max(std::abs(want), 1e-300));
-  }
-  void print(const std::string& what) const {
-    std::cout << fmt::format("[parity] {}: max abs diff {:.3g}, max rel diff {:.3g}\n", what, abs,
-                             rel);
-  }
-};
+using metadistill::testing::Diff;
 
 // A number of the golden file, where infinities are written "inf" and "-inf".
 double num(const nlohmann::json& j) {
@@ -307,4 +293,128 @@ TEST(TpeParity, ParzenEstimatorsMatchOptuna) {
   density31.print("log densities, Optuna 3.1 kernels");
   draws.print(fmt::format("candidates drawn from l ({} draws of 24)", choices));
   scores.print("log l − log g of the candidates");
+}
+
+TEST(TpeParity, DiffCountsNanAsAMismatch) {
+  // A NaN output must fail a parity check, not vanish in std::max.
+  Diff d;
+  d.add(1.0, 1.0);
+  d.add(std::nan(""), 0.5);
+  d.add(2.0, 2.0);
+  EXPECT_FALSE(d.abs < 1e-9);
+  EXPECT_FALSE(d.rel < 1e-9);
+  Diff inf;
+  inf.add(INFINITY, INFINITY);
+  inf.add(-INFINITY, -INFINITY);
+  EXPECT_EQ(inf.abs, 0.0);
+  inf.add(-INFINITY, INFINITY);
+  EXPECT_FALSE(inf.abs < 1e-9);
+}
+
+namespace {
+
+// The search space of the golden file's `quadratic` objective.
+SearchSpace golden_space(const std::string& name) {
+  SearchSpace space;
+  for (const auto& p : golden()["spaces"][name]) {
+    if (p[3].get<bool>())
+      space.add_log_uniform(p[0].get<std::string>(), p[1].get<double>(), p[2].get<double>());
+    else
+      space.add_uniform(p[0].get<std::string>(), p[1].get<double>(), p[2].get<double>());
+  }
+  return space;
+}
+
+// A trial of the golden `mixed` studies with our own proposal `params` and Optuna's outcome.
+FrozenTrial mixed_trial(int64_t number, ParamValues params, const nlohmann::json& want) {
+  FrozenTrial t;
+  t.number = number;
+  t.params = std::move(params);
+  const auto state = want["state"].get<std::string>();
+  if (state == "fail") {
+    t.state = TrialState::kFailed;
+  } else if (state == "prune") {
+    t.state = TrialState::kPruned;
+    for (const auto& sv : want["intermediate"]) t.intermediate[sv[0].get<int64_t>()] = sv[1];
+  } else {
+    t.state = TrialState::kComplete;
+    t.value = want["value"].get<double>();
+  }
+  return t;
+}
+
+}  // namespace
+
+TEST(TpeParity, ReplaysOptunaStudiesWithFailedAndPrunedTrials) {
+  // Every sixth trial fails and every sixth is pruned (after 0–3 reports), from trial 1 on: the
+  // scored trials sit at other positions than in the history, and each good or bad observation
+  // must be that scored trial's own parameters. Optuna ignores failed trials, ranks pruned ones
+  // after complete ones; the proposals must agree draw for draw.
+  const auto& g = golden()["mixed"];
+  const auto space = golden_space("quadratic");
+  const int64_t n = golden()["n_trials"];
+  Diff d;
+  int studies = 0, failed = 0, pruned = 0;
+  for (const std::string dir : {"minimize", "maximize"}) {
+    const Direction direction = dir == "minimize" ? Direction::kMinimize : Direction::kMaximize;
+    for (size_t seed = 0; seed < g[dir].size(); ++seed) {
+      const auto& want = g[dir][seed];
+      ASSERT_EQ(static_cast<int64_t>(want.size()), n);
+      TpeSampler tpe(TpeOptions().with_seed(seed).with_startup_trials(10));
+      std::vector<FrozenTrial> history;
+      for (int64_t k = 0; k < n; ++k) {
+        const auto x = tpe.ask(space, history, direction, k);
+        const auto w = doubles(want[k]["params"]);
+        ASSERT_EQ(x.size(), w.size());
+        Diff step;
+        for (size_t i = 0; i < x.size(); ++i) {
+          step.add(x[i], w[i]);
+          d.add(x[i], w[i]);
+        }
+        EXPECT_LT(step.rel, 1e-9) << dir << " seed " << seed << " trial " << k << ": proposed ("
+                                  << x[0] << ", " << x[1] << "), Optuna (" << w[0] << ", " << w[1]
+                                  << ")";
+        if (!(step.rel < 1e-9)) break;  // the rest of this study follows from a different history
+        history.push_back(mixed_trial(k, x, want[k]));
+        failed += history.back().state == TrialState::kFailed;
+        pruned += history.back().state == TrialState::kPruned;
+      }
+      ++studies;
+    }
+  }
+  EXPECT_GE(studies, 6);
+  EXPECT_GT(failed, 0);
+  EXPECT_GT(pruned, 0);
+  d.print(fmt::format("proposals of {} studies with {} failed and {} pruned trials", studies,
+                      failed, pruned));
+}
+
+TEST(TpeMath, FailedTrialsAreInvisible) {
+  // Failed trials carry parameters but no score: the history with them interleaved must give
+  // the proposal of the history without them, trial number for trial number.
+  SearchSpace space;
+  space.add_uniform("x", -1, 1).add_log_uniform("y", 0.01, 1.0);
+  TpeSampler tpe(TpeOptions().with_seed(3).with_startup_trials(4));
+  std::vector<FrozenTrial> with_failed, scored_only;
+  for (int64_t k = 0; k < 24; ++k) {
+    FrozenTrial t;
+    t.number = k;
+    t.params = {std::sin(1.7 * k), 0.01 + 0.9 * (0.5 + 0.5 * std::cos(2.3 * k))};
+    if (k % 3 == 1) {
+      t.state = TrialState::kFailed;  // its parameters are far from every scored trial's
+      t.params = {0.999, 0.0101};
+    } else if (k % 5 == 3) {
+      t.state = TrialState::kPruned;
+      t.intermediate = {{1, t.params[0] * t.params[0]}};
+    } else {
+      t.state = TrialState::kComplete;
+      t.value = t.params[0] * t.params[0] + std::log(t.params[1]) * std::log(t.params[1]);
+    }
+    with_failed.push_back(t);
+    if (t.state != TrialState::kFailed) scored_only.push_back(t);
+    if (scored_only.size() >= 4)
+      ASSERT_EQ(tpe.ask(space, with_failed, Direction::kMinimize, 100 + k),
+                tpe.ask(space, scored_only, Direction::kMinimize, 100 + k))
+          << "after trial " << k;
+  }
 }
