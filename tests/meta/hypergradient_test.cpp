@@ -97,7 +97,46 @@ struct Case {
 
 class HypergradientAgreement : public ::testing::TestWithParam<Case> {};
 
+// A "network" whose logits are its input, so that the validation loss can be written out by hand.
+class LogitsAreInputImpl : public ClassifierImpl {
+ public:
+  torch::Tensor forward(torch::Tensor x) override { return x; }
+  Features forward_features(torch::Tensor x) override { return {{"logits", x}}; }
+  std::vector<std::string> tap_names() const override { return {"logits"}; }
+  std::string kind() const override { return "identity"; }
+};
+
 }  // namespace
+
+// L_val = CE(z/T_val, y), independently of the hypergradient references (which call
+// validation_loss themselves): mean over the batch of log Σ_k exp(z_k/T) − z_y/T, written out.
+TEST(ValidationLoss, IsCrossEntropyOfLogitsDividedByTheTemperature) {
+  LogitsAreInputImpl model;
+  // Two classes, by the closed form log(1 + exp(−(z_y − z_other)/T)): margins 2 and 1 at T = 2.
+  Batch two;
+  two.x = torch::tensor({2.0, 0.0, 0.0, 1.0}, kF64).reshape({2, 2});
+  two.y = torch::tensor({0, 1}, torch::kLong);
+  const double want_two = 0.5 * (std::log1p(std::exp(-1.0)) + std::log1p(std::exp(-0.5)));
+  EXPECT_NEAR(validation_loss(model, two, 2.0).item<double>(), want_two, 1e-14);
+  EXPECT_NEAR(want_two, 0.39366933584916475, 1e-15);  // the same by hand
+
+  // Three classes, log-softmax written out, at temperatures below, at and above 1.
+  const std::vector<std::vector<double>> z = {{1.0, -0.5, 2.0}, {0.3, 0.3, -1.2}, {-2.0, 1.5, 0.0}};
+  const std::vector<int64_t> y = {2, 0, 1};
+  Batch three;
+  three.x = torch::tensor({1.0, -0.5, 2.0, 0.3, 0.3, -1.2, -2.0, 1.5, 0.0}, kF64).reshape({3, 3});
+  three.y = torch::tensor({2, 0, 1}, torch::kLong);
+  for (double t : {0.5, 1.0, 3.0, 7.5}) {
+    double want = 0;
+    for (size_t i = 0; i < z.size(); ++i) {
+      double sum = 0;
+      for (double zk : z[i]) sum += std::exp(zk / t);
+      want += std::log(sum) - z[i][y[i]] / t;
+    }
+    want /= static_cast<double>(z.size());
+    EXPECT_NEAR(validation_loss(model, three, t).item<double>(), want, 1e-13) << "T_val " << t;
+  }
+}
 
 // The virtual step reproduces the optimizer's real step exactly (same state, same gradient).
 TEST(VirtualStep, MatchesTheOptimizersRealStep) {
