@@ -471,6 +471,7 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
         for (size_t i = 0; i < P; ++i) a[i] -= ml.meta_lr() * step[i];
         beta = std::clamp(beta - ml.beta_lr() * step[P], ml.beta_min(), ml.beta_max());
         point.hypergradient_norm = hg.norm().item<double>();
+        point.hypergradient.assign(hp, hp + P + 1);
         ++result.hyper_steps;
       }
 

@@ -108,6 +108,55 @@ TEST(ProposedMethod, AlternatesPhasesAndExtrapolatesInsideTheDomain) {
   }
 }
 
+// Each prediction phase follows the least-squares line through the e1 values the window recorded,
+// at z = e1 + 1 .. e1 + e2 (paper Algorithm 1): the line is fitted here in closed form, apart from
+// fit_line, so an extrapolation run backwards (z = e1 − k) or off by one (z = e1 + k − 1) fails.
+TEST(ProposedMethod, PredictionsFollowTheWindowsLeastSquaresLine) {
+  const int64_t e1 = 5, e2 = 4;
+  auto r = synthetic_run("proposed", {{"e1", e1}, {"e2", e2}, {"gamma", 2.0}, {"val_temperature", 0.1}},
+                         5 * (e1 + e2), {0.6, 3.0});
+  const auto& t = r.result.trajectory;
+  ASSERT_EQ(t.size(), static_cast<size_t>(5 * (e1 + e2)));
+  auto line_at = [&](size_t window_start, double z, bool temperature) {
+    double zbar = (e1 + 1) / 2.0, vbar = 0;
+    for (int64_t k = 0; k < e1; ++k)
+      vbar += temperature ? t[window_start + k].value.temperature : t[window_start + k].value.lambda1;
+    vbar /= static_cast<double>(e1);
+    double sxy = 0, sxx = 0;
+    for (int64_t k = 0; k < e1; ++k) {
+      const double v =
+          temperature ? t[window_start + k].value.temperature : t[window_start + k].value.lambda1;
+      sxy += (k + 1 - zbar) * (v - vbar);
+      sxx += (k + 1 - zbar) * (k + 1 - zbar);
+    }
+    return vbar + sxy / sxx * (z - zbar);
+  };
+  int64_t checked = 0;
+  for (size_t start = 0; start + e1 + e2 <= t.size(); start += e1 + e2) {
+    for (int64_t k = 0; k < e1; ++k) ASSERT_EQ(t[start + k].phase, "hyper") << start + k;
+    for (int64_t k = 1; k <= e2; ++k) {
+      const auto& row = t[start + e1 + k - 1];
+      ASSERT_EQ(row.phase, "predict") << start + e1 + k - 1;
+      const double l1 = line_at(start, static_cast<double>(e1 + k), false);
+      const double tt = line_at(start, static_cast<double>(e1 + k), true);
+      // Outside the domain the value is projected; only the unclamped points pin the line.
+      if (l1 > 0 && l1 < 1) {
+        EXPECT_NEAR(row.value.lambda1, l1, 1e-9) << "window at " << start << ", k " << k;
+        ++checked;
+      }
+      if (tt > Metaparameters::kMinTemperature && tt < Metaparameters::kMaxTemperature) {
+        EXPECT_NEAR(row.value.temperature, tt, 1e-9) << "window at " << start << ", k " << k;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GE(checked, 20);
+  // The line moves: a constant window would not tell the directions of z apart.
+  EXPECT_GT(std::abs(t[e1 - 1].value.lambda1 - t[0].value.lambda1) +
+                std::abs(t[e1 - 1].value.temperature - t[0].value.temperature),
+            1e-3);
+}
+
 TEST(ProposedMethod, GuardedVariantFallsBackOnPoorFits) {
   auto plain = synthetic_run("proposed", {{"e1", 5}, {"e2", 5}, {"val_temperature", 0.1}}, 60);
   auto guarded = synthetic_run("proposed-guarded",

@@ -274,6 +274,39 @@ TEST(MultiLayerTrainer, AdamHyperStepMovesEveryMetaparameterByItsStepSize) {
   EXPECT_EQ(r.beta, r.trajectory.front().beta);
 }
 
+// The hyper-step descends: with sgd, a ← a − meta_lr·h and β ← β − beta_lr·h_β, where h is the
+// hypergradient (checked against brute force in generic_hypergradient_test). λ = softmax(a), so
+// log λ_i − log λ_j moves by exactly −meta_lr·(h_i − h_j). A flipped sign fails here.
+TEST(MultiLayerTrainer, SgdHyperStepMovesAgainstTheHypergradient) {
+  TinyData d;
+  Models m;
+  const double meta_lr = 2e5, beta_lr = 0.5;  // h_a ~ 1e-7: a large step to see it
+  auto o = all_pairs("all-pairs-fd").meta_optimizer("sgd").meta_lr(meta_lr).beta_lr(beta_lr)
+               .beta_min(0.0).beta_max(1.0);
+  MultiLayerTrainer trainer(o, quick());
+  auto r = trainer.fit(*m.student, *m.teacher, d.data());
+  ASSERT_GE(r.trajectory.size(), 3u);
+  const size_t P = r.trajectory.front().lambda.size();
+  std::vector<double> lambda(P, 1.0 / static_cast<double>(P));
+  double beta = 0.5, largest_move = 0;
+  for (const auto& p : r.trajectory) {
+    ASSERT_EQ(p.hypergradient.size(), P + 1) << "step " << p.step;
+    for (size_t i = 0; i < P; ++i)
+      for (size_t j = 0; j < P; ++j) {
+        const double moved = (std::log(p.lambda[i]) - std::log(p.lambda[j])) -
+                             (std::log(lambda[i]) - std::log(lambda[j]));
+        const double expected = -meta_lr * (p.hypergradient[i] - p.hypergradient[j]);
+        EXPECT_NEAR(moved, expected, 1e-6 + 1e-4 * std::abs(expected)) << p.step << ": " << i << "," << j;
+        largest_move = std::max(largest_move, std::abs(moved));
+      }
+    const double b = std::clamp(beta - beta_lr * p.hypergradient[P], 0.0, 1.0);
+    EXPECT_NEAR(p.beta, b, 1e-12) << "step " << p.step;
+    lambda = p.lambda;
+    beta = p.beta;
+  }
+  EXPECT_GT(largest_move, 1e-3);  // the check had something to see
+}
+
 TEST(MultiLayerTrainer, BetaCanBeFixedOrBoundedWhileLambdaLearns) {
   TinyData d;
   {

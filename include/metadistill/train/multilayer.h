@@ -112,6 +112,8 @@ struct PairWeightsPoint {
   std::vector<double> lambda;
   /// ‖h‖ of the hyper-step taken before this step (0 when none).
   double hypergradient_norm = 0;
+  /// h = dL_val/d[a_1..a_P, β] of that hyper-step (empty when none; kept in memory, not stored).
+  std::vector<double> hypergradient;
 };
 
 /// Outcome of `MultiLayerTrainer::fit`.
