@@ -100,6 +100,13 @@ nlohmann::json RunResult::to_json() const {
                       {"hyper_steps", train.hyper_steps}};
   for (const auto& e : train.history)
     j["test_accuracy_by_epoch"].push_back({e.epoch, e.test_accuracy});
+  if (!train.history.empty()) {
+    const auto& last = train.history.back();
+    j["final_val_loss"] = last.val_loss;
+    j["final_test_loss"] = last.test_loss;
+    j["final_test_ece"] = last.test_ece;
+    j["final_effective_lr"] = last.effective_lr;
+  }
   return j;
 }
 

@@ -113,8 +113,11 @@ Metaparameters GradientMetaOptimizer::from_coordinates(double c1, double c2) con
 void GradientMetaOptimizer::hyper_step(const HyperStepContext& ctx) {
   check(ctx.student && ctx.optimizer && ctx.train, "hyper-step: incomplete context");
   Batch val = ctx.next_val();
+  auto options = options_.hypergradient;
+  options.kd_scale = ctx.kd_scale;
+  options.step_norm = ctx.step_norm;
   apply(greedy_hypergradient(*ctx.student, *ctx.optimizer, ctx.optimizer_kind, ctx.lr, *ctx.train,
-                             ctx.teacher_logits, val, value_, options_.hypergradient),
+                             ctx.teacher_logits, val, value_, options),
         ctx.step);
 }
 
@@ -136,9 +139,12 @@ bool GradientMetaOptimizer::lagged_hyper_step(const HyperStepContext& ctx) {
   for (const auto& p : ctx.student->parameters())
     if (p.requires_grad()) grads.push_back(p.grad().defined() ? p.grad().detach() : torch::zeros_like(p));
   Batch val = ctx.next_val();
+  auto options = options_.hypergradient;
+  options.kd_scale = ctx.kd_scale;
+  options.step_norm = ctx.step_norm;
   apply(lagged_hypergradient(*ctx.student, *ctx.optimizer, ctx.optimizer_kind, ctx.lr, w_before_,
                              grads, ctx.logits, *ctx.train, ctx.teacher_logits, val, value_,
-                             options_.hypergradient),
+                             options),
         ctx.step);
   w_before_.clear();
   return true;

@@ -27,16 +27,23 @@ const torch::optim::OptimizerParamState* param_state(torch::optim::Optimizer& op
 
 // ∇_λ of the loss head at fixed logits: forward-only in the network (DESIGN.md 3.6).
 std::pair<double, double> head_gradient(const torch::Tensor& logits, const torch::Tensor& teacher,
-                                        const torch::Tensor& targets, const Metaparameters& lambda) {
+                                        const torch::Tensor& targets, const Metaparameters& lambda,
+                                        KdScale scale) {
   auto opts = torch::TensorOptions().dtype(logits.dtype()).device(logits.device());
   auto l1 = torch::tensor(lambda.lambda1, opts).requires_grad_();
   auto T = torch::tensor(lambda.temperature, opts).requires_grad_();
-  auto loss = functional::hinton_loss(logits, teacher, targets, l1, T);
+  auto loss = functional::hinton_loss(logits, teacher, targets, l1, T, scale);
   auto g = torch::autograd::grad({loss}, {l1, T});
   return {g[0].item<double>(), g[1].item<double>()};
 }
 
 }  // namespace
+
+StepNorm parse_step_norm(const std::string& name) {
+  if (name == "none") return StepNorm::kNone;
+  if (name == "ce") return StepNorm::kCrossEntropy;
+  fail("step_norm '{}': expected none or ce", name);
+}
 
 void HypergradientOptions::validate() const {
   check(mode == "exact" || mode == "fd", "hypergradient '{}': expected exact or fd", mode);
@@ -150,7 +157,7 @@ void mixed_product(ClassifierImpl& model, const std::vector<torch::Tensor>& para
     auto l1 = torch::tensor(lambda.lambda1, opts).requires_grad_();
     auto T = torch::tensor(lambda.temperature, opts).requires_grad_();
     auto zr = z.requires_grad_();
-    auto loss = functional::hinton_loss(zr, teacher_logits, train.y, l1, T);
+    auto loss = functional::hinton_loss(zr, teacher_logits, train.y, l1, T, options.kd_scale);
     auto gz = torch::autograd::grad({loss}, {zr}, {}, /*retain_graph=*/true, /*create_graph=*/true);
     auto d = torch::autograd::grad({(gz[0] * z_dot).sum()}, {l1, T}, {}, false, false,
                                    /*allow_unused=*/true);
@@ -165,7 +172,8 @@ void mixed_product(ClassifierImpl& model, const std::vector<torch::Tensor>& para
     auto opts = torch::TensorOptions().dtype(w.front().dtype()).device(w.front().device());
     auto l1 = torch::tensor(lambda.lambda1, opts).requires_grad_();
     auto T = torch::tensor(lambda.temperature, opts).requires_grad_();
-    auto loss = functional::hinton_loss(model.forward(train.x), teacher_logits, train.y, l1, T);
+    auto loss = functional::hinton_loss(model.forward(train.x), teacher_logits, train.y, l1, T,
+                                        options.kd_scale);
     auto g = torch::autograd::grad({loss}, params, {}, /*retain_graph=*/true, /*create_graph=*/true);
     auto s = torch::zeros({}, opts);
     for (size_t i = 0; i < params.size(); ++i) s = s + (g[i] * u[i]).sum();
@@ -186,11 +194,11 @@ void mixed_product(ClassifierImpl& model, const std::vector<torch::Tensor>& para
       torch::NoGradGuard no_grad;
       z = model.forward(train.x);
     }
-    return head_gradient(z, teacher_logits, train.y, lambda);
+    return head_gradient(z, teacher_logits, train.y, lambda, options.kd_scale);
   };
   const auto plus = head_at(+1.0);
   if (options.fd_scheme == "forward" && base_logits.defined()) {
-    const auto base = head_gradient(base_logits, teacher_logits, train.y, lambda);
+    const auto base = head_gradient(base_logits, teacher_logits, train.y, lambda, options.kd_scale);
     h.lambda1 = -lr * (plus.first - base.first) / h.epsilon;
     h.temperature = -lr * (plus.second - base.second) / h.epsilon;
     return;
@@ -216,11 +224,29 @@ Hypergradient greedy_hypergradient(ClassifierImpl& model, torch::optim::Optimize
 
   // 1. ∇_w L_train(w, λ) for the virtual step.
   std::vector<torch::Tensor> g_detached;
+  // step_norm ce: the step takes s·g, s = ‖∇CE‖/‖g‖; ĝ = g/‖g‖.
+  const bool normed = options.step_norm == StepNorm::kCrossEntropy;
+  double scale = 1.0;
+  std::vector<torch::Tensor> g_unit;
   {
     auto logits = model.forward(train.x);  // [B, K]
     auto loss = functional::hinton_loss(logits, teacher_logits, train.y, lambda.lambda1,
-                                        lambda.temperature);
-    for (auto& gi : torch::autograd::grad({loss}, params)) g_detached.push_back(gi.detach());
+                                        lambda.temperature, options.kd_scale);
+    for (auto& gi : torch::autograd::grad({loss}, params, {}, /*retain_graph=*/normed))
+      g_detached.push_back(gi.detach());
+    if (normed) {
+      auto ce = torch::nn::functional::cross_entropy(logits, train.y);
+      double ce2 = 0, g2 = 0;
+      for (auto& gi : torch::autograd::grad({ce}, params)) ce2 += gi.pow(2).sum().item<double>();
+      for (const auto& gi : g_detached) g2 += gi.pow(2).sum().item<double>();
+      if (g2 > 0) {
+        scale = std::sqrt(ce2 / g2);
+        for (auto& gi : g_detached) {
+          g_unit.push_back(gi / std::sqrt(g2));
+          gi = gi * scale;
+        }
+      }
+    }
   }
 
   // 2. The virtual step w' = U(w, λ) and v = ∇ L_val(w').
@@ -236,6 +262,16 @@ Hypergradient greedy_hypergradient(ClassifierImpl& model, torch::optim::Optimize
   for (size_t i = 0; i < params.size(); ++i)
     u.push_back(vs.preconditioner.empty() ? v[i] : vs.preconditioner[i] * v[i]);
   mixed_product(model, params, w, u, lr, train, teacher_logits, torch::Tensor(), lambda, options, h);
+  if (!g_unit.empty()) {
+    // d(s·g)/dλ = s·(I − ĝĝᵀ)·∂g/∂λ, so h = s·(M(u) − ⟨u, ĝ⟩·M(ĝ)) with M(x) = −γ⟨x, ∂g/∂λ⟩.
+    double u_dot = 0;
+    for (size_t i = 0; i < u.size(); ++i) u_dot += (u[i] * g_unit[i]).sum().item<double>();
+    Hypergradient along;
+    mixed_product(model, params, w, g_unit, lr, train, teacher_logits, torch::Tensor(), lambda,
+                  options, along);
+    h.lambda1 = scale * (h.lambda1 - u_dot * along.lambda1);
+    h.temperature = scale * (h.temperature - u_dot * along.temperature);
+  }
   assign_parameters(params, w);
   return h;
 }
@@ -274,6 +310,8 @@ Hypergradient lagged_hypergradient(ClassifierImpl& model, torch::optim::Optimize
                                    const Metaparameters& lambda,
                                    const HypergradientOptions& options) {
   options.validate();
+  check(options.step_norm == StepNorm::kNone,
+        "step_norm ce: the hypergradient supports order 'before' only, not 'lagged'");
   check(teacher_logits.defined(), "hypergradient: the method distills but has no teacher logits");
   BufferGuard buffers(model);
   auto params = trainable(model);

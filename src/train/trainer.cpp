@@ -1,5 +1,6 @@
 #include "metadistill/train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iostream>
@@ -25,6 +26,8 @@ nlohmann::json to_json(const EpochMetrics& m) {
   return {{"epoch", m.epoch},           {"lr", m.lr},
           {"train_loss", m.train_loss}, {"val_accuracy", m.val_accuracy}, {"val_loss", m.val_loss},
           {"test_accuracy", m.test_accuracy}, {"seconds", m.seconds},
+          {"test_loss", m.test_loss}, {"val_ece", m.val_ece}, {"test_ece", m.test_ece},
+          {"effective_lr", m.effective_lr},
           {"lambda1", m.lambda.lambda1}, {"temperature", m.lambda.temperature}};
 }
 
@@ -37,6 +40,10 @@ EpochMetrics epoch_from_json(const nlohmann::json& j) {
   m.val_loss = j.value("val_loss", -1.0);
   m.test_accuracy = j.at("test_accuracy");
   m.seconds = j.at("seconds");
+  m.test_loss = j.value("test_loss", -1.0);
+  m.val_ece = j.value("val_ece", -1.0);
+  m.test_ece = j.value("test_ece", -1.0);
+  m.effective_lr = j.value("effective_lr", -1.0);
   m.lambda = {j.at("lambda1"), j.at("temperature")};
   return m;
 }
@@ -83,6 +90,12 @@ void TrainerOptions::validate() const {
   check(momentum >= 0 && momentum < 1, "momentum = {}: expected a value in [0, 1)", momentum);
   check(weight_decay >= 0, "weight_decay = {}: expected >= 0", weight_decay);
   check(eval_every >= 1, "eval_every = {}: expected >= 1", eval_every);
+  parse_kd_scale(kd_scale);
+  parse_step_norm(step_norm);
+  for (double v : lr_by_epoch)
+    check(std::isfinite(v) && v >= 0, "lr_by_epoch holds {}: expected learning rates >= 0", v);
+  for (int64_t e : keep_checkpoints)
+    check(e >= 1, "keep_checkpoints holds epoch {}: expected epochs >= 1", e);
   check(checkpoint_every >= 0, "checkpoint_every = {}: expected >= 0", checkpoint_every);
   check(val_batch_size >= 0, "val_batch_size = {}: expected >= 0 (0 = batch_size)", val_batch_size);
   check(trajectory_every >= 1, "trajectory_every = {}: expected >= 1", trajectory_every);
@@ -101,11 +114,13 @@ Evaluation evaluate(ClassifierImpl& model, const DataSet& data, int64_t batch_si
   int64_t correct = 0;
   double loss_sum = 0;
   const int64_t n = data.size();
+  std::vector<torch::Tensor> all_logits;
   for (int64_t lo = 0; lo < n; lo += batch_size) {
     const int64_t hi = std::min(n, lo + batch_size);
     auto x = data.x.slice(0, lo, hi).to(device);
     auto y = data.y.slice(0, lo, hi).to(device);
     auto z = model.forward(x);
+    all_logits.push_back(z.detach().to(torch::kCPU));
     correct += z.argmax(1).eq(y).sum().item<int64_t>();
     loss_sum += torch::nn::functional::cross_entropy(
                     z, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
@@ -116,14 +131,84 @@ Evaluation evaluate(ClassifierImpl& model, const DataSet& data, int64_t batch_si
   if (n > 0) {
     e.accuracy = static_cast<double>(correct) / static_cast<double>(n);
     e.loss = loss_sum / static_cast<double>(n);
+    e.ece = expected_calibration_error(torch::cat(all_logits), data.y.to(torch::kCPU));
   }
   return e;
+}
+
+double expected_calibration_error(const torch::Tensor& logits, const torch::Tensor& labels,
+                                  int64_t bins) {
+  check(bins >= 1, "expected_calibration_error: bins = {}: expected >= 1", bins);
+  check(logits.dim() == 2 && labels.dim() == 1 && logits.size(0) == labels.size(0),
+        "expected_calibration_error: logits {} and labels {}: expected [N, K] and [N]",
+        logits.sizes(), labels.sizes());
+  const int64_t n = logits.size(0);
+  if (n == 0) return 0;
+  auto probs = torch::softmax(logits.to(torch::kDouble), 1);
+  auto [conf, pred] = probs.max(1);
+  auto correct = pred.eq(labels.to(pred.device())).to(torch::kDouble);
+  // Bin b holds confidences in (b/bins, (b+1)/bins]; ceil(c·bins) − 1, with c = 0 in bin 0.
+  auto bin = (conf * static_cast<double>(bins)).ceil().to(torch::kLong).sub(1).clamp(0, bins - 1);
+  auto count = torch::zeros({bins}, torch::kDouble).index_add_(0, bin, torch::ones_like(conf));
+  auto conf_sum = torch::zeros({bins}, torch::kDouble).index_add_(0, bin, conf);
+  auto acc_sum = torch::zeros({bins}, torch::kDouble).index_add_(0, bin, correct);
+  return (acc_sum - conf_sum).abs().sum().item<double>() / static_cast<double>(n);
 }
 
 double evaluate_accuracy(ClassifierImpl& model, const DataSet& data, int64_t batch_size,
                          torch::Device device) {
   return evaluate(model, data, batch_size, device).accuracy;
 }
+
+namespace {
+
+// η·‖∇_w L‖ / ‖∇_w CE‖, with ∇_w L already in the parameters' .grad (before the step) and CE the
+// cross-entropy of the same logits, differentiated through the retained graph.
+double measure_effective_lr(ClassifierImpl& model, const torch::Tensor& logits,
+                            const torch::Tensor& y, double lr) {
+  std::vector<torch::Tensor> params;
+  double loss_sq = 0;
+  for (auto& p : model.parameters()) {
+    if (!p.requires_grad()) continue;
+    params.push_back(p);
+    if (p.grad().defined()) loss_sq += p.grad().pow(2).sum().item<double>();
+  }
+  auto ce = torch::nn::functional::cross_entropy(logits, y);
+  auto grads = torch::autograd::grad({ce}, params, {}, /*retain_graph=*/false,
+                                     /*create_graph=*/false, /*allow_unused=*/true);
+  double ce_sq = 0;
+  for (const auto& g : grads)
+    if (g.defined()) ce_sq += g.pow(2).sum().item<double>();
+  return ce_sq > 0 ? lr * std::sqrt(loss_sq / ce_sq) : -1;
+}
+
+}  // namespace
+
+namespace {
+
+// step_norm ce: rescales the loss gradient in .grad to the length of ∇_w CE of the same logits.
+void normalize_to_cross_entropy(ClassifierImpl& model, const torch::Tensor& logits,
+                                const torch::Tensor& y, bool retain_graph) {
+  std::vector<torch::Tensor> params;
+  double loss_sq = 0;
+  for (auto& p : model.parameters()) {
+    if (!p.requires_grad() || !p.grad().defined()) continue;
+    params.push_back(p);
+    loss_sq += p.grad().pow(2).sum().item<double>();
+  }
+  auto ce = torch::nn::functional::cross_entropy(logits, y);
+  auto grads = torch::autograd::grad({ce}, params, {}, retain_graph, /*create_graph=*/false,
+                                     /*allow_unused=*/true);
+  double ce_sq = 0;
+  for (const auto& g : grads)
+    if (g.defined()) ce_sq += g.pow(2).sum().item<double>();
+  if (loss_sq <= 0) return;
+  const double s = std::sqrt(ce_sq / loss_sq);
+  torch::NoGradGuard no_grad;
+  for (auto& p : params) p.grad().mul_(s);
+}
+
+}  // namespace
 
 Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) { options_.validate(); }
 
@@ -150,17 +235,24 @@ double scheduled_lr(const TrainerOptions& o, int64_t epoch) {
   return o.lr * std::pow(o.lr_gamma, static_cast<double>(epoch / o.lr_step));
 }
 
-double Trainer::lr_at(int64_t epoch) const { return scheduled_lr(options_, epoch); }
+double Trainer::lr_at(int64_t epoch) const {
+  if (epoch >= 0 && epoch < static_cast<int64_t>(options_.lr_by_epoch.size()))
+    return options_.lr_by_epoch[static_cast<size_t>(epoch)];
+  return scheduled_lr(options_, epoch);
+}
 
 void Trainer::write_outputs(const TrainResult& r) const {
   if (options_.out_dir.empty()) return;
   std::ostringstream m;
-  m << "epoch,lr,train_loss,val_accuracy,val_loss,test_accuracy,lambda1,temperature,seconds\n";
+  m << "epoch,lr,train_loss,val_accuracy,val_loss,test_accuracy,lambda1,temperature,seconds,"
+       "test_loss,val_ece,test_ece,effective_lr\n";
+  auto opt = [](double v) { return v >= 0 ? fmt_num(v) : std::string(); };
   for (const auto& e : r.history)
-    m << fmt::format("{},{},{},{},{},{},{},{},{:.3f}\n", e.epoch, fmt_num(e.lr), fmt_num(e.train_loss),
-                     e.val_accuracy >= 0 ? fmt_num(e.val_accuracy) : "",
-                     e.val_loss >= 0 ? fmt_num(e.val_loss) : "", fmt_num(e.test_accuracy),
-                     fmt_num(e.lambda.lambda1), fmt_num(e.lambda.temperature), e.seconds);
+    m << fmt::format("{},{},{},{},{},{},{},{},{:.3f},{},{},{},{}\n", e.epoch, fmt_num(e.lr),
+                     fmt_num(e.train_loss), opt(e.val_accuracy), opt(e.val_loss),
+                     fmt_num(e.test_accuracy), fmt_num(e.lambda.lambda1),
+                     fmt_num(e.lambda.temperature), e.seconds, opt(e.test_loss), opt(e.val_ece),
+                     opt(e.test_ece), opt(e.effective_lr));
   write_file_atomic(options_.out_dir / "metrics.csv", m.str());
   std::ostringstream t;
   t << "step,lambda1,temperature,hypergradient_lambda1,hypergradient_temperature,r2_lambda1,"
@@ -202,9 +294,10 @@ void Trainer::save_checkpoint(ClassifierImpl& model, torch::optim::Optimizer& op
   save_archive_atomic(archive, options_.out_dir / "checkpoint.pt");
 }
 
-int64_t Trainer::load_checkpoint(ClassifierImpl& model, torch::optim::Optimizer& opt,
-                                 MetaOptimizer& meta, TrainResult& r) const {
-  const fs::path path = options_.out_dir / "checkpoint.pt";
+int64_t Trainer::load_checkpoint(const fs::path& path, ClassifierImpl& model,
+                                 torch::optim::Optimizer& opt, MetaOptimizer& meta,
+                                 TrainResult& r, bool fork) const {
+  check(fs::exists(path), "checkpoint {}: no such file", path.string());
   torch::serialize::InputArchive archive;
   load_archive(archive, path, options_.device);
   try {
@@ -213,14 +306,15 @@ int64_t Trainer::load_checkpoint(ClassifierImpl& model, torch::optim::Optimizer&
     auto j = nlohmann::json::parse(v.toStringRef());
     check(j.value("format", "") == "metadistill-checkpoint", "{}: not a metadistill checkpoint",
           path.string());
-    check(j.at("method") == meta.name(), "{}: checkpoint of method '{}', but this run is '{}'",
-          path.string(), j.at("method").get<std::string>(), meta.name());
+    check(fork || j.at("method") == meta.name(),
+          "{}: checkpoint of method '{}', but this run is '{}'", path.string(),
+          j.at("method").get<std::string>(), meta.name());
     torch::serialize::InputArchive model_archive, opt_archive;
     archive.read("model", model_archive);
     archive.read("optimizer", opt_archive);
     model.load(model_archive);
     opt.load(opt_archive);
-    meta.load_state(j.at("meta_state"));
+    if (!fork) meta.load_state(j.at("meta_state"));
     r.steps = j.at("steps");
     r.hyper_steps = j.at("hyper_steps");
     r.seconds = j.at("seconds");
@@ -247,9 +341,15 @@ TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimiz
   TrainResult result;
   int64_t start_epoch = 0;
   if (o.resume && fs::exists(o.out_dir / "checkpoint.pt")) {
-    start_epoch = load_checkpoint(model, *optimizer, meta, result);
+    start_epoch = load_checkpoint(o.out_dir / "checkpoint.pt", model, *optimizer, meta, result,
+                                  /*fork=*/false);
     result.resumed = true;
     if (o.verbose) std::cerr << fmt::format("resuming {} after epoch {}\n", meta.name(), start_epoch);
+  } else if (!o.fork_from.empty()) {
+    start_epoch = load_checkpoint(o.fork_from, model, *optimizer, meta, result, /*fork=*/true);
+    if (o.verbose)
+      std::cerr << fmt::format("{} forked from {} after epoch {}\n", meta.name(),
+                               o.fork_from.string(), start_epoch);
   }
 
   BatchLoader loader(*data.train_set, data.train_ids,
@@ -290,7 +390,7 @@ TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimiz
     const double lr = lr_at(epoch);
     for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
     loader.start_epoch(epoch);
-    double loss_sum = 0;
+    double loss_sum = 0, effective_lr = -1;
     int64_t loss_count = 0;
     const int64_t nb = loader.batches_per_epoch();
     for (int64_t b = 0; b < nb; ++b) {
@@ -304,6 +404,8 @@ TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimiz
       ctx.next_val = next_val;
       ctx.lr = lr;
       ctx.step = result.steps;
+      ctx.kd_scale = parse_kd_scale(o.kd_scale);
+      ctx.step_norm = parse_step_norm(o.step_norm);
       const bool distill = meta.uses_teacher();
       if (distill) {
         check(teacher_logits.defined(), "method '{}' distills, but no teacher logits were given",
@@ -313,7 +415,7 @@ TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimiz
       const Metaparameters lambda = meta.before_step(ctx);
       auto logits = model.forward(batch.x);
       auto loss = functional::hinton_loss(logits, ctx.teacher_logits, batch.y, lambda.lambda1,
-                                          lambda.temperature);
+                                          lambda.temperature, ctx.kd_scale);
       const double loss_value = loss.item<double>();
       if (!std::isfinite(loss_value)) {
         std::string kept = o.out_dir.empty() || last_checkpoint == 0
@@ -325,7 +427,12 @@ TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimiz
              result.steps, epoch + 1, lambda.to_string(), lr, kept);
       }
       optimizer->zero_grad();
-      loss.backward();
+      // The epoch's last step also measures the effective learning rate (one extra backward).
+      const bool measure = b + 1 == nb;
+      const bool normed = ctx.step_norm == StepNorm::kCrossEntropy && lambda.lambda1 < 1.0;
+      loss.backward({}, /*retain_graph=*/measure || normed);
+      if (normed) normalize_to_cross_entropy(model, logits, batch.y, /*retain_graph=*/measure);
+      if (measure) effective_lr = measure_effective_lr(model, logits, batch.y, lr);
       optimizer->step();
       ctx.logits = logits.detach();
       meta.after_step(ctx);
@@ -352,8 +459,13 @@ TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimiz
         auto v = evaluate(model, *data.val_set, o.eval_batch_size, o.device);
         m.val_accuracy = v.accuracy;
         m.val_loss = v.loss;
+        m.val_ece = v.ece;
       }
-      m.test_accuracy = evaluate_accuracy(model, *data.test_set, o.eval_batch_size, o.device);
+      const auto t = evaluate(model, *data.test_set, o.eval_batch_size, o.device);
+      m.test_accuracy = t.accuracy;
+      m.test_loss = t.loss;
+      m.test_ece = t.ece;
+      m.effective_lr = effective_lr;
       m.lambda = meta.current();
       m.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
       result.history.push_back(m);
@@ -367,6 +479,15 @@ TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimiz
     if (last || (o.checkpoint_every > 0 && (epoch + 1) % o.checkpoint_every == 0)) {
       save_checkpoint(model, *optimizer, meta, result, epoch + 1);
       last_checkpoint = epoch + 1;
+    }
+    if (!o.out_dir.empty() && std::find(o.keep_checkpoints.begin(), o.keep_checkpoints.end(),
+                                        epoch + 1) != o.keep_checkpoints.end()) {
+      if (last_checkpoint != epoch + 1) save_checkpoint(model, *optimizer, meta, result, epoch + 1);
+      last_checkpoint = epoch + 1;
+      const fs::path kept = o.out_dir / fmt::format("checkpoint-epoch{}.pt", epoch + 1);
+      fs::copy_file(o.out_dir / "checkpoint.pt", kept.string() + ".tmp",
+                    fs::copy_options::overwrite_existing);
+      fs::rename(kept.string() + ".tmp", kept);  // atomic, as every checkpoint
     }
     if (result.stopped_by_time_limit) break;
   }

@@ -182,3 +182,17 @@ TEST(Config, BuiltInDefaultEqualsTheShippedSyntheticConfig) {
   builtin.erase("source");
   EXPECT_EQ(builtin.dump(2), shipped.dump(2));
 }
+
+// Image data checkpoints every epoch by default (a 50-epoch run killed late resumes, and its
+// metrics.csv grows as it trains); synthetic runs keep the authors' setting; a config overrides.
+TEST(Config, CheckpointDefaultsFollowTheKindOfData) {
+  TempDir dir("cfg");
+  const auto fmnist = load_config(std::filesystem::path(METADISTILL_SOURCE_DIR) / "configs/fmnist.yaml");
+  EXPECT_EQ(fmnist.student.trainer.checkpoint_every, 1);
+  EXPECT_EQ(fmnist.teacher.trainer.checkpoint_every, 1);
+  const auto synthetic =
+      load_config(std::filesystem::path(METADISTILL_SOURCE_DIR) / "configs/synthetic.yaml");
+  EXPECT_EQ(synthetic.student.trainer.checkpoint_every, 0);
+  write_file_atomic(dir / "c.yaml", "data: {name: fmnist}\nstudent: {train: {checkpoint_every: 5}}\n");
+  EXPECT_EQ(load_config(dir / "c.yaml").student.trainer.checkpoint_every, 5);
+}

@@ -243,3 +243,80 @@ TEST(Trainer, TimeLimitStopsAfterTheStepThatExhaustsIt) {
   EXPECT_EQ(unlimited.history.size(), 50u);
   EXPECT_THROW(Trainer(TrainerOptions().with_time_limit(-1)), std::exception);
 }
+
+// Five samples, confidences chosen away from bin edges, worked by hand with 15 bins:
+// bin 13 (0.867, 0.933]: c = 0.90 right, 0.88 wrong -> 2/5·|0.5 − 0.89| = 0.156
+// bin 14 (0.933, 1]:     c = 0.95 wrong            -> 1/5·|0 − 0.95|   = 0.190
+// bin 9  (0.6, 0.667]:   c = 0.62 right            -> 1/5·|1 − 0.62|   = 0.076
+// bin 10 (0.667, 0.733]: c = 0.70 right            -> 1/5·|1 − 0.70|   = 0.060;  ECE = 0.482
+TEST(Evaluation, ExpectedCalibrationErrorMatchesAHandComputation) {
+  auto p = torch::tensor({{0.90, 0.10}, {0.95, 0.05}, {0.62, 0.38}, {0.30, 0.70}, {0.88, 0.12}},
+                         torch::kDouble);
+  auto y = torch::tensor({0, 1, 0, 1, 1}, torch::kLong);
+  EXPECT_NEAR(expected_calibration_error(p.log(), y), 0.482, 1e-12);
+  // One bin: |accuracy − mean confidence| = |3/5 − 0.81|.
+  EXPECT_NEAR(expected_calibration_error(p.log(), y, 1), 0.21, 1e-12);
+  // Perfectly calibrated at confidence 1: zero.
+  EXPECT_NEAR(expected_calibration_error(torch::tensor({{50.0, 0.0}, {0.0, 50.0}}),
+                                         torch::tensor({0, 1}, torch::kLong)),
+              0.0, 1e-12);
+  EXPECT_THROW(expected_calibration_error(p, y.slice(0, 0, 3)), Error);
+}
+
+// Every evaluated epoch logs test cross-entropy, both ECEs and the effective learning rate; for
+// plain cross-entropy (λ1 = 1) the effective learning rate is the learning rate itself.
+TEST(Trainer, EpochsLogCrossEntropyCalibrationAndEffectiveLearningRate) {
+  auto b = small_synthetic();
+  auto logits = torch::randn({b.pool.size(), 2}) * 3;
+  auto o = TrainerOptions().with_epochs(4).with_batch_size(4).with_lr(0.5).with_seed(3);
+  FixedMetaOptimizer ce("none", {1.0, 1.0}), kd("fixed", {0.2, 4.0});
+  for (const auto& e : train_student(b, logits, ce, o).history) {
+    EXPECT_NEAR(e.effective_lr, 0.5, 1e-9) << e.epoch;
+    EXPECT_GT(e.test_loss, 0);
+    EXPECT_GE(e.test_ece, 0);
+    EXPECT_LE(e.test_ece, 1);
+    EXPECT_GE(e.val_ece, 0);
+  }
+  bool differs = false;
+  for (const auto& e : train_student(b, logits, kd, o).history) {
+    EXPECT_GT(e.effective_lr, 0) << e.epoch;
+    differs = differs || std::abs(e.effective_lr - 0.5) > 1e-3;
+  }
+  EXPECT_TRUE(differs);
+}
+
+// A fork from a kept checkpoint, held at the run's own (fixed) λ, reproduces the unforked run:
+// same weights, optimizer state, step count and data order from the fork's epoch on.
+TEST(Trainer, ForkFromAKeptCheckpointAtTheSameLambdaReproducesTheRun) {
+  TempDir dir("fork");
+  auto b = small_synthetic();
+  auto logits = torch::randn({b.pool.size(), 2}) * 2;
+  auto o = TrainerOptions().with_epochs(6).with_batch_size(4).with_lr(0.5).with_seed(7)
+               .with_lr_step(2, 0.5).with_optimizer("momentum");
+  FixedMetaOptimizer whole("naive", {0.3, 2.0});
+  Classifier a, c;
+  auto full = train_student(b, logits, whole, TrainerOptions(o).with_out_dir(dir / "full")
+                                                  .with_keep_checkpoints({2, 4}), &a);
+  ASSERT_TRUE(std::filesystem::exists(dir / "full" / "checkpoint-epoch2.pt"));
+  ASSERT_TRUE(std::filesystem::exists(dir / "full" / "checkpoint-epoch4.pt"));
+  FixedMetaOptimizer held("fixed", {0.3, 2.0});  // another method name: a fork may change it
+  auto fork = train_student(b, logits, held, TrainerOptions(o).with_out_dir(dir / "fork")
+                                                  .with_fork_from(dir / "full" / "checkpoint-epoch2.pt"), &c);
+  ASSERT_EQ(fork.history.size(), full.history.size());
+  EXPECT_EQ(fork.steps, full.steps);
+  EXPECT_EQ(fork.history.back().val_loss, full.history.back().val_loss);
+  EXPECT_EQ(fork.final_test_accuracy, full.final_test_accuracy);
+  auto pa = a->parameters(), pc = c->parameters();
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(pa[i].equal(pc[i]));
+  // Held elsewhere, the fork ends elsewhere.
+  FixedMetaOptimizer other("fixed", {0.6, 2.0});
+  auto moved = train_student(b, logits, other, TrainerOptions(o).with_out_dir(dir / "other")
+                                                   .with_fork_from(dir / "full" / "checkpoint-epoch2.pt"));
+  EXPECT_NE(moved.history.back().val_loss, full.history.back().val_loss);
+  // lr_by_epoch replaces the schedule.
+  FixedMetaOptimizer plain("none", {1.0, 1.0});
+  auto r = train_student(b, logits, plain, TrainerOptions(o).with_lr_by_epoch({0.1, 0.2, 0.3}));
+  EXPECT_DOUBLE_EQ(r.history[0].lr, 0.1);
+  EXPECT_DOUBLE_EQ(r.history[2].lr, 0.3);
+  EXPECT_DOUBLE_EQ(r.history[3].lr, 0.5 * 0.5);  // the schedule again: lr 0.5 halved every 2
+}

@@ -5,9 +5,21 @@
 /// λ1 on the classification term (the authors' code swaps the two; we follow the paper), both
 /// terms averaged over the batch, no T² factor. Computed with log-softmax, so stable for any
 /// logits and T > 0.
+#include <string>
+
 #include <torch/torch.h>
 
 namespace metadistill {
+
+/// How the distillation term is scaled. kNone: as the paper writes L (the default). kTSquared:
+/// (1 − λ1)·T²·CE(σ(f/T), σ(g/T)), Hinton et al. 2015 (as RepDistiller, mdistiller and CTKD do),
+/// which keeps the term's gradient at about the same size as T changes, so that T cannot act as a
+/// hidden learning rate.
+enum class KdScale { kNone, kTSquared };
+
+/// "none" or "t_squared"; throws `Error` naming the value otherwise.
+KdScale parse_kd_scale(const std::string& name);
+std::string to_string(KdScale scale);
 
 namespace functional {
 
@@ -25,11 +37,13 @@ torch::Tensor hinton_loss(const torch::Tensor& student_logits,  // [B, K]
                           const torch::Tensor& teacher_logits,  // [B, K] or undefined
                           const torch::Tensor& targets,         // [B] int64
                           const torch::Tensor& lambda1,         // []
-                          const torch::Tensor& temperature);    // []
+                          const torch::Tensor& temperature,     // []
+                          KdScale scale = KdScale::kNone);
 
 /// Convenience overload with plain values; validates λ1 ∈ [0, 1] and T > 0.
 torch::Tensor hinton_loss(const torch::Tensor& student_logits, const torch::Tensor& teacher_logits,
-                          const torch::Tensor& targets, double lambda1, double temperature);
+                          const torch::Tensor& targets, double lambda1, double temperature,
+                          KdScale scale = KdScale::kNone);
 
 }  // namespace functional
 

@@ -22,10 +22,20 @@
 #include <torch/torch.h>
 
 #include "metadistill/data/loader.h"
+#include "metadistill/losses/hinton.h"
 #include "metadistill/meta/metaparameters.h"
 #include "metadistill/models/classifier.h"
 
 namespace metadistill {
+
+/// The length of the student's step. kNone: the loss gradient as it is. kCrossEntropy: the
+/// gradient g = ∇_w L rescaled to the length of the cross-entropy gradient, g·‖∇_w CE‖/‖g‖, so
+/// that no metaparameter can change the step length, only its direction (as Learning-to-Reweight
+/// normalizes its weights).
+enum class StepNorm { kNone, kCrossEntropy };
+
+/// "none" or "ce"; throws `Error` naming the value otherwise.
+StepNorm parse_step_norm(const std::string& name);
 
 /// Options of `greedy_hypergradient`.
 struct HypergradientOptions {
@@ -42,7 +52,14 @@ struct HypergradientOptions {
   /// head; the default) or "reverse" (double backward through the network, for models whose ops
   /// lack forward-mode formulas).
   std::string exact_product = "jvp";
+  /// Scale of the distillation term in L_train (losses/hinton.h); the trainer's `kd_scale`.
+  KdScale kd_scale = KdScale::kNone;
+  /// The trainer's `step_norm`: the virtual step is normalized like the real one, and h follows
+  /// the normalization's dependence on λ (order `before` only).
+  StepNorm step_norm = StepNorm::kNone;
 
+  HypergradientOptions& with_kd_scale(KdScale v) { kd_scale = v; return *this; }
+  HypergradientOptions& with_step_norm(StepNorm v) { step_norm = v; return *this; }
   HypergradientOptions& with_mode(std::string v) { mode = std::move(v); return *this; }
   HypergradientOptions& with_fd_scale(double v) { fd_scale = v; return *this; }
   HypergradientOptions& with_val_temperature(double v) { val_temperature = v; return *this; }

@@ -12,6 +12,8 @@
 #include <torch/torch.h>
 
 #include "metadistill/data/loader.h"
+#include "metadistill/losses/hinton.h"
+#include "metadistill/meta/hypergradient.h"
 #include "metadistill/meta/metaparameters.h"
 #include "metadistill/models/classifier.h"
 
@@ -32,6 +34,10 @@ struct HyperStepContext {
   int64_t step = 0;  // global step counter, from 0
   /// In `after_step` only: the student's logits of the step just taken, detached [B, K].
   torch::Tensor logits;
+  /// Scale of the distillation term in the trainer's loss, which the hypergradient must follow.
+  KdScale kd_scale = KdScale::kNone;
+  /// The trainer's step normalization, which the hypergradient must follow.
+  StepNorm step_norm = StepNorm::kNone;
 };
 
 /// One row of a metaparameter trajectory (written as CSV by the trainer).

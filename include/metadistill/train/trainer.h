@@ -59,10 +59,29 @@ struct TrainerOptions {
   /// Training augmentation of image batches: "none", "crop-flip", "crop" or "flip" (teachers
   /// default to crop-flip for images, students to none).
   std::string augmentation = "none";
+  /// Scale of the distillation term: "none" (the paper's L) or "t_squared" (×T², Hinton et al.
+  /// 2015); see losses/hinton.h. The hypergradients follow it.
+  std::string kd_scale = "none";
+  /// Length of the student's step: "none" (the loss gradient) or "ce" (rescaled to the length of
+  /// the cross-entropy gradient on the same batch: metaparameters then set only its direction;
+  /// one extra backward per step). See meta/hypergradient.h StepNorm.
+  std::string step_norm = "none";
   /// Wall-clock budget of the run in seconds (0 = none): training stops after the step that
   /// exhausts it, and that partial epoch is evaluated and checkpointed as the last (equal-budget
   /// comparisons). Not deterministic, unlike everything else here.
   double time_limit = 0.0;
+  /// Also keep a copy of the checkpoint after these (1-based) epochs, as
+  /// out_dir/checkpoint-epoch<E>.pt (forks for the long-horizon sign test, `fork_from`).
+  std::vector<int64_t> keep_checkpoints;
+  /// Start from this checkpoint's weights, optimizer state, step count and history, with the
+  /// metaparameter method given to `fit` in its own initial state (a fork: same seed, same data
+  /// order from the checkpoint's epoch on). Empty = no fork. `resume` wins when out_dir holds a
+  /// checkpoint of its own.
+  std::filesystem::path fork_from;
+  /// Learning rate per (0-based) epoch, replacing the schedule where given (an epoch beyond the
+  /// list keeps the schedule); e.g. a gradient run's effective learning rates, for the control
+  /// that trains plain cross-entropy with them.
+  std::vector<double> lr_by_epoch;
 
   TrainerOptions& with_epochs(int64_t v) { epochs = v; return *this; }
   TrainerOptions& with_batch_size(int64_t v) { batch_size = v; return *this; }
@@ -78,7 +97,12 @@ struct TrainerOptions {
   TrainerOptions& with_checkpoint_every(int64_t v) { checkpoint_every = v; return *this; }
   TrainerOptions& with_verbose(bool v) { verbose = v; return *this; }
   TrainerOptions& with_augmentation(std::string v) { augmentation = std::move(v); return *this; }
+  TrainerOptions& with_kd_scale(std::string v) { kd_scale = std::move(v); return *this; }
+  TrainerOptions& with_step_norm(std::string v) { step_norm = std::move(v); return *this; }
   TrainerOptions& with_time_limit(double seconds) { time_limit = seconds; return *this; }
+  TrainerOptions& with_keep_checkpoints(std::vector<int64_t> v) { keep_checkpoints = std::move(v); return *this; }
+  TrainerOptions& with_fork_from(std::filesystem::path v) { fork_from = std::move(v); return *this; }
+  TrainerOptions& with_lr_by_epoch(std::vector<double> v) { lr_by_epoch = std::move(v); return *this; }
   TrainerOptions& with_val_batch_size(int64_t v) { val_batch_size = v; return *this; }
 
   /// Throws `Error` naming the option when a value is out of range.
@@ -103,6 +127,12 @@ struct FitData {
 struct EpochMetrics {
   int64_t epoch = 0;  // 1-based
   double lr = 0, train_loss = 0, val_accuracy = -1, val_loss = -1, test_accuracy = 0, seconds = 0;
+  /// Test cross-entropy; expected calibration errors (15 bins) on D_val and D_test (-1: no data).
+  double test_loss = -1, val_ece = -1, test_ece = -1;
+  /// η·‖∇_w L‖ / ‖∇_w CE‖ at the epoch's last step (L the loss the step took, CE its
+  /// cross-entropy term alone on the same batch): the step length the metaparameters give,
+  /// measured in cross-entropy steps. Equals η for plain cross-entropy. -1: not measured.
+  double effective_lr = -1;
   Metaparameters lambda;  // at the end of the epoch
 };
 
@@ -122,10 +152,16 @@ struct TrainResult {
 /// The learning rate of (0-based) `epoch` under the options' schedule.
 double scheduled_lr(const TrainerOptions& options, int64_t epoch);
 
-/// Accuracy and mean cross-entropy of a model on a data set.
+/// Accuracy, mean cross-entropy and expected calibration error (15 bins) of a model on a data set.
 struct Evaluation {
-  double accuracy = 0, loss = 0;
+  double accuracy = 0, loss = 0, ece = 0;
 };
+
+/// Expected calibration error (Guo et al., ICML 2017): samples binned by confidence
+/// c = max softmax(z) into `bins` equal-width bins (lo, hi] of (0, 1];
+/// ECE = Σ_b |B_b|/n · |accuracy(B_b) − mean c over B_b|. `logits` [N, K], `labels` [N].
+double expected_calibration_error(const torch::Tensor& logits, const torch::Tensor& labels,
+                                  int64_t bins = 15);
 
 /// Evaluates `model` on `data` (eval mode, no grad); restores the model's train/eval mode.
 Evaluation evaluate(ClassifierImpl& model, const DataSet& data, int64_t batch_size = 1024,
@@ -150,8 +186,11 @@ class Trainer {
   void write_outputs(const TrainResult& result) const;
   void save_checkpoint(ClassifierImpl& model, torch::optim::Optimizer& opt, MetaOptimizer& meta,
                        const TrainResult& result, int64_t epochs_done) const;
-  int64_t load_checkpoint(ClassifierImpl& model, torch::optim::Optimizer& opt,
-                          MetaOptimizer& meta, TrainResult& result) const;
+  /// Reads `path` into the model, optimizer and result; the metaparameter method's state too,
+  /// unless `fork` (then the method may differ and keeps its own state). Returns epochs done.
+  int64_t load_checkpoint(const std::filesystem::path& path, ClassifierImpl& model,
+                          torch::optim::Optimizer& opt, MetaOptimizer& meta, TrainResult& result,
+                          bool fork) const;
 
   TrainerOptions options_;
 };
