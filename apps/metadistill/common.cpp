@@ -1,10 +1,41 @@
 #include "common.h"
 
+#include <algorithm>
 #include <iostream>
+#include <thread>
 
+#include "metadistill/util/process.h"
 #include "metadistill/util/runtime.h"
 
 namespace metadistill::cli {
+
+namespace {
+std::vector<std::string>& command_line() {
+  static std::vector<std::string> args;
+  return args;
+}
+}  // namespace
+
+void remember_command_line(int argc, char** argv) { command_line().assign(argv, argv + argc); }
+
+std::vector<std::string> worker_command_line(int threads) {
+  std::vector<std::string> out = {current_executable().string()};
+  const auto& args = command_line();
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--jobs" || a == "--threads") {
+      ++i;  // and its value
+      continue;
+    }
+    if (a.rfind("--jobs=", 0) == 0 || a.rfind("--threads=", 0) == 0) continue;
+    // A worker never starts afresh: the process that starts it has already cleared what
+    // --fresh discards, and the runs finished since then are this invocation's.
+    if (a == "--fresh") continue;
+    out.push_back(a);
+  }
+  out.insert(out.end(), {"--worker", "--threads", std::to_string(threads)});
+  return out;
+}
 
 void add_common_options(CLI::App& app, CommonOptions& o) {
   app.add_option("config", o.config_path, "YAML config (default: the synthetic experiment)");
@@ -15,6 +46,21 @@ void add_common_options(CLI::App& app, CommonOptions& o) {
       ->check(CLI::PositiveNumber);
   app.add_option("--data-root", o.data_root, "folder of the data files (overrides the config)");
   app.add_flag("-q,--quiet", o.quiet, "no per-epoch progress lines");
+}
+
+void add_jobs_options(CLI::App& app, int& jobs, bool& worker) {
+  app.add_option("--jobs", jobs,
+                 "runs executed at once, in this many processes (default 1); each gets cores / "
+                 "jobs threads unless --threads is given")
+      ->check(CLI::Range(1, 256));
+  app.add_flag("--worker", worker, "(internal) run as a worker of a --jobs process")->group("");
+}
+
+int threads_per_job(int config_threads, int jobs) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = std::max(1, cores / std::max(1, jobs));
+  if (config_threads > 0) threads = std::min(threads, config_threads);
+  return set_threads(threads);
 }
 
 Config resolve_config(const CommonOptions& o) {

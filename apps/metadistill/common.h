@@ -21,6 +21,11 @@ struct CommonOptions {
 
 /// Adds the shared flags to a subcommand.
 void add_common_options(CLI::App& app, CommonOptions& o);
+/// Adds `--jobs N` (worker processes) and the hidden `--worker` flag they are started with.
+void add_jobs_options(CLI::App& app, int& jobs, bool& worker);
+/// Threads per process when `jobs` processes share the machine: the cores divided among them
+/// (at least 1), or the config's count when it asks for fewer; sets it and returns it.
+int threads_per_job(int config_threads, int jobs);
 /// Loads the config (or the default), applies the flags, sets threads; returns it validated.
 Config resolve_config(const CommonOptions& o);
 

@@ -18,16 +18,23 @@ struct ExperimentCliOptions {
   std::vector<std::string> methods;
   int64_t runs = 0;
   std::optional<double> budget_seconds;
+  int jobs = 1;
+  bool worker = false;
 };
 
 int run_experiment_command(const ExperimentCliOptions& o) {
   Config c = resolve_config(o.common);
+  if (o.jobs > 1 && !o.common.threads) c.threads = threads_per_job(c.threads, o.jobs);
   ExperimentOptions eo;
+  eo.jobs = o.jobs;
+  eo.worker = o.worker;
+  if (o.jobs > 1) eo.worker_command = worker_command_line(c.threads);
   eo.methods = o.methods;
   eo.runs = o.runs;
   eo.verbose = false;
   eo.budget_seconds = o.budget_seconds;
   auto r = run_experiment(c, eo);
+  if (o.worker) return 0;
   const std::string dir = r.budget_seconds > 0
                               ? (std::filesystem::path(c.out) / budget_folder_name(r.budget_seconds)).string()
                               : c.out;
@@ -67,6 +74,7 @@ void setup_experiment(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--runs", o->runs, "runs per method (default: the config's)")
       ->check(CLI::PositiveNumber);
+  add_jobs_options(*sub, o->jobs, o->worker);
   sub->callback([o]() { throw CommandResult(run_experiment_command(*o)); });
 
   auto r = std::make_shared<ReportOptions>();

@@ -21,12 +21,14 @@ int main(int argc, char** argv) {
   using namespace metadistill;
   CLI::App app{"metadistill: knowledge distillation with gradient-optimized metaparameters"};
   app.require_subcommand(1);
+  cli::remember_command_line(argc, argv);
   cli::setup_distill(app);
   cli::setup_train_teacher(app);
   cli::setup_experiment(app);
   cli::setup_sweep(app);
   cli::setup_search(app);
   cli::setup_multilayer(app);
+  cli::setup_diagnose(app);
   try {
     app.parse(argc, argv);
   } catch (const cli::CommandResult& r) {

@@ -20,6 +20,8 @@ struct MultiLayerCliOptions {
   std::optional<uint64_t> seed;
   bool sensitivity = false;
   bool fresh = false;
+  int jobs = 1;
+  bool worker = false;
 };
 
 constexpr const char* kDefaultConfig = "configs/multilayer-fmnist.yaml";
@@ -38,19 +40,25 @@ int run_multilayer(const MultiLayerCliOptions& o) {
   c.base.validate();
   parse_device(c.base.device);
   set_threads(c.base.threads);
+  if (o.jobs > 1 && !o.common.threads) c.base.threads = threads_per_job(c.base.threads, o.jobs);
 
   MultiLayerExperimentOptions eo;
+  eo.jobs = o.jobs;
+  eo.worker = o.worker;
+  if (o.jobs > 1) eo.worker_command = worker_command_line(c.base.threads);
   eo.methods = o.methods;
   eo.runs = o.runs;
   eo.verbose = !o.common.quiet;
   eo.reuse = !o.fresh;
   if (o.sensitivity) {
+    check(o.jobs == 1, "--jobs {}: the sensitivity study runs in one process", o.jobs);
     auto r = run_multilayer_sensitivity(c, eo);
     std::cout << sensitivity_table(r) << "\nsensitivity.csv, sensitivity.md and plots in "
               << (std::filesystem::path(c.base.out) / "sensitivity").string() << "\n";
     return 0;
   }
   auto r = run_multilayer_experiment(c, eo);
+  if (o.worker) return 0;
   std::cout << multilayer_table(r) << "\nper-run CSVs, results.csv, table.md and plots in "
             << c.base.out << "\n";
   return 0;
@@ -77,6 +85,7 @@ void setup_multilayer(CLI::App& app) {
                 "--methods then names the methods whose beta is swept");
   sub->add_flag("--fresh", o->fresh,
                 "retrain every run (default: reuse runs finished with the same settings)");
+  add_jobs_options(*sub, o->jobs, o->worker);
   sub->callback([o]() { throw CommandResult(run_multilayer(*o)); });
 }
 

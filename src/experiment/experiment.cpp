@@ -17,6 +17,7 @@
 #include "metadistill/experiment/trajectory_summary.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
+#include "metadistill/util/process.h"
 
 namespace metadistill {
 
@@ -48,6 +49,10 @@ nlohmann::json RunRow::to_json() const {
                       {"initial", {{"lambda1", initial.lambda1}, {"temperature", initial.temperature}}},
                       {"final", {{"lambda1", final.lambda1}, {"temperature", final.temperature}}}};
   for (const auto& [e, a] : curve) j["test_accuracy_by_epoch"].push_back({e, a});
+  j["final_val_loss"] = val_loss;
+  j["final_test_loss"] = test_loss;
+  j["final_test_ece"] = test_ece;
+  j["final_effective_lr"] = effective_lr;
   return j;
 }
 
@@ -66,6 +71,10 @@ RunRow RunRow::from_json(const nlohmann::json& j) {
   r.final = {j.at("final").at("lambda1"), j.at("final").at("temperature")};
   if (j.contains("test_accuracy_by_epoch"))
     for (const auto& p : j["test_accuracy_by_epoch"]) r.curve.emplace_back(p[0], p[1]);
+  r.val_loss = j.value("final_val_loss", -1.0);
+  r.test_loss = j.value("final_test_loss", -1.0);
+  r.test_ece = j.value("final_test_ece", -1.0);
+  r.effective_lr = j.value("final_effective_lr", -1.0);
   return r;
 }
 
@@ -109,6 +118,13 @@ RunRow row_from(const RunResult& r) {
   row.initial = r.initial;
   row.final = r.final;
   for (const auto& e : r.train.history) row.curve.emplace_back(e.epoch, e.test_accuracy);
+  if (!r.train.history.empty()) {
+    const auto& last = r.train.history.back();
+    row.val_loss = last.val_loss;
+    row.test_loss = last.test_loss;
+    row.test_ece = last.test_ece;
+    row.effective_lr = last.effective_lr;
+  }
   return row;
 }
 
@@ -229,6 +245,17 @@ std::vector<MethodRow> summarize_methods(const std::vector<RunRow>& runs,
     row.p_vs_none = m != "none" && by.count("none") ? welch_p_value(finals(m), finals("none")) : 1.0;
     row.p_vs_gradient =
         m != "gradient" && by.count("gradient") ? welch_p_value(finals(m), finals("gradient")) : 1.0;
+    auto mean_measured = [&](double RunRow::*field) {
+      double sum = 0;
+      int count = 0;
+      for (const auto* r : by[m])
+        if (r->*field >= 0) sum += r->*field, ++count;
+      return count > 0 ? sum / count : -1.0;
+    };
+    row.val_loss = mean_measured(&RunRow::val_loss);
+    row.test_loss = mean_measured(&RunRow::test_loss);
+    row.test_ece = mean_measured(&RunRow::test_ece);
+    row.effective_lr = mean_measured(&RunRow::effective_lr);
     row.note = method_note(m, data_name);
     if (auto it = notes.find(m); it != notes.end() && !it->second.empty())
       row.note += (row.note.empty() ? "" : "; ") + it->second;
@@ -274,20 +301,34 @@ std::string table_markdown(const ExperimentResult& r) {
        "p: Welch's t-test on final accuracy over runs.\n";
   for (const auto& m : r.table)
     if (!m.note.empty()) s << "- " << m.method << ": " << m.note << "\n";
+  bool measured = false;
+  for (const auto& m : r.table) measured = measured || m.test_loss >= 0;
+  if (measured) {
+    auto v = [](double x) { return x >= 0 ? fmt::format("{:.4g}", x) : std::string("—"); };
+    s << "\nAt the last epoch, mean over runs: cross-entropy on D_val (D_val = D_test for "
+         "synthetic data) and D_test, expected calibration error on D_test (15 bins), effective "
+         "learning rate η·‖∇L‖/‖∇CE‖ at the last step.\n\n";
+    s << "| method | val CE | test CE | test ECE | effective lr |\n|---|---|---|---|---|\n";
+    for (const auto& m : r.table)
+      s << fmt::format("| {} | {} | {} | {} | {} |\n", m.method, v(m.val_loss), v(m.test_loss),
+                       v(m.test_ece), v(m.effective_lr));
+  }
   return s.str();
 }
 
 std::string table_csv(const ExperimentResult& r) {
   std::ostringstream s;
   s << "method,runs,final_mean,final_max,final_std,best_mean,best_max,p_vs_none,p_vs_gradient,"
-       "seconds_per_run,cost_ratio_vs_none,trainings,hyper_steps,steps,epochs,budget_seconds\n";
+       "seconds_per_run,cost_ratio_vs_none,trainings,hyper_steps,steps,epochs,budget_seconds,"
+       "val_loss,test_loss,test_ece,effective_lr\n";
   for (const auto& m : r.table)
     s << fmt::format(
-        "{},{},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6g},{:.6g},{:.3f},{:.4f},{},{},{},{},{}\n",
+        "{},{},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6g},{:.6g},{:.3f},{:.4f},{},{},{},{},{},{:.6g},"
+        "{:.6g},{:.6g},{:.6g}\n",
         m.method, m.final_accuracy.n, m.final_accuracy.mean, m.final_accuracy.max,
         m.final_accuracy.std, m.best_accuracy.mean, m.best_accuracy.max, m.p_vs_none,
         m.p_vs_gradient, m.seconds, m.cost_ratio, m.trainings, m.hyper_steps, m.steps, m.epochs,
-        r.budget_seconds);
+        r.budget_seconds, m.val_loss, m.test_loss, m.test_ece, m.effective_lr);
   return s.str();
 }
 
@@ -309,6 +350,10 @@ nlohmann::json table_json(const ExperimentResult& r) {
                           {"hyper_steps", m.hyper_steps},
                           {"steps", m.steps},
                           {"epochs", m.epochs},
+                          {"val_loss", m.val_loss},
+                          {"test_loss", m.test_loss},
+                          {"test_ece", m.test_ece},
+                          {"effective_lr", m.effective_lr},
                           {"note", m.note}});
   return j;
 }
@@ -393,31 +438,47 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
   for (const auto& m : result.methods)
     if (is_search_method(m)) result.notes[m] = search_note(config, m, budget);
 
+  check(options.jobs >= 1, "jobs = {}: expected >= 1", options.jobs);
+  check(options.jobs == 1 || options.worker || !options.worker_command.empty(),
+        "jobs = {} needs a worker command (ExperimentOptions::worker_command)", options.jobs);
   fs::create_directories(dir);
-  write_file_atomic(dir / "config.json", config.to_json().dump(2));
+  if (!options.worker) write_file_atomic(dir / "config.json", config.to_json().dump(2));
+  // The teacher is trained (or loaded) here, before any worker starts, so workers only load it.
   Prepared prepared = prepare(config);
   result.data = prepared.data.name;
   result.preset = config.preset;
   result.source = config.source;
   result.teacher_accuracy = prepared.teacher_test_accuracy;
-  write_file_atomic(dir / "experiment.json",
-                    nlohmann::json{{"data", result.data},
-                                   {"preset", result.preset},
-                                   {"source", result.source},
-                                   {"teacher_accuracy", result.teacher_accuracy},
-                                   {"methods", result.methods},
-                                   {"runs", runs},
-                                   {"budget_seconds", budget},
-                                   {"notes", result.notes}}
-                        .dump(2));
-  if (prepared.data.name.rfind("synthetic", 0) == 0)
-    write_synthetic_points(prepared.data, dir / "synthetic.dat");
+  if (!options.worker) {
+    write_file_atomic(dir / "experiment.json",
+                      nlohmann::json{{"data", result.data},
+                                     {"preset", result.preset},
+                                     {"source", result.source},
+                                     {"teacher_accuracy", result.teacher_accuracy},
+                                     {"methods", result.methods},
+                                     {"runs", runs},
+                                     {"budget_seconds", budget},
+                                     {"notes", result.notes}}
+                          .dump(2));
+    if (prepared.data.name.rfind("synthetic", 0) == 0)
+      write_synthetic_points(prepared.data, dir / "synthetic.dat");
+  }
 
+  struct PlannedRun {
+    std::string method;
+    int64_t seed;
+    size_t index;
+    fs::path dir;
+  };
+  std::vector<PlannedRun> plan_runs;
   std::vector<std::string> plan;
   for (const auto& m : result.methods)
-    for (int64_t s = 0; s < runs; ++s) plan.push_back(m);
+    for (int64_t s = 0; s < runs; ++s) {
+      plan_runs.push_back({m, s, plan.size(), dir / "runs" / m / fmt::format("seed{}", s)});
+      plan.push_back(m);
+    }
   std::unique_ptr<ExperimentProgress> progress;
-  if (options.progress)
+  if (options.progress && !options.worker)
     progress = std::make_unique<ExperimentProgress>(plan, std::cerr, ::isatty(STDERR_FILENO) != 0);
   auto say = [&](const std::string& line) {
     if (progress) progress->message(line);
@@ -435,41 +496,91 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
   // Single trainings get the budget as their trainer's time limit; searches share it out.
   Config single = config;
   single.student.trainer.time_limit = budget;
-  size_t index = 0;
-  for (const auto& m : result.methods) {
-    for (int64_t s = 0; s < runs; ++s, ++index) {
-      const fs::path run_dir = dir / "runs" / m / fmt::format("seed{}", s);
-      const fs::path result_file = run_dir / "result.json";
-      const uint64_t seed = static_cast<uint64_t>(s);
-      RunRow row;
-      const bool stored = fs::exists(result_file);
-      if (stored) {
-        try {
-          row = RunRow::from_json(nlohmann::json::parse(read_file(result_file)));
-        } catch (const nlohmann::json::exception& e) {
-          fail("{}: corrupt result ({}); delete it to run again", result_file.string(), e.what());
-        }
-      } else {
-        if (progress) progress->start_run(index, seed);
-        if (is_search_method(m)) {
-          row = run_search_method(config, prepared, m, seed, run_dir, options.verbose,
-                                  progress.get());
-        } else {
-          if (progress) progress->start_training("", run_dir, single.student.trainer.epochs);
-          RunResult rr = run_distill(single, prepared, m, seed, run_dir, /*resume=*/true,
-                                     options.verbose);
-          row = row_from(rr);  // run_distill wrote the same fields to result.json
-        }
-      }
-      result.runs.push_back(row);
-      const std::string summary =
-          fmt::format("{} seed {}: final {:.4f}, best {:.4f}, {} -> {}", m, s, row.final_accuracy,
-                      row.best_accuracy, row.initial.to_string(), row.final.to_string());
-      if (progress) {
-        if (stored) progress->finished_earlier(index, seed, row.seconds, summary);
-        else progress->finish_run(row.seconds, summary);
-      }
+  auto read_row = [](const fs::path& result_file) {
+    try {
+      return RunRow::from_json(nlohmann::json::parse(read_file(result_file)));
+    } catch (const nlohmann::json::exception& e) {
+      fail("{}: corrupt result ({}); delete it to run again", result_file.string(), e.what());
     }
+  };
+  auto summary_of = [](const RunRow& row) {
+    return fmt::format("{} seed {}: final {:.4f}, best {:.4f}, {} -> {}", row.method, row.seed,
+                       row.final_accuracy, row.best_accuracy, row.initial.to_string(),
+                       row.final.to_string());
+  };
+  // Runs already reported on the progress line (finished here, earlier, or by another process).
+  std::vector<char> reported(plan_runs.size(), 0);
+  auto report_finished_elsewhere = [&]() {
+    if (!progress) return;
+    for (const auto& pr : plan_runs) {
+      if (reported[pr.index] || !fs::exists(pr.dir / "result.json")) continue;
+      const RunRow row = read_row(pr.dir / "result.json");
+      progress->finished_earlier(pr.index, static_cast<uint64_t>(pr.seed), row.seconds,
+                                 summary_of(row));
+      reported[pr.index] = 1;
+    }
+  };
+  // Executes one run; the caller holds its lock and has seen no result.json.
+  auto execute = [&](const PlannedRun& pr) {
+    const uint64_t seed = static_cast<uint64_t>(pr.seed);
+    if (progress) progress->start_run(pr.index, seed);
+    RunRow row;
+    if (is_search_method(pr.method)) {
+      row = run_search_method(config, prepared, pr.method, seed, pr.dir, options.verbose,
+                              progress.get());
+    } else {
+      if (progress) progress->start_training("", pr.dir, single.student.trainer.epochs);
+      RunResult rr = run_distill(single, prepared, pr.method, seed, pr.dir, /*resume=*/true,
+                                 options.verbose);
+      row = row_from(rr);  // run_distill wrote the same fields to result.json
+    }
+    if (progress) progress->finish_run(row.seconds, summary_of(row));
+    reported[pr.index] = 1;
+  };
+
+  // Results found at the start were computed earlier (a resumed experiment).
+  report_finished_elsewhere();
+  std::vector<ChildProcess> workers;
+  if (!options.worker && options.jobs > 1) {
+    size_t pending = 0;
+    for (const auto& pr : plan_runs) pending += !fs::exists(pr.dir / "result.json");
+    const size_t extra = std::min<size_t>(static_cast<size_t>(options.jobs - 1),
+                                          pending > 0 ? pending - 1 : 0);
+    for (size_t k = 0; k < extra; ++k) workers.emplace_back(options.worker_command);
+    if (extra > 0) say(fmt::format("{} worker processes started", extra));
+  }
+  // Work: every run that is neither finished nor claimed by another process, seed by seed, so
+  // that an experiment stopped early has every method at its first seeds.
+  std::vector<PlannedRun> work = plan_runs;
+  std::stable_sort(work.begin(), work.end(),
+                   [](const PlannedRun& a, const PlannedRun& b) { return a.seed < b.seed; });
+  for (const auto& pr : work) {
+    const fs::path result_file = pr.dir / "result.json";
+    if (fs::exists(result_file)) continue;
+    fs::create_directories(pr.dir);
+    auto lock = FileLock::try_acquire(pr.dir / ".lock");
+    if (!lock) continue;  // another process runs it
+    if (fs::exists(result_file)) continue;  // finished between our look and our claim
+    report_finished_elsewhere();
+    execute(pr);
+  }
+  if (options.worker) return result;
+  // Collect: wait for the runs other processes hold; a run whose process died is done here.
+  for (const auto& pr : plan_runs) {
+    const fs::path result_file = pr.dir / "result.json";
+    if (!fs::exists(result_file)) {
+      FileLock lock = FileLock::acquire(pr.dir / ".lock");
+      report_finished_elsewhere();
+      if (!fs::exists(result_file)) execute(pr);
+    }
+    report_finished_elsewhere();
+    result.runs.push_back(read_row(result_file));
+  }
+  for (auto& w : workers) {
+    const int code = w.wait();
+    if (code != 0)
+      say(fmt::format("warning: worker process {} ended with code {} (its runs were redone here)",
+                      w.pid(), code));
   }
   progress.reset();  // ends the status line before the table is printed
   result.table = summarize_methods(result.runs, result.methods, result.data, result.notes);

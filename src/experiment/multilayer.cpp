@@ -14,6 +14,7 @@
 #include "metadistill/train/teacher.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
+#include "metadistill/util/process.h"
 #include "metadistill/util/runtime.h"
 
 namespace metadistill {
@@ -172,6 +173,11 @@ MultiLayerExperimentResult run_multilayer_experiment(const MultiLayerConfig& con
     check(std::find(names.begin(), names.end(), m) != names.end(),
           "--methods: unknown method '{}': expected one of {}", m, fmt::join(names, ", "));
   const int64_t runs = options.runs > 0 ? options.runs : c.runs;
+  check(options.jobs >= 1, "jobs = {}: expected >= 1", options.jobs);
+  check(options.jobs == 1 || options.worker || !options.worker_command.empty(),
+        "jobs = {} needs a worker command (MultiLayerExperimentOptions::worker_command)",
+        options.jobs);
+  // The teacher is trained (or loaded) here, before any worker starts.
   auto session = open_multilayer_session(config, options.verbose);
 
   MultiLayerExperimentResult r;
@@ -183,24 +189,62 @@ MultiLayerExperimentResult run_multilayer_experiment(const MultiLayerConfig& con
   r.teacher_test_accuracy = session->teacher_test_accuracy;
 
   const fs::path out(c.out);
-  for (const auto& method : methods) {
+  struct Planned {
+    std::string method;
+    uint64_t seed;
+    fs::path dir;
+  };
+  std::vector<Planned> plan;
+  for (const auto& method : methods)
     for (int64_t k = 0; k < runs; ++k) {
-      MultiLayerRun run;
-      run.method = method;
-      run.seed = c.seed + static_cast<uint64_t>(k);
-      MultiLayerOptions mo = config.options;
-      mo.method(method);
-      run.result = train_multilayer_run(*session, config, mo, run.seed,
-                                        out / "runs" / method / fmt::format("seed{}", run.seed),
-                                        options.reuse, options.verbose);
-      if (options.verbose)
-        std::cerr << fmt::format("{} seed {}: final test accuracy {:.4f} ({:.1f}s)\n", method,
-                                 run.seed, run.result.final_test_accuracy, run.result.seconds);
-      r.runs.push_back(std::move(run));
-      // Reports after every run, so an interrupted experiment leaves a usable table.
-      write_multilayer_reports(r, out);
+      const uint64_t seed = c.seed + static_cast<uint64_t>(k);
+      plan.push_back({method, seed, out / "runs" / method / fmt::format("seed{}", seed)});
     }
+  auto train = [&](const Planned& p, bool verbose) {
+    MultiLayerOptions mo = config.options;
+    mo.method(p.method);
+    return train_multilayer_run(*session, config, mo, p.seed, p.dir, /*reuse=*/true, verbose);
+  };
+  // --fresh: what it discards goes before any process looks, so workers can always reuse.
+  if (!options.reuse && !options.worker)
+    for (const auto& p : plan) fs::remove(p.dir / "result.json");
+  std::vector<ChildProcess> workers;
+  if (!options.worker && options.jobs > 1) {
+    const size_t extra = std::min<size_t>(static_cast<size_t>(options.jobs - 1),
+                                          plan.size() > 0 ? plan.size() - 1 : 0);
+    for (size_t k = 0; k < extra; ++k) workers.emplace_back(options.worker_command);
+    if (options.verbose && extra > 0) std::cerr << fmt::format("{} worker processes started\n", extra);
   }
+  // Work, seed by seed: every run no other process holds (a finished one is only read back).
+  std::vector<Planned> work = plan;
+  std::stable_sort(work.begin(), work.end(),
+                   [](const Planned& a, const Planned& b) { return a.seed < b.seed; });
+  if (options.jobs > 1 || options.worker)
+    for (const auto& p : work) {
+      fs::create_directories(p.dir);
+      auto lock = FileLock::try_acquire(p.dir / ".lock");
+      if (lock) train(p, options.verbose && !options.worker);
+    }
+  if (options.worker) return r;
+  // Collect in the table's order, waiting for the runs other processes hold.
+  for (const auto& p : plan) {
+    fs::create_directories(p.dir);
+    FileLock lock = FileLock::acquire(p.dir / ".lock");
+    MultiLayerRun run;
+    run.method = p.method;
+    run.seed = p.seed;
+    run.result = train(p, options.verbose && options.jobs == 1);
+    if (options.verbose)
+      std::cerr << fmt::format("{} seed {}: final test accuracy {:.4f} ({:.1f}s)\n", p.method,
+                               run.seed, run.result.final_test_accuracy, run.result.seconds);
+    r.runs.push_back(std::move(run));
+    // Reports after every run, so an interrupted experiment leaves a usable table.
+    write_multilayer_reports(r, out);
+  }
+  for (auto& w : workers)
+    if (const int code = w.wait(); code != 0)
+      std::cerr << fmt::format("warning: worker process {} ended with code {} (its runs were "
+                               "redone here)\n", w.pid(), code);
   return r;
 }
 

@@ -42,6 +42,9 @@ struct RunRow {
   int64_t trainings = 1;
   Metaparameters initial, final;
   std::vector<std::pair<int64_t, double>> curve;  // (epoch, test accuracy)
+  /// At the last evaluated epoch: validation and test cross-entropy, test ECE (15 bins) and the
+  /// effective learning rate (train/trainer.h EpochMetrics); -1 where not measured.
+  double val_loss = -1, test_loss = -1, test_ece = -1, effective_lr = -1;
 
   nlohmann::json to_json() const;
   static RunRow from_json(const nlohmann::json& j);
@@ -58,6 +61,8 @@ struct MethodRow {
   double steps = 0;          // mean student steps of the reported training per run
   double epochs = 0;         // mean last evaluated epoch of the reported training per run
   double p_vs_none = 1, p_vs_gradient = 1;  // Welch's t-test on final accuracy
+  /// Means over the runs that measured them (RunRow); -1 when none did.
+  double val_loss = -1, test_loss = -1, test_ece = -1, effective_lr = -1;
   std::string note;
 };
 
@@ -88,6 +93,18 @@ struct ExperimentOptions {
   std::optional<double> budget_seconds;
   /// Progress on stderr (experiment/progress.h).
   bool progress = true;
+  /// Processes that execute runs at once (this one included). Each run is claimed through a lock
+  /// file in its folder, so a run is executed once, by whichever process claims it first, and
+  /// its numbers do not depend on which one (every run seeds itself; give every process the
+  /// same thread count). > 1 needs `worker_command`.
+  int jobs = 1;
+  /// The command that starts one worker process (argv; argv[0] the program): a process that calls
+  /// `run_experiment` on the same config and options with `worker = true`. The CLI passes its
+  /// own command line with `--worker`.
+  std::vector<std::string> worker_command;
+  /// Worker mode: execute the runs this process can claim, then return without tables, reports or
+  /// progress (the process that started the workers writes them).
+  bool worker = false;
 };
 
 /// The default method list: none, naive, random, gradient, proposed, tpe.

@@ -74,6 +74,14 @@ struct MultiLayerExperimentOptions {
   /// file, student training, multilayer options, seed), so an interrupted experiment picks up
   /// where it stopped; false retrains every run.
   bool reuse = true;
+  /// Processes that train runs at once, this one included; > 1 needs `worker_command`. As in
+  /// `run_experiment` (experiment/experiment.h): a run is claimed through a lock file in its
+  /// folder and trained by whichever process claims it; the numbers do not depend on which.
+  int jobs = 1;
+  /// argv of one worker: a process calling this function with `worker = true` and `reuse = true`.
+  std::vector<std::string> worker_command;
+  /// Worker mode: train the runs this process can claim, then return (no reports).
+  bool worker = false;
 };
 
 /// What every run of one multi-layer config shares: the data with its splits and the teacher

@@ -1,0 +1,90 @@
+// `experiment --jobs N`: runs executed by several processes give the table a serial run gives.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <set>
+
+#include "metadistill/experiment/experiment.h"
+#include "metadistill/util/files.h"
+#include "test_util.h"
+
+using namespace metadistill;
+using metadistill::testing::TempDir;
+
+namespace {
+
+const char* kJobsConfig = R"(preset: tiny
+runs: 3
+threads: 1
+methods: [none, gradient, proposed]
+data: {name: synthetic, variant: reference, val_is_test: true}
+teacher:
+  model: logreg
+  train: {epochs: 3000, batch_size: 0, lr: 0.01, lr_step: 0, eval_every: 1000, checkpoint_every: 0}
+student:
+  model: logreg
+  train: {epochs: 300, batch_size: 0, lr: 1.0, lr_step: 0, eval_every: 20, checkpoint_every: 10}
+method:
+  settings: {val_temperature: 0.1, gamma: 0.1}
+)";
+
+int run_cli(const std::string& args, const std::filesystem::path& log) {
+  const std::string cmd = std::string(METADISTILL_CLI) + " " + args + " > '" +
+                          log.string() + "' 2>&1";
+  const int status = std::system(cmd.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+// Same seeds, same thread count: every run's numbers are those of the serial experiment, whichever
+// process ran it; and a second `--jobs` call on the finished folder trains nothing.
+TEST(ExperimentJobs, IntegrationTwoJobsGiveTheSerialResults) {
+  TempDir dir("jobs");
+  write_file_atomic(dir / "c.yaml", kJobsConfig);
+  const std::string cfg = (dir / "c.yaml").string();
+  ASSERT_EQ(run_cli("experiment " + cfg + " --out " + (dir / "serial").string(), dir / "s.log"), 0)
+      << read_file(dir / "s.log");
+  ASSERT_EQ(run_cli("experiment " + cfg + " --jobs 2 --out " + (dir / "jobs").string(),
+                    dir / "j.log"),
+            0)
+      << read_file(dir / "j.log");
+  const auto serial = load_experiment(dir / "serial"), jobs = load_experiment(dir / "jobs");
+  ASSERT_EQ(jobs.runs.size(), 9u);
+  std::set<std::string> seen;
+  for (const auto& a : serial.runs)
+    for (const auto& b : jobs.runs)
+      if (a.method == b.method && a.seed == b.seed) {
+        seen.insert(a.method + std::to_string(a.seed));
+        EXPECT_EQ(a.final_accuracy, b.final_accuracy) << a.method << " " << a.seed;
+        EXPECT_EQ(a.final.lambda1, b.final.lambda1) << a.method << " " << a.seed;
+        EXPECT_EQ(a.final.temperature, b.final.temperature) << a.method << " " << a.seed;
+        EXPECT_EQ(a.curve, b.curve) << a.method << " " << a.seed;
+      }
+  EXPECT_EQ(seen.size(), 9u);
+  EXPECT_EQ(read_file(dir / "serial" / "runs" / "proposed" / "seed2" / "trajectory.csv"),
+            read_file(dir / "jobs" / "runs" / "proposed" / "seed2" / "trajectory.csv"));
+  // The workers were started (the log says so) and every run has its lock file.
+  EXPECT_NE(read_file(dir / "j.log").find("worker process"), std::string::npos)
+      << read_file(dir / "j.log");
+  // Finished: a second call only reads.
+  const auto before = std::filesystem::last_write_time(dir / "jobs" / "runs" / "none" / "seed0" /
+                                                       "result.json");
+  ASSERT_EQ(run_cli("experiment " + cfg + " --jobs 2 --out " + (dir / "jobs").string(),
+                    dir / "j2.log"),
+            0);
+  EXPECT_EQ(before, std::filesystem::last_write_time(dir / "jobs" / "runs" / "none" / "seed0" /
+                                                     "result.json"));
+  EXPECT_EQ(read_file(dir / "j2.log").find("worker process"), std::string::npos);
+}
+
+TEST(ExperimentJobs, JobsNeedAWorkerCommand) {
+  Config c = default_config();
+  ExperimentOptions o;
+  o.jobs = 2;
+  metadistill::testing::expect_error([&] { run_experiment(c, o); }, {"jobs = 2", "worker command"});
+  o.jobs = 0;
+  metadistill::testing::expect_error([&] { run_experiment(c, o); }, {"jobs = 0"});
+}
