@@ -24,8 +24,9 @@ namespace metadistill::testing {
 inline std::string cli_path() { return METADISTILL_CLI; }
 
 /// Starts the program with `args`; its stdout and stderr go to the given files ("" = /dev/null).
-/// With `gate` >= 0 the child first waits until `gate` (a pipe's read end) has a byte or is
-/// closed, so that the parent can prepare what depends on the child's pid before it runs.
+/// With `gate` >= 0 (a pipe's read end; the child holds the write end too, so closing it is
+/// not enough) the child first waits until it can read a byte from `gate`, so that the parent
+/// can prepare what depends on the child's pid before the program runs.
 inline pid_t spawn_cli(const std::vector<std::string>& args, const std::string& out_file = "",
                        const std::string& err_file = "", int gate = -1) {
   // Everything the child needs is built before fork: between fork and exec only

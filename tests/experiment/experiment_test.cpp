@@ -2,14 +2,13 @@
 
 #include <gtest/gtest.h>
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <sstream>
 #include <thread>
 
+#include "cli_runner.h"
 #include "metadistill/experiment/plots.h"
 #include "metadistill/meta/study.h"
 #include "metadistill/util/files.h"
@@ -17,6 +16,8 @@
 
 using namespace metadistill;
 using metadistill::testing::TempDir;
+using metadistill::testing::spawn_cli;
+using metadistill::testing::wait_exit;
 
 namespace {
 
@@ -46,28 +47,6 @@ std::string accuracy_columns(const std::filesystem::path& table_csv) {
     out += "\n";
   }
   return out;
-}
-
-pid_t spawn_cli(const std::vector<std::string>& args) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    static std::string bin = std::string(METADISTILL_BINARY_DIR) + "/metadistill";
-    argv.push_back(bin.data());
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    freopen("/dev/null", "w", stdout);
-    freopen("/dev/null", "w", stderr);
-    execv(bin.c_str(), argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 }  // namespace
@@ -113,15 +92,46 @@ TEST(Experiment, IntegrationResumeAfterKillGivesTheSameTable) {
   const auto full = dir / "full", killed = dir / "killed";
   ASSERT_EQ(wait_exit(spawn_cli({"experiment", cfg, "--out", full.string(), "-q"})), 0);
 
-  pid_t pid = spawn_cli({"experiment", cfg, "--out", killed.string(), "-q"});
-  const auto mid = killed / "runs" / "gradient" / "seed1" / "checkpoint.pt";
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!std::filesystem::exists(mid) && std::chrono::steady_clock::now() < deadline)
+  // The process to kill can never finish gradient seed 1: the temporary file its result.json is
+  // written through (`result.json.tmp.<pid>`, see write_file_atomic) is a FIFO that nobody reads,
+  // so opening it blocks for good. It is killed once that run has written a checkpoint: wherever
+  // it is then, the run is checkpointed and unfinished, and no later run has started. The child
+  // waits at a gate until the FIFO named after its pid exists.
+  int gate[2];
+  ASSERT_EQ(::pipe2(gate, O_CLOEXEC), 0);
+  const pid_t pid = spawn_cli({"experiment", cfg, "--out", killed.string(), "-q"}, "", "", gate[0]);
+  ::close(gate[0]);
+  const auto run_dir = killed / "runs" / "gradient" / "seed1";
+  const auto stop = run_dir / ("result.json.tmp." + std::to_string(pid));
+  std::filesystem::create_directories(run_dir);
+  const bool made = ::mkfifo(stop.c_str(), 0600) == 0;
+  const bool started = ::write(gate[1], "g", 1) == 1;  // the child starts
+  ::close(gate[1]);
+  const auto mid = run_dir / "checkpoint.pt";
+  // The deadline only ends a hung test; the kill point does not depend on it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  bool exited = false;
+  while (made && started && !exited && !std::filesystem::exists(mid) &&
+         std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    exited = ::waitpid(pid, &status, WNOHANG) == pid;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  ASSERT_TRUE(std::filesystem::exists(mid)) << "the run never reached gradient seed 1";
-  kill(pid, SIGKILL);
-  wait_exit(pid);
+  }
+  if (!exited) {
+    ::kill(pid, SIGKILL);
+    EXPECT_EQ(wait_exit(pid), -1);
+  }
+  ASSERT_TRUE(made) << "mkfifo " << stop;
+  ASSERT_TRUE(started);
+  ASSERT_FALSE(exited) << "the experiment ended before gradient seed 1 wrote a checkpoint";
+  ASSERT_TRUE(std::filesystem::exists(mid)) << "gradient seed 1 wrote no checkpoint in 5 min";
+  std::filesystem::remove(stop);
   EXPECT_TRUE(std::filesystem::exists(killed / "runs" / "none" / "seed0" / "result.json"));
+  EXPECT_TRUE(std::filesystem::exists(killed / "runs" / "gradient" / "seed0" / "result.json"));
+  EXPECT_FALSE(std::filesystem::exists(run_dir / "result.json"));
+  // Runs go seed by seed: every method's seed 0 is done, no seed-1 run after gradient's begun.
+  EXPECT_TRUE(std::filesystem::exists(killed / "runs" / "proposed" / "seed0" / "result.json"));
+  EXPECT_FALSE(std::filesystem::exists(killed / "runs" / "proposed" / "seed1"));
   EXPECT_FALSE(std::filesystem::exists(killed / "table.csv"));
 
   ASSERT_EQ(wait_exit(spawn_cli({"experiment", cfg, "--out", killed.string(), "-q"})), 0);
@@ -228,8 +238,19 @@ TEST(Experiment, IntegrationEqualBudgetStopsEveryMethodAtTheBudget) {
   EXPECT_EQ(r.runs[0].curve.back().first, r.runs[0].steps);  // full batch: one step per epoch
   EXPECT_EQ(r.runs[1].hyper_steps, r.runs[1].steps);
   EXPECT_LT(r.runs[1].steps, 1000000);
-  // The search ran trials until the budget was spent and reports its best trial, unretrained.
-  EXPECT_GE(r.runs[2].trainings, 2);
+  // The search ran trials until the budget was spent and reports its best trial, unretrained:
+  // a trial starts only while time is left (how many fit depends on the machine's load).
+  Study study = Study::load(bdir / "runs" / "tpe" / "seed0" / "study.db");
+  const auto trials = study.trials();
+  ASSERT_FALSE(trials.empty());
+  EXPECT_EQ(r.runs[2].trainings, static_cast<int64_t>(trials.size()));
+  double before_last = 0;
+  for (size_t i = 0; i + 1 < trials.size(); ++i)
+    before_last += trials[i].finished - trials[i].started;
+  const double last = trials.back().finished - trials.back().started;
+  EXPECT_LT(before_last, 0.6);
+  EXPECT_GE(before_last + last, 0.6);
+  EXPECT_NEAR(r.runs[2].seconds, before_last + last, 1e-6);
   EXPECT_LE(r.runs[2].steps, 200);
   EXPECT_FALSE(std::filesystem::exists(bdir / "runs" / "tpe" / "seed0" / "retrain"));
   const auto md = read_file(bdir / "table.md");
@@ -251,7 +272,10 @@ TEST(Experiment, IntegrationCliBudgetFlagWritesItsOwnFolder) {
             0);
   EXPECT_TRUE(std::filesystem::exists(out / "budget-0.3s" / "table.md"));
   EXPECT_FALSE(std::filesystem::exists(out / "table.md"));
-  EXPECT_NE(wait_exit(spawn_cli({"experiment", (dir / "tiny.yaml").string(), "--out", out.string(),
-                                 "--budget-seconds", "-1"})),
-            0);
+  const std::vector<std::string> negative = {"experiment", (dir / "tiny.yaml").string(), "--out",
+                                             out.string(), "--budget-seconds", "-1"};
+  const auto refused = metadistill::testing::run_cli(negative);
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_TRUE(metadistill::testing::contains_all(refused.err, {"--budget-seconds", "-1"}))
+      << metadistill::testing::describe(negative, refused);
 }
