@@ -3,13 +3,57 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <sstream>
-#include <thread>
+#include <streambuf>
+#include <string>
 
 #include "metadistill/util/files.h"
 #include "test_util.h"
 
 using namespace metadistill;
+
+namespace {
+
+// A stream buffer that other threads may write while the test waits for a text to appear.
+class WatchedBuffer : public std::streambuf {
+ public:
+  /// True once `needle` was written, false when `timeout` passed first.
+  template <typename Duration>
+  bool wait_for(const std::string& needle, Duration timeout) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return written_.wait_for(lock, timeout,
+                             [&] { return text_.find(needle) != std::string::npos; });
+  }
+  std::string text() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return text_;
+  }
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+    const char ch = traits_type::to_char_type(c);
+    xsputn(&ch, 1);
+    return c;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      text_.append(s, static_cast<size_t>(n));
+    }
+    written_.notify_all();
+    return n;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable written_;
+  std::string text_;
+};
+
+}  // namespace
 
 TEST(Progress, FormatsDurations) {
   EXPECT_EQ(format_duration(0), "0s");
@@ -86,15 +130,17 @@ TEST(Progress, InteractiveLineShowsTheWatchedEpoch) {
   write_file_atomic(dir / "metrics.csv",
                     "epoch,lr,train_loss,val_accuracy,val_loss,test_accuracy,lambda1,temperature,"
                     "seconds\n1,1,0.5,,,0.81,1,1,2.0\n2,1,0.4,,,0.8342,1,1,2.0\n");
-  std::ostringstream out;
+  // The watcher thread writes the stream: the test waits for the line on it and reads it under
+  // the buffer's lock.
+  const std::string line = "\r\033[K[0/1] naive seed 0, epoch 2/5, test 0.8342";
+  WatchedBuffer buffer;
+  std::ostream out(&buffer);
   ExperimentProgress p({"naive"}, out, /*interactive=*/true);
   p.start_run(0, 0);
   p.start_training("", dir.path(), 5);
-  for (int i = 0; i < 40 && p.snapshot().epoch == 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // The bound only ends a hung test; the watcher reads the file every half second.
+  EXPECT_TRUE(buffer.wait_for(line, std::chrono::minutes(2))) << buffer.text();
   const auto s = p.snapshot();
   EXPECT_EQ(s.epoch, 2);
   EXPECT_DOUBLE_EQ(s.accuracy, 0.8342);
-  EXPECT_NE(out.str().find("\r\033[K[0/1] naive seed 0, epoch 2/5, test 0.8342"), std::string::npos)
-      << out.str();
 }
