@@ -2,13 +2,11 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <fstream>
 #include <map>
 #include <set>
-#include <thread>
 
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -258,45 +256,52 @@ TEST(Study, KilledWorkerIsResumedWithoutLostOrDuplicatedTrials) {
   const auto path = dir / "s.db";
   const int64_t n = 12;
   { Study::open(path, settings()); }
-  auto run = [&](int sleep_ms) {
-    return fork_worker([&, sleep_ms] {
-      Study s = Study::open(path, settings());
-      TpeSampler sampler(TpeOptions::from_json(s.settings().sampler));
-      optimize(
-          s, sampler,
-          [&](TrialContext& ctx) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
-            return quadratic(ctx.trial().params);
-          },
-          SearchOptions().with_trials(n));
-    });
-  };
-  // Two workers share the study; the slow one is killed (SIGKILL) in the middle of a trial once
-  // a few trials are done.
-  const pid_t slow = run(400), fast = run(30);
-  Study watch = Study::open(path, settings());
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  bool killed = false;
-  while (!killed && std::chrono::steady_clock::now() < deadline) {
-    const auto trials = watch.trials();
-    int64_t finished = 0;
-    bool slow_running = false;
-    for (const auto& t : trials) {
-      finished += t.finished_state();
-      slow_running |= t.state == TrialState::kRunning &&
-                      t.worker.find(fmt::format(":{}:", slow)) != std::string::npos;
-    }
-    if (finished >= 3 && slow_running) {
-      ::kill(slow, SIGKILL);
-      killed = true;
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+  // Two workers share the study. The slow one finishes one trial, then stops inside its second
+  // (it reports that through a pipe and waits for a signal); the fast one runs the study as far
+  // as it can meanwhile; then the slow one is killed (SIGKILL) in the middle of its trial.
+  int reached[2];
+  ASSERT_EQ(::pipe(reached), 0);
+  const pid_t slow = fork_worker([&] {
+    ::close(reached[0]);
+    Study s = Study::open(path, settings());
+    TpeSampler sampler(TpeOptions::from_json(s.settings().sampler));
+    int calls = 0;
+    optimize(
+        s, sampler,
+        [&](TrialContext& ctx) {
+          if (++calls == 2) {
+            const char c = 'x';
+            if (::write(reached[1], &c, 1) != 1) ::_exit(3);
+            while (true) ::pause();
+          }
+          return quadratic(ctx.trial().params);
+        },
+        SearchOptions().with_trials(n));
+  });
+  ::close(reached[1]);
+  char byte = 0;
+  const bool in_trial = ::read(reached[0], &byte, 1) == 1;  // 0: the worker ended without stopping
+  ::close(reached[0]);
+  if (!in_trial) {
+    ::kill(slow, SIGKILL);
+    wait_for(slow);
   }
-  ASSERT_TRUE(killed) << "the slow worker never ran a trial";
+  ASSERT_TRUE(in_trial) << "the slow worker never reached its second trial";
+  const pid_t fast = fork_worker([&] {
+    Study s = Study::open(path, settings());
+    TpeSampler sampler(TpeOptions::from_json(s.settings().sampler));
+    optimize(
+        s, sampler, [&](TrialContext& ctx) { return quadratic(ctx.trial().params); },
+        SearchOptions().with_trials(n));
+  });
+  EXPECT_EQ(wait_for(fast), 0);
+  Study watch = Study::open(path, settings());
+  const auto before = watch.counts();
+  EXPECT_EQ(before.complete, n - 1);  // all but the slow worker's running trial
+  EXPECT_EQ(before.running, 1);
+  ::kill(slow, SIGKILL);
   const int status = wait_for(slow);
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-  EXPECT_EQ(wait_for(fast), 0);
   // Re-running the same thing resumes the study (here: whatever the fast worker left).
   TpeSampler sampler(TpeOptions::from_json(watch.settings().sampler));
   const auto summary = optimize(
