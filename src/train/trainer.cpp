@@ -162,50 +162,45 @@ double evaluate_accuracy(ClassifierImpl& model, const DataSet& data, int64_t bat
 
 namespace {
 
-// η·‖∇_w L‖ / ‖∇_w CE‖, with ∇_w L already in the parameters' .grad (before the step) and CE the
-// cross-entropy of the same logits, differentiated through the retained graph.
-double measure_effective_lr(ClassifierImpl& model, const torch::Tensor& logits,
-                            const torch::Tensor& y, double lr) {
+// The squared lengths of ∇_w L (already in the parameters' .grad, before the step) and of ∇_w CE
+// of the same logits (through the retained graph), over the trainable parameters.
+struct GradientLengths {
   std::vector<torch::Tensor> params;
-  double loss_sq = 0;
+  double loss_sq = 0, ce_sq = 0;
+};
+
+GradientLengths gradient_lengths(ClassifierImpl& model, const torch::Tensor& logits,
+                                 const torch::Tensor& y, bool retain_graph) {
+  GradientLengths out;
   for (auto& p : model.parameters()) {
     if (!p.requires_grad()) continue;
-    params.push_back(p);
-    if (p.grad().defined()) loss_sq += p.grad().pow(2).sum().item<double>();
+    out.params.push_back(p);
+    if (p.grad().defined()) out.loss_sq += p.grad().pow(2).sum().item<double>();
   }
   auto ce = torch::nn::functional::cross_entropy(logits, y);
-  auto grads = torch::autograd::grad({ce}, params, {}, /*retain_graph=*/false,
-                                     /*create_graph=*/false, /*allow_unused=*/true);
-  double ce_sq = 0;
+  auto grads = torch::autograd::grad({ce}, out.params, {}, retain_graph, /*create_graph=*/false,
+                                     /*allow_unused=*/true);
   for (const auto& g : grads)
-    if (g.defined()) ce_sq += g.pow(2).sum().item<double>();
-  return ce_sq > 0 ? lr * std::sqrt(loss_sq / ce_sq) : -1;
+    if (g.defined()) out.ce_sq += g.pow(2).sum().item<double>();
+  return out;
 }
 
-}  // namespace
-
-namespace {
+// η·‖∇_w L‖ / ‖∇_w CE‖.
+double measure_effective_lr(ClassifierImpl& model, const torch::Tensor& logits,
+                            const torch::Tensor& y, double lr) {
+  const auto g = gradient_lengths(model, logits, y, /*retain_graph=*/false);
+  return g.ce_sq > 0 ? lr * std::sqrt(g.loss_sq / g.ce_sq) : -1;
+}
 
 // step_norm ce: rescales the loss gradient in .grad to the length of ∇_w CE of the same logits.
 void normalize_to_cross_entropy(ClassifierImpl& model, const torch::Tensor& logits,
                                 const torch::Tensor& y, bool retain_graph) {
-  std::vector<torch::Tensor> params;
-  double loss_sq = 0;
-  for (auto& p : model.parameters()) {
-    if (!p.requires_grad() || !p.grad().defined()) continue;
-    params.push_back(p);
-    loss_sq += p.grad().pow(2).sum().item<double>();
-  }
-  auto ce = torch::nn::functional::cross_entropy(logits, y);
-  auto grads = torch::autograd::grad({ce}, params, {}, retain_graph, /*create_graph=*/false,
-                                     /*allow_unused=*/true);
-  double ce_sq = 0;
-  for (const auto& g : grads)
-    if (g.defined()) ce_sq += g.pow(2).sum().item<double>();
-  if (loss_sq <= 0) return;
-  const double s = std::sqrt(ce_sq / loss_sq);
+  const auto g = gradient_lengths(model, logits, y, retain_graph);
+  if (g.loss_sq <= 0) return;
+  const double s = std::sqrt(g.ce_sq / g.loss_sq);
   torch::NoGradGuard no_grad;
-  for (auto& p : params) p.grad().mul_(s);
+  for (const auto& p : g.params)
+    if (p.grad().defined()) p.grad().mul_(s);
 }
 
 }  // namespace

@@ -320,3 +320,18 @@ TEST(Trainer, ForkFromAKeptCheckpointAtTheSameLambdaReproducesTheRun) {
   EXPECT_DOUBLE_EQ(r.history[2].lr, 0.3);
   EXPECT_DOUBLE_EQ(r.history[3].lr, 0.5 * 0.5);  // the schedule again: lr 0.5 halved every 2
 }
+
+// step_norm ce: every step has the cross-entropy gradient's length, so the effective learning
+// rate is the learning rate whatever λ; the run differs from the unnormalized one.
+TEST(Trainer, StepNormCeGivesCrossEntropyStepLengths) {
+  auto b = small_synthetic();
+  auto logits = torch::randn({b.pool.size(), 2}) * 3;
+  auto o = TrainerOptions().with_epochs(4).with_batch_size(4).with_lr(0.5).with_seed(3);
+  FixedMetaOptimizer kd("fixed", {0.2, 4.0}), kd2("fixed", {0.2, 4.0});
+  auto normed = train_student(b, logits, kd, TrainerOptions(o).with_step_norm("ce"));
+  auto plain = train_student(b, logits, kd2, o);
+  // float32 gradients: equal to rounding (the rescale and the norms are float32 sums).
+  for (const auto& e : normed.history) EXPECT_NEAR(e.effective_lr, 0.5, 1e-6) << e.epoch;
+  EXPECT_NE(normed.history.back().train_loss, plain.history.back().train_loss);
+  EXPECT_THROW(TrainerOptions(o).with_step_norm("unit").validate(), Error);
+}
