@@ -62,6 +62,25 @@ double val_after_step(const std::string& kind, Metaparameters m, KdScale scale) 
   return validation_loss(*p.model, p.val, 1.0).item<double>();
 }
 
+// exact (JVP and double backward) and fd hypergradients with `base`'s loss options against the
+// brute-force derivatives (fd: ε = 0.01/‖u‖, error O(ε²)).
+void expect_hypergradients_match(const std::string& kind, Metaparameters at,
+                                 const HypergradientOptions& base, double bf_l1, double bf_t) {
+  const double lr = kind == "adam" ? 0.05 : 0.3;
+  for (const auto& [mode, product, tol] :
+       {std::tuple<std::string, std::string, double>{"exact", "jvp", 1e-6},
+        {"exact", "reverse", 1e-6},
+        {"fd", "jvp", 1e-4}}) {
+    auto p = make_problem(kind);
+    auto h = greedy_hypergradient(
+        *p.model, *p.opt, kind, lr, p.train, p.teacher, p.val, at,
+        HypergradientOptions(base).with_mode(mode).with_exact_product(product).with_val_temperature(1.0));
+    EXPECT_NEAR(h.lambda1, bf_l1, tol * std::max(1.0, std::abs(bf_l1)) + 1e-9) << mode << " " << product;
+    EXPECT_NEAR(h.temperature, bf_t, tol * std::max(1.0, std::abs(bf_t)) + 1e-9)
+        << mode << " " << product;
+  }
+}
+
 }  // namespace
 
 // L = λ1·CE + (1 − λ1)·T²·KD, by hand on one sample: z = (1, 0), teacher (0, 2), y = 0, λ1 = 0.25,
@@ -90,7 +109,6 @@ TEST_P(KdScaleHypergradient, MatchesBruteForceWithTheTSquaredScale) {
   const std::string kind = GetParam();
   const Metaparameters at{0.4, 2.5};
   const double d = 1e-5;
-  const double lr = kind == "adam" ? 0.05 : 0.3;
   const double bf_l1 = (val_after_step(kind, {at.lambda1 + d, at.temperature}, KdScale::kTSquared) -
                         val_after_step(kind, {at.lambda1 - d, at.temperature}, KdScale::kTSquared)) /
                        (2 * d);
@@ -102,21 +120,8 @@ TEST_P(KdScaleHypergradient, MatchesBruteForceWithTheTSquaredScale) {
                             val_after_step(kind, {at.lambda1, at.temperature - d}, KdScale::kNone)) /
                            (2 * d);
   EXPECT_GT(std::abs(bf_t - bf_t_none), 1e-3 * std::abs(bf_t));
-  for (const auto& [mode, product, tol] :
-       {std::tuple<std::string, std::string, double>{"exact", "jvp", 1e-6},
-        {"exact", "reverse", 1e-6},
-        {"fd", "jvp", 1e-4}}) {
-    auto p = make_problem(kind);
-    auto h = greedy_hypergradient(*p.model, *p.opt, kind, lr, p.train, p.teacher, p.val, at,
-                                  HypergradientOptions()
-                                      .with_mode(mode)
-                                      .with_exact_product(product)
-                                      .with_val_temperature(1.0)
-                                      .with_kd_scale(KdScale::kTSquared));
-    EXPECT_NEAR(h.lambda1, bf_l1, tol * std::max(1.0, std::abs(bf_l1)) + 1e-9) << mode << " " << product;
-    EXPECT_NEAR(h.temperature, bf_t, tol * std::max(1.0, std::abs(bf_t)) + 1e-9)
-        << mode << " " << product;
-  }
+  expect_hypergradients_match(kind, at, HypergradientOptions().with_kd_scale(KdScale::kTSquared),
+                              bf_l1, bf_t);
 }
 
 INSTANTIATE_TEST_SUITE_P(Optimizers, KdScaleHypergradient,
@@ -156,7 +161,7 @@ class StepNormHypergradient : public ::testing::TestWithParam<std::string> {};
 TEST_P(StepNormHypergradient, MatchesBruteForceThroughTheNormalizedStep) {
   const std::string kind = GetParam();
   const Metaparameters at{0.4, 2.5};
-  const double d = 1e-5, lr = kind == "adam" ? 0.05 : 0.3;
+  const double d = 1e-5;
   const double bf_l1 = (val_after_normed_step(kind, {at.lambda1 + d, at.temperature}) -
                         val_after_normed_step(kind, {at.lambda1 - d, at.temperature})) / (2 * d);
   const double bf_t = (val_after_normed_step(kind, {at.lambda1, at.temperature + d}) -
@@ -165,21 +170,9 @@ TEST_P(StepNormHypergradient, MatchesBruteForceThroughTheNormalizedStep) {
                            val_after_step(kind, {at.lambda1 - d, at.temperature}, KdScale::kNone)) /
                           (2 * d);
   EXPECT_GT(std::abs(bf_l1 - plain_l1), 1e-3 * std::abs(bf_l1));
-  for (const auto& [mode, product, tol] :
-       {std::tuple<std::string, std::string, double>{"exact", "jvp", 1e-6},
-        {"exact", "reverse", 1e-6},
-        {"fd", "jvp", 1e-4}}) {
-    auto p = make_problem(kind);
-    auto h = greedy_hypergradient(*p.model, *p.opt, kind, lr, p.train, p.teacher, p.val, at,
-                                  HypergradientOptions()
-                                      .with_mode(mode)
-                                      .with_exact_product(product)
-                                      .with_val_temperature(1.0)
-                                      .with_step_norm(StepNorm::kCrossEntropy));
-    EXPECT_NEAR(h.lambda1, bf_l1, tol * std::max(1.0, std::abs(bf_l1)) + 1e-9) << mode << " " << product;
-    EXPECT_NEAR(h.temperature, bf_t, tol * std::max(1.0, std::abs(bf_t)) + 1e-9)
-        << mode << " " << product;
-  }
+  expect_hypergradients_match(kind, at,
+                              HypergradientOptions().with_step_norm(StepNorm::kCrossEntropy),
+                              bf_l1, bf_t);
   metadistill::testing::expect_error([] { parse_step_norm("length"); }, {"step_norm 'length'"});
 }
 
