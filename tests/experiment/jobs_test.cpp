@@ -1,16 +1,16 @@
 // `experiment --jobs N`: runs executed by several processes give the table a serial run gives.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
-#include <cstdlib>
 #include <set>
 
 #include "metadistill/experiment/experiment.h"
 #include "metadistill/util/files.h"
+#include "cli_runner.h"
 #include "test_util.h"
 
 using namespace metadistill;
+using metadistill::testing::describe;
+using metadistill::testing::run_cli;
 using metadistill::testing::TempDir;
 
 namespace {
@@ -30,13 +30,6 @@ method:
   settings: {val_temperature: 0.1, gamma: 0.1}
 )";
 
-int run_cli(const std::string& args, const std::filesystem::path& log) {
-  const std::string cmd = std::string(METADISTILL_CLI) + " " + args + " > '" +
-                          log.string() + "' 2>&1";
-  const int status = std::system(cmd.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 }  // namespace
 
 // Same seeds, same thread count: every run's numbers are those of the serial experiment, whichever
@@ -45,12 +38,13 @@ TEST(ExperimentJobs, IntegrationTwoJobsGiveTheSerialResults) {
   TempDir dir("jobs");
   write_file_atomic(dir / "c.yaml", kJobsConfig);
   const std::string cfg = (dir / "c.yaml").string();
-  ASSERT_EQ(run_cli("experiment " + cfg + " --out " + (dir / "serial").string(), dir / "s.log"), 0)
-      << read_file(dir / "s.log");
-  ASSERT_EQ(run_cli("experiment " + cfg + " --jobs 2 --out " + (dir / "jobs").string(),
-                    dir / "j.log"),
-            0)
-      << read_file(dir / "j.log");
+  const std::vector<std::string> serial_args = {"experiment", cfg, "--out", (dir / "serial").string()};
+  const std::vector<std::string> jobs_args = {"experiment", cfg, "--jobs", "2", "--out",
+                                              (dir / "jobs").string()};
+  const auto s1 = run_cli(serial_args);
+  ASSERT_EQ(s1.exit_code, 0) << describe(serial_args, s1);
+  const auto j1 = run_cli(jobs_args);
+  ASSERT_EQ(j1.exit_code, 0) << describe(jobs_args, j1);
   const auto serial = load_experiment(dir / "serial"), jobs = load_experiment(dir / "jobs");
   ASSERT_EQ(jobs.runs.size(), 9u);
   std::set<std::string> seen;
@@ -66,18 +60,16 @@ TEST(ExperimentJobs, IntegrationTwoJobsGiveTheSerialResults) {
   EXPECT_EQ(seen.size(), 9u);
   EXPECT_EQ(read_file(dir / "serial" / "runs" / "proposed" / "seed2" / "trajectory.csv"),
             read_file(dir / "jobs" / "runs" / "proposed" / "seed2" / "trajectory.csv"));
-  // The workers were started (the log says so) and every run has its lock file.
-  EXPECT_NE(read_file(dir / "j.log").find("worker process"), std::string::npos)
-      << read_file(dir / "j.log");
+  // The workers were started (the progress lines say so).
+  EXPECT_NE(j1.err.find("worker process"), std::string::npos) << describe(jobs_args, j1);
   // Finished: a second call only reads.
   const auto before = std::filesystem::last_write_time(dir / "jobs" / "runs" / "none" / "seed0" /
                                                        "result.json");
-  ASSERT_EQ(run_cli("experiment " + cfg + " --jobs 2 --out " + (dir / "jobs").string(),
-                    dir / "j2.log"),
-            0);
+  const auto j2 = run_cli(jobs_args);
+  ASSERT_EQ(j2.exit_code, 0) << describe(jobs_args, j2);
   EXPECT_EQ(before, std::filesystem::last_write_time(dir / "jobs" / "runs" / "none" / "seed0" /
                                                      "result.json"));
-  EXPECT_EQ(read_file(dir / "j2.log").find("worker process"), std::string::npos);
+  EXPECT_EQ(j2.err.find("worker process"), std::string::npos);
 }
 
 TEST(ExperimentJobs, JobsNeedAWorkerCommand) {
