@@ -147,6 +147,13 @@ int main(int argc, char** argv) {
                                                   {"fd_scheme", "forward"}});
   auto proposed_lagged_small = make_method("proposed", {{"hypergradient", "fd"}, {"order", "lagged"},
                                                         {"fd_scheme", "forward"}});
+  auto online_fd = make_method("gradient", {{"hypergradient", "online"}, {"mu", 0.99}});
+  auto online_fd_k10 =
+      make_method("gradient", {{"hypergradient", "online"}, {"mu", 0.99}, {"every", 10}});
+  auto online_central = make_method(
+      "gradient", {{"hypergradient", "online"}, {"mu", 0.99}, {"fd_scheme", "central"}});
+  auto online_exact = make_method(
+      "gradient", {{"hypergradient", "online"}, {"mu", 0.99}, {"product", "exact"}});
   int64_t global_step = 0;
   auto make_ctx = [&](size_t k, bool small_val) {
     HyperStepContext ctx;
@@ -203,6 +210,10 @@ int main(int argc, char** argv) {
       {"greedy exact step (lagged, JVP, val batch 32)", with_method(*exact_lagged, true)},
       {"proposed e1=e2=10 (lagged one-sided, val batch 32)",
        proposed_step_of(*proposed_lagged_small, true)},
+      {"online fd step (mu 0.99, one-sided, k=1)", with_method(*online_fd)},
+      {"online fd step (mu 0.99, one-sided, k=10)", with_method(*online_fd_k10)},
+      {"online fd step (mu 0.99, central, k=1)", with_method(*online_central)},
+      {"online exact step (mu 0.99, double backward, k=1)", with_method(*online_exact)},
       {"reference DARTS step (model copy, backward at w±)", [&]() {
          const size_t k = s.cursor++ % s.train.size();
          reference_darts_step(s, s.train[k], s.teacher[k], s.val[k], m);

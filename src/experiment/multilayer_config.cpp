@@ -116,6 +116,7 @@ MultiLayerConfig load_multilayer_config(const fs::path& path) {
     o.meta_optimizer(kind);
   }
   number("fd_scale", o.fd_scale(), [&](double v) { o.fd_scale(v); });
+  number("online_mu", o.online_mu(), [&](double v) { o.online_mu(v); });
   number("val_temperature", o.val_temperature(), [&](double v) { o.val_temperature(v); });
   number("vid_init_variance", o.vid_init_variance(), [&](double v) { o.vid_init_variance(v); });
   number("vid_eps", o.vid_eps(), [&](double v) { o.vid_eps(v); });

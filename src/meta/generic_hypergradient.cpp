@@ -12,6 +12,15 @@ namespace metadistill {
 
 namespace {
 
+double decay_of(torch::optim::OptimizerOptions& o, const std::string& kind) {
+  return kind == "adam" ? static_cast<torch::optim::AdamOptions&>(o).weight_decay()
+                        : static_cast<torch::optim::SGDOptions&>(o).weight_decay();
+}
+
+double first_group_decay(torch::optim::Optimizer& optimizer, const std::string& kind) {
+  return decay_of(optimizer.param_groups().front().options(), kind);
+}
+
 std::vector<torch::Tensor> defined_or_zeros(const std::vector<torch::Tensor>& g,
                                             const std::vector<torch::Tensor>& like) {
   std::vector<torch::Tensor> out;
@@ -42,17 +51,37 @@ class FrozenParameters {
 
 // `virtual_step` reads the options of the optimizer's first group. Weight decay enters its step
 // only through d = g + wd·w, so a parameter of another group gets its own decay by passing
-// g + (wd_group − wd_first)·w; every other option must agree across groups.
+// g + (wd_group − wd_first)·w.
 std::vector<torch::Tensor> group_adjusted_grads(const std::vector<torch::Tensor>& params,
                                                 const std::vector<torch::Tensor>& grads,
                                                 torch::optim::Optimizer& optimizer,
                                                 const std::string& kind) {
+  const auto decays = parameter_weight_decays(params, optimizer, kind);
+  const double wd0 = decays.empty() ? 0.0 : first_group_decay(optimizer, kind);
+  std::vector<torch::Tensor> out;
+  out.reserve(params.size());
+  for (size_t i = 0; i < params.size(); ++i)
+    out.push_back(decays[i] == wd0 ? grads[i] : grads[i] + (decays[i] - wd0) * params[i].detach());
+  return out;
+}
+
+VirtualStep group_virtual_step(const std::vector<torch::Tensor>& params,
+                               const std::vector<torch::Tensor>& grads,
+                               torch::optim::Optimizer& optimizer, const std::string& kind,
+                               double lr) {
+  check(kind == "sgd" || kind == "momentum" || kind == "adam",
+        "hypergradient: optimizer '{}': expected sgd, momentum or adam", kind);
+  auto adjusted = group_adjusted_grads(params, grads, optimizer, kind);
+  return virtual_step(params, adjusted, optimizer, kind, lr);
+}
+
+}  // namespace
+
+std::vector<double> parameter_weight_decays(const std::vector<torch::Tensor>& params,
+                                            torch::optim::Optimizer& optimizer,
+                                            const std::string& kind) {
   auto& groups = optimizer.param_groups();
   check(!groups.empty(), "hypergradient: the optimizer has no parameter groups");
-  auto decay_of = [&](torch::optim::OptimizerOptions& o) {
-    return kind == "adam" ? static_cast<torch::optim::AdamOptions&>(o).weight_decay()
-                          : static_cast<torch::optim::SGDOptions&>(o).weight_decay();
-  };
   auto& first = groups.front().options();
   for (auto& g : groups) {
     auto& o = g.options();
@@ -71,36 +100,22 @@ std::vector<torch::Tensor> group_adjusted_grads(const std::vector<torch::Tensor>
             "weight decay");
     }
   }
-  const double wd0 = decay_of(first);
   std::unordered_map<const void*, double> decay;
   for (auto& g : groups) {
-    const double wd = decay_of(g.options());
+    const double wd = decay_of(g.options(), kind);
     for (const auto& p : g.params()) decay[p.unsafeGetTensorImpl()] = wd;
   }
-  std::vector<torch::Tensor> out;
+  std::vector<double> out;
   out.reserve(params.size());
   for (size_t i = 0; i < params.size(); ++i) {
     auto it = decay.find(params[i].unsafeGetTensorImpl());
     check(it != decay.end(),
           "hypergradient: parameter {} (shape {}) is not in any of the optimizer's groups", i,
           params[i].sizes());
-    out.push_back(it->second == wd0 ? grads[i]
-                                    : grads[i] + (it->second - wd0) * params[i].detach());
+    out.push_back(it->second);
   }
   return out;
 }
-
-VirtualStep group_virtual_step(const std::vector<torch::Tensor>& params,
-                               const std::vector<torch::Tensor>& grads,
-                               torch::optim::Optimizer& optimizer, const std::string& kind,
-                               double lr) {
-  check(kind == "sgd" || kind == "momentum" || kind == "adam",
-        "hypergradient: optimizer '{}': expected sgd, momentum or adam", kind);
-  auto adjusted = group_adjusted_grads(params, grads, optimizer, kind);
-  return virtual_step(params, adjusted, optimizer, kind, lr);
-}
-
-}  // namespace
 
 void GenericHypergradientOptions::validate() const {
   check(mode() == "exact" || mode() == "fd", "hypergradient '{}': expected exact or fd", mode());

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <set>
 
+#include "metadistill/losses/hinton.h"
 #include "metadistill/util/error.h"
 
 namespace metadistill {
@@ -25,7 +26,8 @@ GradientMethodOptions GradientMethodOptions::from_json(const nlohmann::json& j) 
   static const std::set<std::string> known = {"hypergradient", "gamma", "clip", "every", "domain",
                                               "val_temperature", "fd_scale", "e1", "e2",
                                               "guarded", "r2_threshold", "order", "fd_scheme",
-                                              "exact_product"};
+                                              "exact_product", "mu", "product",
+                                              "reset_on_lr_drop", "meta_step"};
   if (!j.is_null()) {
     check(j.is_object(), "method settings must be a mapping of keys");
     for (const auto& [key, value] : j.items()) {
@@ -36,14 +38,23 @@ GradientMethodOptions GradientMethodOptions::from_json(const nlohmann::json& j) 
              "on λ, so the first-order shortcut is exactly zero; use exact or fd");
     }
     try {
-      o.hypergradient.mode = j.value("hypergradient", o.hypergradient.mode);
+      const std::string mode = j.value("hypergradient", o.hypergradient.mode);
+      o.online = mode == "online";
+      if (!o.online) o.hypergradient.mode = mode;
+      if (j.contains("mu")) o.online_options.mu(j["mu"].get<double>());
+      if (j.contains("product")) o.online_options.product(j["product"].get<std::string>());
+      if (j.contains("fd_scale")) o.online_options.fd_scale(j["fd_scale"].get<double>());
+      if (o.online && j.contains("fd_scheme"))
+        o.online_options.fd_scheme(j["fd_scheme"].get<std::string>());
+      o.reset_on_lr_drop = j.value("reset_on_lr_drop", o.reset_on_lr_drop);
+      o.meta_step = j.value("meta_step", o.meta_step);
       o.hypergradient.val_temperature = j.value("val_temperature", o.hypergradient.val_temperature);
       o.hypergradient.fd_scale = j.value("fd_scale", o.hypergradient.fd_scale);
       o.gamma = j.value("gamma", o.gamma);
       if (j.contains("clip") && !j["clip"].is_null()) o.clip = j["clip"].get<double>();
       o.every = j.value("every", o.every);
       o.order = j.value("order", o.order);
-      o.hypergradient.fd_scheme = j.value("fd_scheme", o.hypergradient.fd_scheme);
+      if (!o.online) o.hypergradient.fd_scheme = j.value("fd_scheme", o.hypergradient.fd_scheme);
       o.hypergradient.exact_product = j.value("exact_product", o.hypergradient.exact_product);
       o.domain = j.value("domain", o.domain);
       o.e1 = j.value("e1", o.e1);
@@ -60,6 +71,9 @@ GradientMethodOptions GradientMethodOptions::from_json(const nlohmann::json& j) 
 
 void GradientMethodOptions::validate() const {
   hypergradient.validate();
+  if (online) online_options.validate();
+  check(meta_step == "sgd" || meta_step == "adam" || meta_step == "sign",
+        "method settings: meta_step '{}': expected sgd, adam or sign", meta_step);
   check(std::isfinite(gamma) && gamma > 0, "method settings: gamma = {}: expected > 0", gamma);
   check(std::isfinite(clip) && clip >= 0, "method settings: clip = {}: expected >= 0 (0 = off)", clip);
   check(every >= 1, "method settings: every = {}: expected >= 1", every);
@@ -84,6 +98,8 @@ GradientMetaOptimizer::GradientMetaOptimizer(const MethodOptions& method,
                                : draw_metaparameters(method.seed, method.temperature_prior);
   initial.validate();
   set_value(initial);
+  if (options_.online) online_ = std::make_unique<OnlineHypergradient>(options_.online_options);
+  sign_step_ = {options_.gamma, options_.gamma};
   last_.value = value_;
   last_.phase = "init";
   last_.r2_lambda1 = last_.r2_temperature = std::nan("");
@@ -133,8 +149,57 @@ void GradientMetaOptimizer::remember_weights(const HyperStepContext& ctx) {
   last_.phase = "hyper";
 }
 
+void GradientMetaOptimizer::online_before_step(const HyperStepContext& ctx) {
+  if (options_.reset_on_lr_drop && last_lr_ > 0 && ctx.lr < last_lr_) online_->reset();
+  last_lr_ = ctx.lr;
+  remember_weights(ctx);
+}
+
+void GradientMetaOptimizer::carry_tangents(const HyperStepContext& ctx) {
+  check(ctx.student && ctx.optimizer && ctx.train && !w_before_.empty(),
+        "online hyper-step: incomplete context");
+  check(ctx.step_norm == StepNorm::kNone,
+        "hypergradient online: step_norm ce is not supported (the tangent of the normalized step "
+        "is not implemented); use step_norm: none");
+  check(ctx.teacher_logits.defined(), "hypergradient: the method distills but has no teacher logits");
+  std::vector<torch::Tensor> params, grads;
+  for (const auto& p : ctx.student->parameters())
+    if (p.requires_grad()) {
+      params.push_back(p);
+      grads.push_back(p.grad().defined() ? p.grad().detach() : torch::zeros_like(p));
+    }
+  const auto& front = params.front();
+  auto m = torch::tensor({value_.lambda1, value_.temperature},
+                         torch::TensorOptions().dtype(front.dtype()).device(front.device()));
+  const Batch& train = *ctx.train;
+  online_->carry(
+      params, w_before_, grads, *ctx.optimizer, ctx.optimizer_kind, ctx.lr,
+      [&](const torch::Tensor& mm) {
+        return functional::hinton_loss(ctx.student->forward(train.x), ctx.teacher_logits, train.y,
+                                       mm[0], mm[1], ctx.kd_scale);
+      },
+      m, {ctx.student});
+}
+
 bool GradientMetaOptimizer::lagged_hyper_step(const HyperStepContext& ctx) {
   if (w_before_.empty()) return false;
+  if (online_) {
+    Batch val = ctx.next_val();
+    std::vector<torch::Tensor> params;
+    for (const auto& p : ctx.student->parameters())
+      if (p.requires_grad()) params.push_back(p);
+    auto g = online_->hypergradient(
+        params,
+        [&] { return validation_loss(*ctx.student, val, options_.hypergradient.val_temperature); },
+        {ctx.student});
+    Hypergradient h;
+    h.lambda1 = g.gradient[0].item<double>();
+    h.temperature = g.gradient[1].item<double>();
+    h.val_loss = g.val_loss;
+    apply(h, ctx.step);
+    w_before_.clear();
+    return true;
+  }
   std::vector<torch::Tensor> grads;
   for (const auto& p : ctx.student->parameters())
     if (p.requires_grad()) grads.push_back(p.grad().defined() ? p.grad().detach() : torch::zeros_like(p));
@@ -165,7 +230,27 @@ void GradientMetaOptimizer::apply(const Hypergradient& h, int64_t step) {
     g1 = std::clamp(g1, -options_.clip, options_.clip);
     g2 = std::clamp(g2, -options_.clip, options_.clip);
   }
-  value_ = from_coordinates(c1 - options_.gamma * g1, c2 - options_.gamma * g2);
+  const std::array<double, 2> g = {g1, g2};
+  std::array<double, 2> delta{};
+  ++meta_steps_;
+  for (size_t i = 0; i < 2; ++i) {
+    if (options_.meta_step == "adam") {
+      constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
+      adam_m_[i] = kBeta1 * adam_m_[i] + (1 - kBeta1) * g[i];
+      adam_v_[i] = kBeta2 * adam_v_[i] + (1 - kBeta2) * g[i] * g[i];
+      const double m_hat = adam_m_[i] / (1 - std::pow(kBeta1, static_cast<double>(meta_steps_)));
+      const double v_hat = adam_v_[i] / (1 - std::pow(kBeta2, static_cast<double>(meta_steps_)));
+      delta[i] = options_.gamma * m_hat / (std::sqrt(v_hat) + kEps);
+    } else if (options_.meta_step == "sign") {
+      const double sign = g[i] > 0 ? 1.0 : (g[i] < 0 ? -1.0 : 0.0);
+      if (sign != 0 && last_sign_[i] != 0 && sign != last_sign_[i]) sign_step_[i] *= 0.5;
+      if (sign != 0) last_sign_[i] = sign;
+      delta[i] = sign_step_[i] * sign;
+    } else {
+      delta[i] = options_.gamma * g[i];
+    }
+  }
+  value_ = from_coordinates(c1 - delta[0], c2 - delta[1]);
   last_.step = step;
   last_.value = value_;
   last_.hypergradient = {h.lambda1, h.temperature};
@@ -174,11 +259,12 @@ void GradientMetaOptimizer::apply(const Hypergradient& h, int64_t step) {
 
 Metaparameters GradientMetaOptimizer::before_step(const HyperStepContext& ctx) {
   last_.r2_lambda1 = last_.r2_temperature = std::nan("");
+  if (online_) online_before_step(ctx);
   if (ctx.step % options_.every == 0) {
-    if (lagged()) {
-      remember_weights(ctx);
-    } else {
+    if (!lagged()) {
       hyper_step(ctx);
+    } else if (!online_) {
+      remember_weights(ctx);
     }
   } else {
     last_.step = ctx.step;
@@ -193,16 +279,53 @@ void GradientMetaOptimizer::after_step(const HyperStepContext& ctx) {
   // The trajectory row of a lagged step shows the λ the step used and the hypergradient at it.
   if (lagged()) {
     const Metaparameters used = value_;
+    if (online_) {
+      carry_tangents(ctx);
+      if (ctx.step % options_.every != 0) {
+        w_before_.clear();
+        return;
+      }
+    }
     if (lagged_hyper_step(ctx)) last_.value = used;
   }
 }
 
 nlohmann::json GradientMetaOptimizer::state() const {
-  return {{"lambda1", value_.lambda1}, {"temperature", value_.temperature}};
+  return {{"lambda1", value_.lambda1},
+          {"temperature", value_.temperature},
+          {"meta_step",
+           {{"adam_m", adam_m_},
+            {"adam_v", adam_v_},
+            {"sign_step", sign_step_},
+            {"last_sign", last_sign_},
+            {"steps", meta_steps_}}},
+          {"last_lr", last_lr_}};
 }
 
 void GradientMetaOptimizer::load_state(const nlohmann::json& s) {
   value_ = {s.at("lambda1").get<double>(), s.at("temperature").get<double>()};
+  // Checkpoints written before meta-step rules existed hold λ only.
+  if (s.contains("meta_step")) {
+    const auto& m = s.at("meta_step");
+    adam_m_ = m.at("adam_m").get<std::array<double, 2>>();
+    adam_v_ = m.at("adam_v").get<std::array<double, 2>>();
+    sign_step_ = m.at("sign_step").get<std::array<double, 2>>();
+    last_sign_ = m.at("last_sign").get<std::array<double, 2>>();
+    meta_steps_ = m.at("steps").get<int64_t>();
+  }
+  last_lr_ = s.value("last_lr", 0.0);
+}
+
+void GradientMetaOptimizer::save_tensors(torch::serialize::OutputArchive& archive) const {
+  if (!online_) return;
+  torch::serialize::OutputArchive tangents;
+  online_->save(tangents);
+  archive.write("online", tangents);
+}
+
+void GradientMetaOptimizer::load_tensors(torch::serialize::InputArchive& archive) {
+  torch::serialize::InputArchive tangents;
+  if (online_ && archive.try_read("online", tangents)) online_->load(tangents);
 }
 
 TrajectoryMetaOptimizer::TrajectoryMetaOptimizer(const MethodOptions& method,
@@ -236,6 +359,7 @@ void TrajectoryMetaOptimizer::fit_window() {
 }
 
 Metaparameters TrajectoryMetaOptimizer::before_step(const HyperStepContext& ctx) {
+  if (online_) online_before_step(ctx);  // the tangents are carried through every step
   if (predicting_) {
     const int64_t k = ctx.step - phase_start_ + 1;  // 1..predict_len_
     const double z = static_cast<double>(options_.e1 + k);
@@ -254,7 +378,7 @@ Metaparameters TrajectoryMetaOptimizer::before_step(const HyperStepContext& ctx)
   }
   last_.r2_lambda1 = last_.r2_temperature = std::nan("");
   if (lagged()) {
-    remember_weights(ctx);
+    if (!online_) remember_weights(ctx);
     return value_;
   }
   hyper_step(ctx);
@@ -264,6 +388,13 @@ Metaparameters TrajectoryMetaOptimizer::before_step(const HyperStepContext& ctx)
 
 void TrajectoryMetaOptimizer::after_step(const HyperStepContext& ctx) {
   if (!lagged()) return;
+  if (online_) {
+    carry_tangents(ctx);
+    if (last_.phase == "predict") {
+      w_before_.clear();
+      return;
+    }
+  }
   const Metaparameters used = value_;
   if (!lagged_hyper_step(ctx)) return;
   last_.value = used;

@@ -15,6 +15,8 @@
 #include "metadistill/data/loader.h"
 #include "metadistill/losses/hinton.h"
 #include "metadistill/meta/generic_hypergradient.h"
+#include "metadistill/meta/online_hypergradient.h"
+#include "metadistill/meta/parameter_ops.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
 
@@ -25,7 +27,7 @@ using Clock = std::chrono::steady_clock;
 
 std::vector<std::string> multilayer_method_names() {
   return {"none",          "hinton",           "pairwise",       "all-pairs-fixed",
-          "all-pairs-random", "all-pairs-exact", "all-pairs-fd"};
+          "all-pairs-random", "all-pairs-exact", "all-pairs-fd", "all-pairs-online"};
 }
 
 bool MultiLayerOptions::uses_pairs() const {
@@ -33,7 +35,7 @@ bool MultiLayerOptions::uses_pairs() const {
 }
 
 bool MultiLayerOptions::learns() const {
-  return method() == "all-pairs-exact" || method() == "all-pairs-fd";
+  return method() == "all-pairs-exact" || method() == "all-pairs-fd" || method() == "all-pairs-online";
 }
 
 void MultiLayerOptions::validate() const {
@@ -58,6 +60,8 @@ void MultiLayerOptions::validate() const {
         fd_scale());
   check(hyper_every() >= 1, "multilayer hyper_every = {}: expected >= 1",
         hyper_every());
+  check(std::isfinite(online_mu()) && online_mu() >= 0 && online_mu() <= 1,
+        "multilayer online_mu = {}: expected a value in [0, 1]", online_mu());
   check(std::isfinite(val_temperature()) && val_temperature() > 0,
         "multilayer val_temperature = {}: expected > 0", val_temperature());
   check(vid_hidden() >= 0, "multilayer vid_hidden = {}: expected >= 0 (0 = teacher channels)",
@@ -393,6 +397,11 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
         o.device);
   int64_t val_epoch = -1;
   MetaStep meta_step(ml.meta_optimizer(), P + 1);
+  std::unique_ptr<OnlineHypergradient> online;
+  if (ml.method() == "all-pairs-online")
+    online = std::make_unique<OnlineHypergradient>(OnlineHypergradientOptions()
+                                                       .mu(ml.online_mu())
+                                                       .fd_scale(ml.fd_scale()));
 
   bool augment = false;
   const AugmentOptions augment_options = parse_augmentation(o.augmentation, &augment);
@@ -447,23 +456,18 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
 
       PairWeightsPoint point;
       point.step = result.steps;
-      if (ml.learns() && result.steps % ml.hyper_every() == 0) {
+      const bool hyper_due = ml.learns() && result.steps % ml.hyper_every() == 0;
+      auto next_val = [&]() {
         const int64_t vnb = val_loader->batches_per_epoch();
         if (result.steps / vnb != val_epoch) {
           val_epoch = result.steps / vnb;
           val_loader->start_epoch(val_epoch);
         }
-        const Batch val = val_loader->batch(result.steps % vnb);
-        auto val_loss = [&]() {
-          return torch::nn::functional::cross_entropy(
-              student.forward(val.x) / ml.val_temperature(), val.y);
-        };
-        auto h = generic_hypergradient(
-            all_params, *optimizer, o.optimizer, lr, train_loss, val_loss, meta_tensor(), guarded,
-            GenericHypergradientOptions()
-                .mode(ml.method() == "all-pairs-exact" ? "exact" : "fd")
-                .fd_scale(ml.fd_scale()));
-        auto hg = h.gradient.to(torch::kCPU, torch::kDouble).contiguous();
+        return val_loader->batch(result.steps % vnb);
+      };
+      // A meta-step on (a, β) from the hypergradient h(m), m = [a_1..a_P, β].
+      auto meta_update = [&](const torch::Tensor& gradient) {
+        auto hg = gradient.to(torch::kCPU, torch::kDouble).contiguous();
         const double* hp = hg.data_ptr<double>();
         check(std::all_of(hp, hp + P + 1, [](double v) { return std::isfinite(v); }),
               "hypergradient became non-finite at step {}", result.steps);
@@ -473,15 +477,50 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
         point.hypergradient_norm = hg.norm().item<double>();
         point.hypergradient.assign(hp, hp + P + 1);
         ++result.hyper_steps;
+      };
+      auto val_loss_of = [&](const Batch& val) {
+        return [&student, &ml, val]() {
+          return torch::nn::functional::cross_entropy(
+              student.forward(val.x) / ml.val_temperature(), val.y);
+        };
+      };
+      if (hyper_due && !online) {
+        const Batch val = next_val();
+        auto h = generic_hypergradient(
+            all_params, *optimizer, o.optimizer, lr, train_loss, val_loss_of(val), meta_tensor(),
+            guarded,
+            GenericHypergradientOptions()
+                .mode(ml.method() == "all-pairs-exact" ? "exact" : "fd")
+                .fd_scale(ml.fd_scale()));
+        meta_update(h.gradient);
       }
 
-      auto loss = train_loss(ml.uses_pairs() ? meta_tensor() : torch::Tensor());
+      const torch::Tensor m_used = ml.uses_pairs() ? meta_tensor() : torch::Tensor();
+      auto loss = train_loss(m_used);
       const double loss_value = loss.item<double>();
       check(std::isfinite(loss_value), "multilayer training loss became {} at step {} (epoch {}, "
             "method {}, beta {}, lr {})", loss_value, result.steps, epoch + 1, ml.method(), beta, lr);
+      std::vector<torch::Tensor> w_before;
+      if (online) w_before = snapshot_parameters(all_params);
       optimizer->zero_grad();
       loss.backward();
-      optimizer->step();
+      if (online) {
+        // The step's gradients before the optimizer reads them (VID parameters included).
+        std::vector<torch::Tensor> grads;
+        for (const auto& p : all_params)
+          grads.push_back(p.grad().defined() ? p.grad().detach().clone() : torch::zeros_like(p));
+        optimizer->step();
+        // Tangents through this step, then (when due) the meta-step from them: the new (a, β)
+        // take effect from the next step.
+        online->carry(all_params, w_before, grads, *optimizer, o.optimizer, lr, train_loss, m_used,
+                      guarded);
+        if (hyper_due) {
+          const Batch val = next_val();
+          meta_update(online->hypergradient(all_params, val_loss_of(val), guarded).gradient);
+        }
+      } else {
+        optimizer->step();
+      }
       loss_sum += loss_value;
       ++loss_count;
       if (ml.uses_pairs()) {

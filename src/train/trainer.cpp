@@ -283,6 +283,9 @@ void Trainer::save_checkpoint(ClassifierImpl& model, torch::optim::Optimizer& op
   opt.save(opt_archive);
   archive.write("model", model_archive);
   archive.write("optimizer", opt_archive);
+  torch::serialize::OutputArchive meta_archive;
+  meta.save_tensors(meta_archive);
+  archive.write("meta_tensors", meta_archive);
   // Metrics first, checkpoint last: a kill in between leaves metrics one epoch ahead, which the
   // resumed run rewrites from the checkpoint's history.
   write_outputs(r);
@@ -309,7 +312,11 @@ int64_t Trainer::load_checkpoint(const fs::path& path, ClassifierImpl& model,
     archive.read("optimizer", opt_archive);
     model.load(model_archive);
     opt.load(opt_archive);
-    if (!fork) meta.load_state(j.at("meta_state"));
+    if (!fork) {
+      meta.load_state(j.at("meta_state"));
+      torch::serialize::InputArchive meta_archive;
+      if (archive.try_read("meta_tensors", meta_archive)) meta.load_tensors(meta_archive);
+    }
     r.steps = j.at("steps");
     r.hyper_steps = j.at("hyper_steps");
     r.seconds = j.at("seconds");

@@ -307,6 +307,46 @@ TEST(MultiLayerTrainer, SgdHyperStepMovesAgainstTheHypergradient) {
   EXPECT_GT(largest_move, 1e-3);  // the check had something to see
 }
 
+// The online method learns (λij, β) from the tangents carried through every step: each meta-step
+// descends its hypergradient as the greedy one does, the hypergradients are non-zero from the
+// first step on, and the run is deterministic.
+TEST(MultiLayerTrainer, OnlineHyperStepMovesAgainstItsHypergradientAndRepeats) {
+  TinyData d;
+  const double meta_lr = 1e4, beta_lr = 0.5;
+  auto o = all_pairs("all-pairs-online").meta_optimizer("sgd").meta_lr(meta_lr).beta_lr(beta_lr)
+               .beta_min(0.0).beta_max(1.0).online_mu(0.9);
+  std::vector<double> betas[2];
+  for (int run = 0; run < 2; ++run) {
+    Models m;
+    MultiLayerTrainer trainer(o, quick());
+    auto r = trainer.fit(*m.student, *m.teacher, d.data());
+    ASSERT_GE(r.trajectory.size(), 3u);
+    EXPECT_EQ(r.hyper_steps, static_cast<int64_t>(r.trajectory.size()));
+    const size_t P = r.trajectory.front().lambda.size();
+    std::vector<double> lambda(P, 1.0 / static_cast<double>(P));
+    double beta = 0.5, largest_h = 0;
+    for (const auto& p : r.trajectory) {
+      ASSERT_EQ(p.hypergradient.size(), P + 1) << "step " << p.step;
+      for (size_t i = 0; i < P; ++i) {
+        ASSERT_TRUE(std::isfinite(p.hypergradient[i]));
+        largest_h = std::max(largest_h, std::abs(p.hypergradient[i]));
+        for (size_t j = 0; j < P; ++j) {
+          const double moved = (std::log(p.lambda[i]) - std::log(p.lambda[j])) -
+                               (std::log(lambda[i]) - std::log(lambda[j]));
+          const double expected = -meta_lr * (p.hypergradient[i] - p.hypergradient[j]);
+          EXPECT_NEAR(moved, expected, 1e-6 + 1e-4 * std::abs(expected)) << p.step;
+        }
+      }
+      EXPECT_NEAR(p.beta, std::clamp(beta - beta_lr * p.hypergradient[P], 0.0, 1.0), 1e-12);
+      lambda = p.lambda;
+      beta = p.beta;
+      betas[run].push_back(p.beta);
+    }
+    EXPECT_GT(largest_h, 0.0);
+  }
+  EXPECT_EQ(betas[0], betas[1]);
+}
+
 TEST(MultiLayerTrainer, BetaCanBeFixedOrBoundedWhileLambdaLearns) {
   TinyData d;
   {

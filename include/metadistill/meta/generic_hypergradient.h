@@ -66,4 +66,11 @@ GenericHypergradient generic_hypergradient(const std::vector<torch::Tensor>& par
 void apply_virtual_step(const std::vector<torch::Tensor>& params, torch::optim::Optimizer& optimizer,
                         const std::string& kind, double lr, const torch::Tensor& train_loss);
 
+/// The weight decay of each of `params`, from the optimizer's group that holds it; throws `Error`
+/// when a parameter is in no group or when the groups differ in other options than weight decay
+/// (and the learning rate, which the trainer sets for all).
+std::vector<double> parameter_weight_decays(const std::vector<torch::Tensor>& params,
+                                            torch::optim::Optimizer& optimizer,
+                                            const std::string& kind);
+
 }  // namespace metadistill

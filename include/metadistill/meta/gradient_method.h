@@ -2,6 +2,8 @@
 /// The gradient-based metaparameter methods: `gradient` (a greedy hyper-step every k student
 /// steps, paper eq. 3) and `proposed` (hyper-steps for e1 steps, then λ extrapolated along a
 /// least-squares line for e2 steps with no hypergradient; paper Algorithm 1, DESIGN.md 3.2).
+#include <array>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,6 +12,7 @@
 
 #include "metadistill/meta/hypergradient.h"
 #include "metadistill/meta/meta_optimizer.h"
+#include "metadistill/meta/online_hypergradient.h"
 #include "metadistill/meta/trajectory.h"
 
 namespace metadistill {
@@ -34,6 +37,21 @@ struct GradientMethodOptions {
   /// "projected": raw λ1, T clamped to [0, 1] × [0.1, 10] after every change (the paper);
   /// "reparametrized": λ1 = sigmoid(a), T = 0.1 + softplus(b), steps on a, b.
   std::string domain = "projected";
+  /// `hypergradient: online`: the long-horizon forward-mode hypergradient (RTHO with decay μ,
+  /// online_hypergradient.h) in place of the greedy one-step one. Its tangents are carried
+  /// through every student step; a meta-step uses them every `every` steps. Order `lagged` is
+  /// implied (the hypergradient needs the step just taken).
+  bool online = false;
+  /// Online: μ (key `mu`), how H Z + ∂g/∂m is formed (key `product`: fd or exact), `fd_scheme`
+  /// (forward or central) and `fd_scale`.
+  OnlineHypergradientOptions online_options;
+  /// Online: forget the tangents when the learning rate drops (the dynamics they describe end).
+  bool reset_on_lr_drop = true;
+  /// The rule of the meta-step on the stepped coordinates c: "sgd" (c ← c − γ_λ·h), "adam"
+  /// (Adam with step γ_λ and β = (0.9, 0.999)), or "sign" (c ← c − s·sign h per coordinate, s
+  /// starting at γ_λ and halved whenever the sign of h flips; Micaelli & Storkey, "Gradient-based
+  /// Hyperparameter Optimization Over Long Horizons", NeurIPS 2021).
+  std::string meta_step = "sgd";
   /// Proposed method: hyper-step window e1 and extrapolation length e2, in steps.
   int64_t e1 = 10, e2 = 10;
   /// Proposed method, beyond the paper: skip extrapolation when a fit's R² < r2_threshold, and
@@ -59,6 +77,8 @@ class GradientMetaOptimizer : public MetaOptimizer {
   TrajectoryPoint last_point() const override { return last_; }
   nlohmann::json state() const override;
   void load_state(const nlohmann::json& state) override;
+  void save_tensors(torch::serialize::OutputArchive& archive) const override;
+  void load_tensors(torch::serialize::InputArchive& archive) override;
   const GradientMethodOptions& options() const { return options_; }
 
  protected:
@@ -70,7 +90,11 @@ class GradientMetaOptimizer : public MetaOptimizer {
   bool lagged_hyper_step(const HyperStepContext& ctx);
   /// Applies a hypergradient: chain rule into the stepped coordinates, clipping, SGD, domain.
   void apply(const Hypergradient& h, int64_t step);
-  bool lagged() const { return options_.order == "lagged"; }
+  bool lagged() const { return options_.order == "lagged" || options_.online; }
+  /// Online: remembers w_t (every step) and resets the tangents at a learning-rate drop.
+  void online_before_step(const HyperStepContext& ctx);
+  /// Online: carries the tangents through the step just taken (every step, whatever the phase).
+  void carry_tangents(const HyperStepContext& ctx);
   /// Sets λ (clamped to the domain) and the unconstrained coordinates that go with it.
   void set_value(const Metaparameters& m);
   /// The coordinates the method steps and fits in: (λ1, T) or (a, b).
@@ -81,6 +105,11 @@ class GradientMetaOptimizer : public MetaOptimizer {
   Metaparameters value_;
   TrajectoryPoint last_;
   std::vector<torch::Tensor> w_before_;  // lagged order: weights before the pending hyper step
+  std::unique_ptr<OnlineHypergradient> online_;  // `hypergradient: online` only
+  double last_lr_ = 0;                           // online: the previous step's learning rate
+  // Meta-step state per coordinate: Adam's moments and step count; sign steps and last signs.
+  std::array<double, 2> adam_m_{}, adam_v_{}, sign_step_{}, last_sign_{};
+  int64_t meta_steps_ = 0;
 };
 
 /// `proposed`: e1 hyper-steps recording λ, a line fitted per metaparameter, λ set from the

@@ -72,6 +72,10 @@ class MetaOptimizer {
   /// State for checkpoints (resuming mid-run continues the same trajectory).
   virtual nlohmann::json state() const { return nlohmann::json::object(); }
   virtual void load_state(const nlohmann::json& state) {}
+  /// Tensor state for checkpoints (the online hypergradient's tangents); a checkpoint without it
+  /// leaves the method as constructed.
+  virtual void save_tensors(torch::serialize::OutputArchive& archive) const {}
+  virtual void load_tensors(torch::serialize::InputArchive& archive) {}
 };
 
 /// Settings of every method; each method reads what it needs.

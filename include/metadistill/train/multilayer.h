@@ -8,7 +8,10 @@
 ///   drawn at random (β from the options, or drawn with `random_beta`);
 /// - "all-pairs-exact" / "all-pairs-fd": λij and β learned by the greedy hypergradient of
 ///   meta/generic_hypergradient.h (double backward / finite differences) on a cycling
-///   validation batch, before each student step on the same training batch.
+///   validation batch, before each student step on the same training batch;
+/// - "all-pairs-online": λij and β learned by the long-horizon online hypergradient of
+///   meta/online_hypergradient.h (tangents carried through every student step, decay
+///   `online_mu`), a meta-step after every `hyper_every`-th student step.
 /// The VID regressors and variances (losses/vid.h) train with the student, in a second optimizer
 /// group without weight decay unless asked for. The teacher runs per batch in eval mode without
 /// gradients.
@@ -63,6 +66,8 @@ struct MultiLayerOptions {
   TORCH_ARG(double, fd_scale) = 0.01;
   /// Learned methods: a hyper-step every this many student steps.
   TORCH_ARG(int64_t, hyper_every) = 1;
+  /// "all-pairs-online": the decay μ ∈ [0, 1] of the carried tangents.
+  TORCH_ARG(double, online_mu) = 0.99;
   /// Temperature of the validation loss CE(g(x_val)/T_val, y_val).
   TORCH_ARG(double, val_temperature) = 1.0;
   /// VID terms: regressor hidden width (0 = teacher channels), initial σ², ε.

@@ -1,0 +1,88 @@
+#pragma once
+/// The long-horizon hypergradient in forward mode (DESIGN.md 3.8): RTHO of Franceschi, Donini,
+/// Frasconi, Pontil, "Forward and Reverse Gradient-Based Hyperparameter Optimization" (ICML 2017),
+/// with the decay μ of Donini et al., "MARTHE" (2020).
+///
+/// For metaparameters m ∈ R^d the tangents Z_t = ∂w_t/∂m (and those of the optimizer's state: the
+/// momentum buffer, Adam's moments) are carried through every real optimizer step
+///   s_{t+1} = Φ(s_t, m),   Z_{t+1} = μ · (∂Φ/∂s) Z_t + ∂Φ/∂m,
+/// which needs, per metaparameter j, the directional derivative of the gradient map
+///   D_j = H_t Z_j + ∂(∇_w L_train)/∂m_j = ∇_w [⟨∇_w L_train, Z_j⟩ + ∂L_train/∂m_j]
+/// (a Hessian-vector product and the mixed derivative in one). The hypergradient at any step is
+///   g_j = ⟨Z_j, ∇_w L_val(w_t)⟩.
+/// μ = 1 is the exact derivative of L_val(w_t) for a constant m (RTHO); μ = 0 forgets all but the
+/// last step and equals the greedy one-step hypergradient in its `lagged` order; 0 < μ < 1 weighs
+/// step t−k by μ^k (MARTHE).
+///
+/// D_j is formed by `exact` double backward, or by finite differences of the gradient along the
+/// direction (Z_j, e_j) of (w, m): `forward` (one extra forward+backward per metaparameter, error
+/// O(ε)) or `central` (two, error O(ε²)), with ε = fd_scale / ‖(Z_j, e_j)‖.
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "metadistill/meta/generic_hypergradient.h"
+
+namespace metadistill {
+
+/// Options of `OnlineHypergradient`.
+struct OnlineHypergradientOptions {
+  /// μ ∈ [0, 1]: the weight of the tangent carried from the step before.
+  TORCH_ARG(double, mu) = 0.99;
+  /// How D_j = H Z_j + ∂g/∂m_j is formed: "fd" (finite differences of gradients) or "exact"
+  /// (double backward).
+  TORCH_ARG(std::string, product) = "fd";
+  /// `fd`: "forward" (gradient at (w + εZ_j, m + εe_j) against the step's own) or "central".
+  TORCH_ARG(std::string, fd_scheme) = "forward";
+  /// ε = fd_scale / ‖(Z_j, e_j)‖.
+  TORCH_ARG(double, fd_scale) = 1e-3;
+
+ public:
+  /// Throws `Error` naming the value for μ outside [0, 1], an unknown product or scheme, or a
+  /// non-positive scale.
+  void validate() const;
+};
+
+/// The tangents of one training run; `carry` after every optimizer step, `hypergradient` when a
+/// meta-step is due.
+class OnlineHypergradient {
+ public:
+  explicit OnlineHypergradient(OnlineHypergradientOptions options = {});
+
+  /// Carries the tangents through the optimizer step just taken: `params` hold w_{t+1} and the
+  /// optimizer its state after the step; `w_before` holds w_t and `grads` the step's
+  /// ∇_w L_train(w_t, m) (without weight decay, which is read from the optimizer's groups).
+  /// `train_loss(m)` evaluates L_train on the step's batch at the current `params` (it is called
+  /// at w_t and nearby points). `kind` is "sgd", "momentum" or "adam"; `lr` the step's learning
+  /// rate. The buffers of `modules` (BatchNorm running statistics) are left unchanged, and
+  /// `params` are left at w_{t+1}.
+  void carry(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& w_before,
+             const std::vector<torch::Tensor>& grads, torch::optim::Optimizer& optimizer,
+             const std::string& kind, double lr, const TrainLossFn& train_loss,
+             const torch::Tensor& m, const std::vector<torch::nn::Module*>& modules);
+
+  /// g = Zᵀ ∇_w L_val at the current `params`; `gradient` has the shape of m (zeros before the
+  /// first `carry`). Leaves parameters and the buffers of `modules` unchanged.
+  GenericHypergradient hypergradient(const std::vector<torch::Tensor>& params,
+                                     const ValLossFn& val_loss,
+                                     const std::vector<torch::nn::Module*>& modules) const;
+
+  /// Forgets the tangents (Z = 0), for example at a learning-rate drop.
+  void reset();
+  /// Whether no tangent is held (before the first `carry` or after `reset`).
+  bool empty() const { return z_.empty(); }
+  const OnlineHypergradientOptions& options() const { return options_; }
+
+  /// The tangents, for checkpoints: resuming continues with the same Z.
+  void save(torch::serialize::OutputArchive& archive) const;
+  void load(torch::serialize::InputArchive& archive);
+
+ private:
+  OnlineHypergradientOptions options_;
+  // Indexed [metaparameter][parameter]: Z = ∂w/∂m; `state1_` the momentum buffer's or Adam's
+  // first moment's tangent, `state2_` Adam's second moment's.
+  std::vector<std::vector<torch::Tensor>> z_, state1_, state2_;
+};
+
+}  // namespace metadistill
