@@ -206,9 +206,31 @@ void Config::validate() const {
   auto names = method_names();
   for (const auto& m : search_method_names()) names.push_back(m);
   std::sort(names.begin(), names.end());
+  for (const auto& [name, v] : variants) {
+    check(std::find(names.begin(), names.end(), name) == names.end(),
+          "{}: variants.{}: the name of a registered method; give the variant its own name",
+          source, name);
+    auto registered = method_names();
+    check(std::find(registered.begin(), registered.end(), v.method) != registered.end(),
+          "{}: variants.{}.method '{}': expected one of {}", source, name, v.method,
+          fmt::join(registered, ", "));
+    try {
+      std::string base;
+      Config c = for_method(name, base);
+      c.method.fixed.validate();
+      c.student.trainer.validate();
+      MethodOptions mo = c.method;
+      mo.method = base;
+      (void)make_meta_optimizer(mo);  // checks the merged settings
+    } catch (const Error& e) {
+      fail("{}: variants.{}: {}", source, name, e.what());
+    }
+  }
   for (const auto& m : methods)
-    check(std::find(names.begin(), names.end(), m) != names.end(),
-          "{}: methods: unknown method '{}': expected one of {}", source, m, fmt::join(names, ", "));
+    check(std::find(names.begin(), names.end(), m) != names.end() || variants.count(m) > 0,
+          "{}: methods: unknown method '{}': expected one of {}{}", source, m,
+          fmt::join(names, ", "), variants.empty() ? "" : " or a name under variants");
+  check(first_seed >= 0, "{}: first_seed = {}: expected >= 0", source, first_seed);
   check(search.trials >= 1, "{}: search.trials = {}: expected >= 1", source, search.trials);
   check(search.startup >= 0, "{}: search.startup = {}: expected >= 0", source, search.startup);
   check(search.objective == "val-loss" || search.objective == "val-accuracy",
@@ -241,8 +263,39 @@ void Config::validate() const {
   }
 }
 
+Config Config::for_method(const std::string& name, std::string& base) const {
+  auto it = variants.find(name);
+  base = name;
+  if (it == variants.end()) return *this;
+  const MethodVariant& v = it->second;
+  Config c = *this;
+  base = v.method;
+  if (c.method.extra.is_null()) c.method.extra = nlohmann::json::object();
+  for (const auto& [key, value] : v.settings.items()) c.method.extra[key] = value;
+  if (std::isfinite(v.lambda1) || std::isfinite(v.temperature)) {
+    if (std::isfinite(v.lambda1)) c.method.fixed.lambda1 = v.lambda1;
+    if (std::isfinite(v.temperature)) c.method.fixed.temperature = v.temperature;
+    c.method.given_initial = true;
+  }
+  if (std::isfinite(v.lr)) c.student.trainer.lr = v.lr;
+  if (!v.kd_scale.empty()) c.student.trainer.kd_scale = v.kd_scale;
+  return c;
+}
+
 nlohmann::json Config::to_json() const {
+  nlohmann::json vs = nlohmann::json::object();
+  for (const auto& [name, v] : variants) {
+    nlohmann::json j = {{"method", v.method}, {"settings", v.settings}};
+    if (std::isfinite(v.lambda1)) j["lambda1"] = v.lambda1;
+    if (std::isfinite(v.temperature)) j["temperature"] = v.temperature;
+    if (std::isfinite(v.lr)) j["lr"] = v.lr;
+    if (!v.kd_scale.empty()) j["kd_scale"] = v.kd_scale;
+    vs[name] = j;
+  }
   return {{"preset", preset},
+          {"first_seed", first_seed},
+          {"reference", reference},
+          {"variants", vs},
           {"source", source},
           {"data",
            {{"name", data.name},
@@ -312,6 +365,33 @@ Config load_config(const std::filesystem::path& path) {
   top.get("out", c.out);
   top.get("cache", c.cache);
   top.get("methods", c.methods);
+  top.get("first_seed", c.first_seed);
+  top.get("reference", c.reference);
+  {
+    auto node = top.raw("variants");
+    if (node && !node.IsNull()) {
+      check(node.IsMap(), "{}: key 'variants' must be a mapping of names to variants", file);
+      for (const auto& kv : node) {
+        const auto name = kv.first.as<std::string>();
+        Section v(kv.second, "variants." + name, file);
+        MethodVariant mv;
+        v.get("method", mv.method);
+        check(!mv.method.empty(), "{}: variants.{}: key 'method' (the method it varies) is missing",
+              file, name);
+        v.get("lambda1", mv.lambda1);
+        v.get("temperature", mv.temperature);
+        v.get("lr", mv.lr);
+        v.get("kd_scale", mv.kd_scale);
+        auto settings = v.raw("settings");
+        if (settings && !settings.IsNull()) {
+          check(settings.IsMap(), "{}: key 'variants.{}.settings' must be a mapping", file, name);
+          mv.settings = yaml_to_json(settings);
+        }
+        v.finish();
+        c.variants[name] = mv;
+      }
+    }
+  }
   top.raw("multilayer");  // read by load_multilayer_config (experiment/multilayer.h)
   {
     Section d = top.child("data");

@@ -110,11 +110,14 @@ nlohmann::json RunResult::to_json() const {
   return j;
 }
 
-RunResult run_distill(const Config& config, const Prepared& prepared, const std::string& method,
+RunResult run_distill(const Config& given, const Prepared& prepared, const std::string& method,
                       uint64_t seed, const fs::path& out_dir, bool resume, bool verbose) {
   const auto& data = prepared.data;
+  // A variant trains with its own settings under its own name (the result row's method).
+  std::string base;
+  const Config config = given.for_method(method, base);
   MethodOptions mo = config.method;
-  mo.method = method;
+  mo.method = base;
   mo.seed = seed;
   auto meta = make_meta_optimizer(mo);
 

@@ -206,7 +206,8 @@ RunRow run_search_method(const Config& config, const Prepared& prepared, const s
 std::vector<MethodRow> summarize_methods(const std::vector<RunRow>& runs,
                                          const std::vector<std::string>& methods,
                                          const std::string& data_name,
-                                         const std::map<std::string, std::string>& notes) {
+                                         const std::map<std::string, std::string>& notes,
+                                         const std::string& reference) {
   std::map<std::string, std::vector<const RunRow*>> by;
   for (const auto& r : runs) by[r.method].push_back(&r);
   auto finals = [&](const std::string& m) {
@@ -256,6 +257,18 @@ std::vector<MethodRow> summarize_methods(const std::vector<RunRow>& runs,
     row.test_loss = mean_measured(&RunRow::test_loss);
     row.test_ece = mean_measured(&RunRow::test_ece);
     row.effective_lr = mean_measured(&RunRow::effective_lr);
+    if (m != reference && by.count(reference)) {
+      // Pairs by seed: a seed gives every method the same initialization and data order.
+      std::map<uint64_t, double> ref;
+      for (const auto* r : by[reference]) ref[r->seed] = r->final_accuracy;
+      std::vector<double> a, b;
+      for (const auto* r : by[m])
+        if (auto it = ref.find(r->seed); it != ref.end()) {
+          a.push_back(r->final_accuracy);
+          b.push_back(it->second);
+        }
+      row.paired = paired_difference(a, b);
+    }
     row.note = method_note(m, data_name);
     if (auto it = notes.find(m); it != notes.end() && !it->second.empty())
       row.note += (row.note.empty() ? "" : "; ") + it->second;
@@ -301,6 +314,19 @@ std::string table_markdown(const ExperimentResult& r) {
        "p: Welch's t-test on final accuracy over runs.\n";
   for (const auto& m : r.table)
     if (!m.note.empty()) s << "- " << m.method << ": " << m.note << "\n";
+  bool paired = false;
+  for (const auto& m : r.table) paired = paired || m.paired.n > 0;
+  if (paired) {
+    s << fmt::format("\nPaired by seed against `{}`: mean difference of final test accuracy, its 95% "
+                     "interval (t with n − 1 degrees of freedom) and the paired t-test's p.\n\n"
+                     "| method | pairs | difference | 95% interval | p |\n|---|---|---|---|---|\n",
+                     r.reference);
+    for (const auto& m : r.table)
+      if (m.paired.n > 0)
+        s << fmt::format("| {} | {} | {:+.4f} | [{:+.4f}, {:+.4f}] | {} |\n", m.method, m.paired.n,
+                         m.paired.mean, m.paired.low, m.paired.high,
+                         p(m.paired.p, m.paired.n < 2));
+  }
   bool measured = false;
   for (const auto& m : r.table) measured = measured || m.test_loss >= 0;
   if (measured) {
@@ -320,15 +346,17 @@ std::string table_csv(const ExperimentResult& r) {
   std::ostringstream s;
   s << "method,runs,final_mean,final_max,final_std,best_mean,best_max,p_vs_none,p_vs_gradient,"
        "seconds_per_run,cost_ratio_vs_none,trainings,hyper_steps,steps,epochs,budget_seconds,"
-       "val_loss,test_loss,test_ece,effective_lr\n";
+       "val_loss,test_loss,test_ece,effective_lr,paired_n,paired_mean,paired_low,paired_high,"
+       "paired_p\n";
   for (const auto& m : r.table)
     s << fmt::format(
         "{},{},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6g},{:.6g},{:.3f},{:.4f},{},{},{},{},{},{:.6g},"
-        "{:.6g},{:.6g},{:.6g}\n",
+        "{:.6g},{:.6g},{:.6g},{},{:.6g},{:.6g},{:.6g},{:.6g}\n",
         m.method, m.final_accuracy.n, m.final_accuracy.mean, m.final_accuracy.max,
         m.final_accuracy.std, m.best_accuracy.mean, m.best_accuracy.max, m.p_vs_none,
         m.p_vs_gradient, m.seconds, m.cost_ratio, m.trainings, m.hyper_steps, m.steps, m.epochs,
-        r.budget_seconds, m.val_loss, m.test_loss, m.test_ece, m.effective_lr);
+        r.budget_seconds, m.val_loss, m.test_loss, m.test_ece, m.effective_lr, m.paired.n,
+        m.paired.mean, m.paired.low, m.paired.high, m.paired.p);
   return s.str();
 }
 
@@ -398,8 +426,9 @@ ExperimentResult load_experiment(const fs::path& dir) {
   if (j.contains("notes")) r.notes = j.at("notes").get<std::map<std::string, std::string>>();
   r.methods = j.at("methods").get<std::vector<std::string>>();
   const int64_t runs = j.at("runs");
+  const int64_t first_seed = j.value("first_seed", int64_t{0});
   for (const auto& m : r.methods)
-    for (int64_t s = 0; s < runs; ++s) {
+    for (int64_t s = first_seed; s < first_seed + runs; ++s) {
       auto f = dir / "runs" / m / fmt::format("seed{}", s) / "result.json";
       if (!fs::exists(f)) continue;
       try {
@@ -408,7 +437,8 @@ ExperimentResult load_experiment(const fs::path& dir) {
         fail("{}: corrupt result ({})", f.string(), e.what());
       }
     }
-  r.table = summarize_methods(r.runs, r.methods, r.data, r.notes);
+  r.reference = j.value("reference", std::string("none"));
+  r.table = summarize_methods(r.runs, r.methods, r.data, r.notes, r.reference);
   return r;
 }
 
@@ -433,8 +463,9 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
   const int64_t runs = options.runs > 0 ? options.runs : config.runs;
   const auto known = experiment_method_names();
   for (const auto& m : result.methods)
-    check(std::find(known.begin(), known.end(), m) != known.end(),
-          "unknown method '{}': expected one of {}", m, fmt::join(known, ", "));
+    check(std::find(known.begin(), known.end(), m) != known.end() || config.variants.count(m) > 0,
+          "unknown method '{}': expected one of {}{}", m, fmt::join(known, ", "),
+          config.variants.empty() ? "" : " or a name under variants");
   for (const auto& m : result.methods)
     if (is_search_method(m)) result.notes[m] = search_note(config, m, budget);
 
@@ -446,6 +477,7 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
   // The teacher is trained (or loaded) here, before any worker starts, so workers only load it.
   Prepared prepared = prepare(config);
   result.data = prepared.data.name;
+  result.reference = config.reference;
   result.preset = config.preset;
   result.source = config.source;
   result.teacher_accuracy = prepared.teacher_test_accuracy;
@@ -457,6 +489,8 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
                                      {"teacher_accuracy", result.teacher_accuracy},
                                      {"methods", result.methods},
                                      {"runs", runs},
+                                     {"first_seed", config.first_seed},
+                                     {"reference", config.reference},
                                      {"budget_seconds", budget},
                                      {"notes", result.notes}}
                           .dump(2));
@@ -473,7 +507,7 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
   std::vector<PlannedRun> plan_runs;
   std::vector<std::string> plan;
   for (const auto& m : result.methods)
-    for (int64_t s = 0; s < runs; ++s) {
+    for (int64_t s = config.first_seed; s < config.first_seed + runs; ++s) {
       plan_runs.push_back({m, s, plan.size(), dir / "runs" / m / fmt::format("seed{}", s)});
       plan.push_back(m);
     }
@@ -583,7 +617,8 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
                       w.pid(), code));
   }
   progress.reset();  // ends the status line before the table is printed
-  result.table = summarize_methods(result.runs, result.methods, result.data, result.notes);
+  result.table = summarize_methods(result.runs, result.methods, result.data, result.notes,
+                                   result.reference);
   write_reports(result, dir);
   return result;
 }

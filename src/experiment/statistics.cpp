@@ -68,6 +68,38 @@ double student_t_two_sided(double t, double dof) {
   return incomplete_beta(dof / 2, 0.5, dof / (dof + t * t));
 }
 
+double student_t_quantile_two_sided(double p, double dof) {
+  // P(|T| > t) falls from 1 at t = 0; bracket, then bisect.
+  double lo = 0, hi = 1;
+  while (student_t_two_sided(hi, dof) > p) hi *= 2;
+  for (int i = 0; i < 200 && hi - lo > 1e-12 * hi; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (student_t_two_sided(mid, dof) > p ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+PairedDifference paired_difference(const std::vector<double>& a, const std::vector<double>& b) {
+  PairedDifference d;
+  d.n = std::min(a.size(), b.size());
+  std::vector<double> diff;
+  for (size_t i = 0; i < d.n; ++i) diff.push_back(a[i] - b[i]);
+  const Summary s = summarize(diff);
+  d.mean = d.low = d.high = s.mean;
+  if (d.n < 2) return d;
+  if (s.std == 0) {
+    d.p = s.mean == 0 ? 1.0 : 0.0;
+    return d;
+  }
+  const double se = s.std / std::sqrt(static_cast<double>(d.n));
+  const double dof = static_cast<double>(d.n - 1);
+  const double half = student_t_quantile_two_sided(0.05, dof) * se;
+  d.low = s.mean - half;
+  d.high = s.mean + half;
+  d.p = student_t_two_sided(s.mean / se, dof);
+  return d;
+}
+
 double welch_p_value(const std::vector<double>& a, const std::vector<double>& b) {
   if (a.size() < 2 || b.size() < 2) return 1.0;
   const Summary sa = summarize(a), sb = summarize(b);

@@ -196,3 +196,58 @@ TEST(Config, CheckpointDefaultsFollowTheKindOfData) {
   write_file_atomic(dir / "c.yaml", "data: {name: fmnist}\nstudent: {train: {checkpoint_every: 5}}\n");
   EXPECT_EQ(load_config(dir / "c.yaml").student.trainer.checkpoint_every, 5);
 }
+
+// Variants: a named method with its own settings, λ, learning rate and loss scale, listed in
+// `methods` like a registered method; the run of a variant trains with the merged config.
+TEST(Config, VariantsMergeTheirSettingsIntoTheMethodTheyVary) {
+  TempDir dir("cfgvariants");
+  write_file_atomic(dir / "c.yaml", R"(
+first_seed: 100
+reference: grid-a
+method: {name: naive, settings: {gamma: 0.1, every: 2}}
+variants:
+  grid-a: {method: fixed, lambda1: 0.25, temperature: 4, kd_scale: t_squared}
+  slow-ce: {method: fixed, lambda1: 1, lr: 0.1}
+  online-a: {method: gradient, settings: {hypergradient: online, mu: 0.9}}
+methods: [none, grid-a, slow-ce, online-a]
+)");
+  auto c = load_config(dir / "c.yaml");
+  EXPECT_EQ(c.first_seed, 100);
+  EXPECT_EQ(c.reference, "grid-a");
+  std::string base;
+  auto a = c.for_method("grid-a", base);
+  EXPECT_EQ(base, "fixed");
+  EXPECT_DOUBLE_EQ(a.method.fixed.lambda1, 0.25);
+  EXPECT_DOUBLE_EQ(a.method.fixed.temperature, 4);
+  EXPECT_TRUE(a.method.given_initial);
+  EXPECT_EQ(a.student.trainer.kd_scale, "t_squared");
+  EXPECT_EQ(a.student.trainer.lr, c.student.trainer.lr);
+  auto s = c.for_method("slow-ce", base);
+  EXPECT_DOUBLE_EQ(s.student.trainer.lr, 0.1);
+  EXPECT_EQ(s.student.trainer.kd_scale, c.student.trainer.kd_scale);
+  auto o = c.for_method("online-a", base);
+  EXPECT_EQ(base, "gradient");
+  EXPECT_EQ(o.method.extra.at("hypergradient"), "online");
+  EXPECT_EQ(o.method.extra.at("every"), 2);  // the config's settings stay under the variant's
+  EXPECT_FALSE(o.method.given_initial);
+  auto plain = c.for_method("none", base);
+  EXPECT_EQ(base, "none");
+  EXPECT_EQ(plain.to_json(), c.to_json());
+  EXPECT_EQ(c.to_json().at("variants").at("grid-a").at("kd_scale"), "t_squared");
+
+  EXPECT_TRUE(contains_all(load_error(dir, "variants: {a: {method: bogus}}\n"),
+                           {"variants.a.method 'bogus'", "gradient"}));
+  EXPECT_TRUE(contains_all(load_error(dir, "variants: {gradient: {method: fixed}}\n"),
+                           {"variants.gradient", "registered method"}));
+  EXPECT_TRUE(contains_all(load_error(dir, "variants: {a: {lambda1: 0.5}}\n"),
+                           {"variants.a", "'method'"}));
+  EXPECT_TRUE(contains_all(load_error(dir, "variants: {a: {method: fixed, lambda1: 2}}\n"),
+                           {"variants.a", "lambda1"}));
+  EXPECT_TRUE(contains_all(
+      load_error(dir, "variants: {a: {method: gradient, settings: {mu: 3, hypergradient: online}}}\n"),
+      {"variants.a", "mu = 3"}));
+  EXPECT_TRUE(contains_all(load_error(dir, "variants: {a: {method: fixed, colour: red}}\n"),
+                           {"unknown key 'variants.a.colour'"}));
+  EXPECT_TRUE(contains_all(load_error(dir, "methods: [b]\nvariants: {a: {method: fixed}}\n"),
+                           {"unknown method 'b'", "variants"}));
+}

@@ -65,3 +65,31 @@ TEST(Statistics, WelchMatchesScipy) {
                            "{:.3g} against SciPy {}\n",
                            cases, moderate, max_rel, golden["scipy_version"].get<std::string>());
 }
+
+// The paired comparison of the experiment tables (mean difference over seeds, its 95% interval
+// and the paired t-test) against SciPy: scripts/paired_golden.py writes the golden file.
+TEST(Statistics, PairedDifferenceMatchesScipy) {
+  const std::string path =
+      std::string(METADISTILL_SOURCE_DIR) + "/tests/experiment/golden/paired_scipy.json";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << "missing " << path << ": run scripts/paired_golden.py";
+  const auto golden = nlohmann::json::parse(in);
+  int cases = 0;
+  for (const auto& c : golden["cases"]) {
+    const auto a = c["a"].get<std::vector<double>>(), b = c["b"].get<std::vector<double>>();
+    const auto d = paired_difference(a, b);
+    const std::string name = c["name"];
+    EXPECT_EQ(d.n, a.size()) << name;
+    EXPECT_NEAR(d.mean, c["mean"].get<double>(), 1e-12) << name;
+    EXPECT_NEAR(d.low, c["low"].get<double>(), 1e-9) << name;
+    EXPECT_NEAR(d.high, c["high"].get<double>(), 1e-9) << name;
+    EXPECT_NEAR(d.p, c["p"].get<double>(), 1e-6 * c["p"].get<double>()) << name;
+    ++cases;
+  }
+  EXPECT_GE(cases, 5);
+  // One pair has no spread to estimate: the interval is the difference itself and p is 1.
+  const auto one = paired_difference({0.9}, {0.8});
+  EXPECT_EQ(one.n, 1u);
+  EXPECT_NEAR(one.low, 0.1, 1e-15);
+  EXPECT_EQ(one.p, 1.0);
+}

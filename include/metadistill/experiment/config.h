@@ -3,6 +3,8 @@
 /// key, a wrong type or a value out of range names the key and the file).
 #include <cstdint>
 #include <filesystem>
+#include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -90,6 +92,23 @@ struct BudgetConfig {
   double seconds = 0;
 };
 
+/// A named variation of a method in an experiment's method list (`variants:` in a config): a
+/// registered method with its own settings, λ and student learning rate — a fixed-λ grid, a
+/// baseline at another learning rate, one method at several μ — each a row of the same table,
+/// run on the same seeds (same initialization and data order).
+struct MethodVariant {
+  /// The registered method it varies.
+  std::string method;
+  /// Merged over `method.settings` (the variant's keys win).
+  nlohmann::json settings = nlohmann::json::object();
+  /// λ1 and T: `fixed`'s λ, the initial λ of a learning method; NaN = the config's.
+  double lambda1 = std::nan(""), temperature = std::nan("");
+  /// The student's learning rate; NaN = the config's.
+  double lr = std::nan("");
+  /// The student's `kd_scale`; empty = the config's.
+  std::string kd_scale;
+};
+
 /// Everything one `distill` run needs.
 struct Config {
   DataConfig data;
@@ -100,8 +119,14 @@ struct Config {
   MethodOptions method;
   /// Methods an experiment compares (empty = all registered that apply).
   std::vector<std::string> methods;
-  /// Runs per method in an experiment (seeds 0..runs-1).
+  /// Runs per method in an experiment (seeds first_seed .. first_seed + runs − 1).
   int64_t runs = 1;
+  /// First seed of an experiment's runs (a selection seed outside the paired ones, say 100).
+  int64_t first_seed = 0;
+  /// The method (or variant) an experiment's paired differences are taken against.
+  std::string reference = "none";
+  /// Named method variants an experiment's `methods` may list besides registered methods.
+  std::map<std::string, MethodVariant> variants;
   /// Settings of the search methods of an experiment.
   SearchConfig search;
   /// Equal-budget mode of an experiment.
@@ -125,6 +150,9 @@ struct Config {
   void validate() const;
   /// The resolved config as JSON (written next to results).
   nlohmann::json to_json() const;
+  /// The config a run of `name` (a registered method or a variant) trains with; `base` receives
+  /// the registered method's name. Throws `Error` for a variant of an unknown method.
+  Config for_method(const std::string& name, std::string& base) const;
 };
 
 /// The default: the synthetic experiment of the paper (reference variant).

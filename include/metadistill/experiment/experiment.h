@@ -61,6 +61,9 @@ struct MethodRow {
   double steps = 0;          // mean student steps of the reported training per run
   double epochs = 0;         // mean last evaluated epoch of the reported training per run
   double p_vs_none = 1, p_vs_gradient = 1;  // Welch's t-test on final accuracy
+  /// Final accuracy minus the reference method's on the same seeds (the experiment's
+  /// `reference`; n = 0 when there are no common seeds or this is the reference).
+  PairedDifference paired;
   /// Means over the runs that measured them (RunRow); -1 when none did.
   double val_loss = -1, test_loss = -1, test_ece = -1, effective_lr = -1;
   std::string note;
@@ -77,6 +80,8 @@ struct ExperimentResult {
   double budget_seconds = 0;
   /// Notes by method that depend on the config (search settings), added to the table's notes.
   std::map<std::string, std::string> notes;
+  /// The method the paired differences are taken against (config `reference`, default none).
+  std::string reference = "none";
 };
 
 /// Options of `run_experiment`.
@@ -124,7 +129,8 @@ ExperimentResult run_experiment(const Config& config, const ExperimentOptions& o
 std::vector<MethodRow> summarize_methods(const std::vector<RunRow>& runs,
                                          const std::vector<std::string>& methods,
                                          const std::string& data_name,
-                                         const std::map<std::string, std::string>& notes = {});
+                                         const std::map<std::string, std::string>& notes = {},
+                                         const std::string& reference = "none");
 
 /// Reads an experiment folder written by `run_experiment` (its runs' result rows).
 ExperimentResult load_experiment(const std::filesystem::path& dir);
