@@ -27,7 +27,7 @@ GradientMethodOptions GradientMethodOptions::from_json(const nlohmann::json& j) 
                                               "val_temperature", "fd_scale", "e1", "e2",
                                               "guarded", "r2_threshold", "order", "fd_scheme",
                                               "exact_product", "mu", "product",
-                                              "reset_on_lr_drop", "meta_step"};
+                                              "reset_on_lr_drop", "meta_step", "tangent_batch"};
   if (!j.is_null()) {
     check(j.is_object(), "method settings must be a mapping of keys");
     for (const auto& [key, value] : j.items()) {
@@ -47,6 +47,7 @@ GradientMethodOptions GradientMethodOptions::from_json(const nlohmann::json& j) 
       if (o.online && j.contains("fd_scheme"))
         o.online_options.fd_scheme(j["fd_scheme"].get<std::string>());
       o.reset_on_lr_drop = j.value("reset_on_lr_drop", o.reset_on_lr_drop);
+      o.tangent_batch = j.value("tangent_batch", o.tangent_batch);
       o.meta_step = j.value("meta_step", o.meta_step);
       o.hypergradient.val_temperature = j.value("val_temperature", o.hypergradient.val_temperature);
       o.hypergradient.fd_scale = j.value("fd_scale", o.hypergradient.fd_scale);
@@ -72,6 +73,12 @@ GradientMethodOptions GradientMethodOptions::from_json(const nlohmann::json& j) 
 void GradientMethodOptions::validate() const {
   hypergradient.validate();
   if (online) online_options.validate();
+  check(tangent_batch >= 0, "method settings: tangent_batch = {}: expected >= 0 (0 = the whole batch)",
+        tangent_batch);
+  check(tangent_batch == 0 || online_options.product() == "exact" ||
+            online_options.fd_scheme() == "central",
+        "method settings: tangent_batch needs product: exact or fd_scheme: central (the one-sided "
+        "difference reuses the whole batch's gradient)");
   check(meta_step == "sgd" || meta_step == "adam" || meta_step == "sign",
         "method settings: meta_step '{}': expected sgd, adam or sign", meta_step);
   check(std::isfinite(gamma) && gamma > 0, "method settings: gamma = {}: expected > 0", gamma);
@@ -172,11 +179,15 @@ void GradientMetaOptimizer::carry_tangents(const HyperStepContext& ctx) {
   auto m = torch::tensor({value_.lambda1, value_.temperature},
                          torch::TensorOptions().dtype(front.dtype()).device(front.device()));
   const Batch& train = *ctx.train;
+  const int64_t batch = train.x.size(0);
+  const int64_t n = options_.tangent_batch > 0 ? std::min(options_.tangent_batch, batch) : batch;
+  const auto x = train.x.narrow(0, 0, n), y = train.y.narrow(0, 0, n);
+  const auto teacher = ctx.teacher_logits.narrow(0, 0, n);
   online_->carry(
       params, w_before_, grads, *ctx.optimizer, ctx.optimizer_kind, ctx.lr,
       [&](const torch::Tensor& mm) {
-        return functional::hinton_loss(ctx.student->forward(train.x), ctx.teacher_logits, train.y,
-                                       mm[0], mm[1], ctx.kd_scale);
+        return functional::hinton_loss(ctx.student->forward(x), teacher, y, mm[0], mm[1],
+                                       ctx.kd_scale);
       },
       m, {ctx.student});
 }

@@ -362,6 +362,16 @@ TEST(GradientMethodOptions, OnlineSettingsAreReadAndCheckedByName) {
   EXPECT_NE(message({{"meta_step", "rmsprop"}}).find("meta_step 'rmsprop'"), std::string::npos);
   EXPECT_NE(message({{"hypergradient", "online"}, {"product", "jvp"}}).find("'jvp'"),
             std::string::npos);
+  EXPECT_EQ(GradientMethodOptions::from_json({{"hypergradient", "online"}}).online_options.product(),
+            "exact");
+  EXPECT_EQ(GradientMethodOptions::from_json({{"hypergradient", "online"}, {"tangent_batch", 32}})
+                .tangent_batch,
+            32);
+  EXPECT_NE(message({{"hypergradient", "online"}, {"product", "fd"}, {"tangent_batch", 32}})
+                .find("tangent_batch needs product: exact"),
+            std::string::npos);
+  EXPECT_NE(message({{"hypergradient", "online"}, {"tangent_batch", -1}}).find("tangent_batch = -1"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -45,6 +45,10 @@ struct GradientMethodOptions {
   /// Online: μ (key `mu`), how H Z + ∂g/∂m is formed (key `product`: fd or exact), `fd_scheme`
   /// (forward or central) and `fd_scale`.
   OnlineHypergradientOptions online_options;
+  /// Online: D_j = H Z_j + ∂g/∂m_j from the first `tangent_batch` examples of the step's batch
+  /// (0 = the whole batch): an unbiased, noisier and cheaper Hessian term. Needs `product: exact`
+  /// or `fd_scheme: central` (the one-sided difference reuses the whole batch's gradient).
+  int64_t tangent_batch = 0;
   /// Online: forget the tangents when the learning rate drops (the dynamics they describe end).
   bool reset_on_lr_drop = true;
   /// The rule of the meta-step on the stepped coordinates c: "sgd" (c ← c − γ_λ·h), "adam"
