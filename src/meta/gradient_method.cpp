@@ -27,7 +27,8 @@ GradientMethodOptions GradientMethodOptions::from_json(const nlohmann::json& j) 
                                               "val_temperature", "fd_scale", "e1", "e2",
                                               "guarded", "r2_threshold", "order", "fd_scheme",
                                               "exact_product", "mu", "product",
-                                              "reset_on_lr_drop", "meta_step", "tangent_batch"};
+                                              "reset_on_lr_drop", "meta_step", "tangent_batch",
+                                              "tangent_clip"};
   if (!j.is_null()) {
     check(j.is_object(), "method settings must be a mapping of keys");
     for (const auto& [key, value] : j.items()) {
@@ -44,6 +45,8 @@ GradientMethodOptions GradientMethodOptions::from_json(const nlohmann::json& j) 
       if (j.contains("mu")) o.online_options.mu(j["mu"].get<double>());
       if (j.contains("product")) o.online_options.product(j["product"].get<std::string>());
       if (j.contains("fd_scale")) o.online_options.fd_scale(j["fd_scale"].get<double>());
+      if (j.contains("tangent_clip"))
+        o.online_options.tangent_clip(j["tangent_clip"].get<double>());
       if (o.online && j.contains("fd_scheme"))
         o.online_options.fd_scheme(j["fd_scheme"].get<std::string>());
       o.reset_on_lr_drop = j.value("reset_on_lr_drop", o.reset_on_lr_drop);

@@ -57,6 +57,28 @@ void OnlineHypergradientOptions::validate() const {
   check(fd_scheme() == "forward" || fd_scheme() == "central",
         "fd_scheme '{}': expected forward or central", fd_scheme());
   check(std::isfinite(fd_scale()) && fd_scale() > 0, "fd_scale = {}: expected > 0", fd_scale());
+  check(std::isfinite(tangent_clip()) && tangent_clip() >= 0,
+        "tangent_clip = {}: expected >= 0 (0 = off)", tangent_clip());
+}
+
+void OnlineHypergradient::clip(const std::vector<torch::Tensor>& params) {
+  if (options_.tangent_clip() <= 0) return;
+  torch::NoGradGuard no_grad;
+  double w2 = 0;
+  for (const auto& p : params) w2 += p.detach().pow(2).sum().item<double>();
+  const double cap = options_.tangent_clip() * std::sqrt(w2);
+  for (size_t j = 0; j < z_.size(); ++j) {
+    double z2 = 0;
+    for (const auto& t : z_[j]) z2 += t.pow(2).sum().item<double>();
+    const double norm = std::sqrt(z2);
+    if (!(norm > cap)) continue;
+    // Z, and the state tangents with it, are linear in the carried past: one factor for all.
+    const double s = cap / norm;
+    for (auto* set : {&z_, &state1_, &state2_})
+      if (j < set->size())
+        for (auto& t : (*set)[j]) t.mul_(s);
+    ++clipped_;
+  }
 }
 
 OnlineHypergradient::OnlineHypergradient(OnlineHypergradientOptions options)
@@ -185,6 +207,7 @@ void OnlineHypergradient::carry(const std::vector<torch::Tensor>& params,
         z_[j][i].sub_((lr / bias1) * (M / denom - st->exp_avg() * ddenom / (denom * denom)));
       }
     }
+    clip(params);
     return;
   }
   auto& o = static_cast<torch::optim::SGDOptions&>(group_options);
@@ -201,6 +224,7 @@ void OnlineHypergradient::carry(const std::vector<torch::Tensor>& params,
         z_[j][i].sub_(lr * D[j][i]);
       }
     }
+  clip(params);
 }
 
 GenericHypergradient OnlineHypergradient::hypergradient(

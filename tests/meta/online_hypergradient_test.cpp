@@ -375,3 +375,27 @@ TEST(GradientMethodOptions, OnlineSettingsAreReadAndCheckedByName) {
 }
 
 }  // namespace
+
+namespace {
+
+// tangent_clip bounds ‖Z_j‖ by tangent_clip·‖w‖ after every step and keeps Z's direction: with a
+// cap far below the free tangents' length the clipped hypergradient is the free one rescaled
+// per metaparameter, so its components keep their signs.
+TEST(OnlineHypergradient, TangentClipBoundsTheTangentsAndKeepsTheirSigns) {
+  const auto m = torch::tensor({0.6, 2.5}, kF64);
+  auto free = online_gradient("logreg", "sgd", 1, m, OnlineHypergradientOptions().mu(1.0));
+  Unrolled run("logreg", "sgd", 1);
+  OnlineHypergradient clipped(OnlineHypergradientOptions().mu(1.0).tangent_clip(1e-6));
+  run.unroll(m, &clipped);
+  EXPECT_EQ(clipped.clipped(), 2);  // both columns, at the one step
+  auto g = clipped.hypergradient(run.model->parameters(), [&] { return run.val_loss(); },
+                                 {run.model.get()}).gradient;
+  for (int64_t j = 0; j < 2; ++j) {
+    EXPECT_GT(g[j].item<double>() * free[j].item<double>(), 0.0) << j;
+    EXPECT_LT(std::abs(g[j].item<double>()), 1e-3 * std::abs(free[j].item<double>())) << j;
+  }
+  EXPECT_NO_THROW(OnlineHypergradient(OnlineHypergradientOptions().tangent_clip(0)));
+  EXPECT_THROW(OnlineHypergradient(OnlineHypergradientOptions().tangent_clip(-1)), std::exception);
+}
+
+}  // namespace
