@@ -125,6 +125,41 @@ TEST(Trainer, ResumeFromCheckpointEqualsUninterruptedRun) {
   EXPECT_TRUE(std::filesystem::exists(d2 / "metrics.csv"));
 }
 
+// A checkpoint carries the settings of its run: a resume with other settings is refused naming
+// them, the same settings resume, and a checkpoint stored before settings keys resumes (with a
+// warning) and is keyed from then on.
+TEST(Trainer, ResumeContinuesOnlyACheckpointOfTheSameSettings) {
+  auto b = small_synthetic();
+  auto logits = torch::randn({b.pool.size(), 2});
+  TempDir dir("keyed");
+  FixedMetaOptimizer m("naive", {0.5, 1.0});
+  auto o = TrainerOptions().with_epochs(3).with_batch_size(4).with_lr(0.3).with_out_dir(dir.path());
+  // Stored without settings, as before settings keys existed.
+  train_student(b, logits, m, o);
+  EXPECT_TRUE(checkpoint_settings(dir / "checkpoint.pt").is_null());
+  o.resume = true;
+  o.epochs = 4;
+  o.settings = {{"method", {{"settings", {{"gamma", 0.1}}}}}};
+  ::testing::internal::CaptureStderr();
+  auto legacy = train_student(b, logits, m, o);
+  const std::string warning = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(legacy.resumed);
+  EXPECT_NE(warning.find("stored before settings keys"), std::string::npos) << warning;
+  EXPECT_EQ(checkpoint_settings(dir / "checkpoint.pt").at("settings"), o.settings);
+  // Other settings: refused, naming the setting, its stored and its new value.
+  auto changed = o;
+  changed.epochs = 5;
+  changed.settings["method"]["settings"]["gamma"] = 0.2;
+  metadistill::testing::expect_error(
+      [&] { train_student(b, logits, m, changed); },
+      {(dir / "checkpoint.pt").string(), "method.settings.gamma: 0.1 -> 0.2", "--fresh"});
+  // The same settings: resumed.
+  o.epochs = 5;
+  auto same = train_student(b, logits, m, o);
+  EXPECT_TRUE(same.resumed);
+  EXPECT_EQ(same.history.size(), 5u);
+}
+
 TEST(Trainer, RejectsInvalidOptions) {
   EXPECT_THROW(Trainer(TrainerOptions().with_lr(-1)), std::exception);
   EXPECT_THROW(Trainer(TrainerOptions().with_optimizer("rmsprop")), std::exception);
