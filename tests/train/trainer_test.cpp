@@ -179,9 +179,15 @@ TEST(TeacherCache, KeyedByTeacherAndDataAndReused) {
   // Same teacher and data: read from the cache (one file).
   auto again = cached_teacher_logits(*t1.model, dir / "t1.pt", b, dir / "cache");
   EXPECT_TRUE(again.equal(l1));
-  size_t files = 0;
-  for (auto& e : std::filesystem::directory_iterator(dir / "cache")) files += e.is_regular_file();
-  EXPECT_EQ(files, 1u);
+  // Cache entries (the '.lock' files beside them, which let one process make a missing entry
+  // while others wait, are not entries).
+  const auto entries = [&] {
+    size_t n = 0;
+    for (auto& e : std::filesystem::directory_iterator(dir / "cache"))
+      n += e.is_regular_file() && e.path().extension() == ".pt";
+    return n;
+  };
+  EXPECT_EQ(entries(), 1u);
   // A different teacher gets its own entry, never the stale one.
   auto t2 = train_teacher(b, ModelSpec("logreg", 2, {3}), TrainerOptions(o).with_epochs(5), dir / "t2.pt");
   auto l2 = cached_teacher_logits(*t2.model, dir / "t2.pt", b, dir / "cache");
@@ -190,9 +196,7 @@ TEST(TeacherCache, KeyedByTeacherAndDataAndReused) {
   auto other = make_synthetic(SyntheticOptions().seeded(3));
   auto l3 = cached_teacher_logits(*t1.model, dir / "t1.pt", other, dir / "cache");
   EXPECT_TRUE(torch::allclose(l3, predict_logits(*t1.model, other.pool.x_teacher)));
-  files = 0;
-  for (auto& e : std::filesystem::directory_iterator(dir / "cache")) files += e.is_regular_file();
-  EXPECT_EQ(files, 3u);
+  EXPECT_EQ(entries(), 3u);
 }
 
 TEST(ModelFile, CorruptOrMissingFilesGiveClearErrors) {
