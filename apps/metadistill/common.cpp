@@ -4,12 +4,17 @@
 #include <iostream>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "metadistill/util/process.h"
 #include "metadistill/util/runtime.h"
 
 namespace metadistill::cli {
 
 namespace {
+// Cap of the intra-op threads, per core.
+constexpr int kMaxThreadsPerCore = 4;
+
 std::vector<std::string>& command_line() {
   static std::vector<std::string> args;
   return args;
@@ -37,9 +42,31 @@ std::vector<std::string> worker_command_line(int threads) {
   return out;
 }
 
+CLI::Validator seed_validator() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        if (!v.empty() && v.find_first_not_of("0123456789") == std::string::npos) return "";
+        return fmt::format("{}: expected a seed, an integer >= 0", v);
+      },
+      "SEED");
+}
+
 void add_common_options(CLI::App& app, CommonOptions& o) {
   app.add_option("config", o.config_path, "YAML config (default: the synthetic experiment)");
-  app.add_option("--threads", o.threads, "intra-op threads (default: all cores)");
+  app.add_option("--threads", o.threads,
+                 "intra-op threads, >= 1 (default: all cores; more than 4x the cores are capped)")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            try {
+              size_t pos = 0;
+              if (std::stoll(v, &pos) >= 1 && pos == v.size()) return "";
+            } catch (const std::exception&) {
+            }
+            return fmt::format("{}: expected a thread count >= 1 (leave --threads out to use all "
+                               "cores)",
+                               v);
+          },
+          "N"));
   app.add_option("--device", o.device, "cpu, cuda or cuda:N (default: cpu)");
   app.add_option("--out", o.out, "output folder (default: from the config)");
   app.add_option("--epochs", o.epochs, "student epochs (overrides the config)")
@@ -73,6 +100,14 @@ Config resolve_config(const CommonOptions& o) {
   c.resolve_paths();
   c.validate();
   parse_device(c.device);
+  // More threads than cores only add contention; a thousand made a run hang.
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (c.threads > kMaxThreadsPerCore * cores) {
+    std::cerr << fmt::format("{} {}: more than {}x the {} cores; using {} threads\n",
+                             o.threads ? "--threads" : c.source + ": threads:", c.threads,
+                             kMaxThreadsPerCore, cores, kMaxThreadsPerCore * cores);
+    c.threads = kMaxThreadsPerCore * cores;
+  }
   set_threads(c.threads);
   return c;
 }

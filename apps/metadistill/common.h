@@ -19,6 +19,8 @@ struct CommonOptions {
   bool quiet = false;
 };
 
+/// Accepts a seed: an integer >= 0 (a negative one would wrap around to 2^64 − 1).
+CLI::Validator seed_validator();
 /// Adds the shared flags to a subcommand.
 void add_common_options(CLI::App& app, CommonOptions& o);
 /// Adds `--jobs N` (worker processes) and the hidden `--worker` flag they are started with.
@@ -27,6 +29,7 @@ void add_jobs_options(CLI::App& app, int& jobs, bool& worker);
 /// (at least 1), or the config's count when it asks for fewer; sets it and returns it.
 int threads_per_job(int config_threads, int jobs);
 /// Loads the config (or the default), applies the flags, sets threads; returns it validated.
+/// A thread count above 4× the cores (flag or config) is capped there, with a message.
 Config resolve_config(const CommonOptions& o);
 
 }  // namespace metadistill::cli

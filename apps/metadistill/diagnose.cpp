@@ -30,6 +30,7 @@ int run(const DiagnoseCliOptions& o) {
   check(std::find(names.begin(), names.end(), d.method) != names.end(),
         "--method '{}': expected one of {}", d.method, fmt::join(names, ", "));
   d.validate();  // before the teacher or any run is trained
+  check_before_start(c, {d.method});
   const auto out = o.common.out ? std::filesystem::path(*o.common.out)
                                 : std::filesystem::path(c.out) /
                                       fmt::format("diagnose-{}-seed{}", d.method, d.seed);
@@ -52,7 +53,8 @@ void setup_diagnose(CLI::App& app) {
       ->delimiter(',');
   sub->add_option("--delta-lambda1", o->diagnose.delta_lambda1, "lambda1 +- this (default 0.05)");
   sub->add_option("--delta-temperature", o->diagnose.delta_temperature, "T +- this (default 0.5)");
-  sub->add_option("--seed", o->diagnose.seed, "seed of the run and its forks (default 0)");
+  sub->add_option("--seed", o->diagnose.seed, "seed of the run and its forks (default 0)")
+      ->check(seed_validator());
   sub->add_flag("--no-control", o->no_control, "skip the learning-rate control trainings");
   sub->callback([o]() { throw CommandResult(run(*o)); });
 }

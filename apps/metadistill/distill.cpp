@@ -16,6 +16,7 @@ struct DistillOptions {
   std::optional<double> lambda1, temperature;
   uint64_t seed = 0;
   bool resume = false;
+  bool fresh = false;
 };
 
 int run(const DistillOptions& o) {
@@ -41,6 +42,13 @@ int run(const DistillOptions& o) {
   }
   const std::filesystem::path out_dir =
       std::filesystem::path(c.out) / "distill" / fmt::format("{}-seed{}", c.method.method, o.seed);
+  // Before the teacher is trained or the data decoded.
+  check_before_start(c, {c.method.method});
+  if (o.fresh) {
+    std::error_code ignored;
+    std::filesystem::remove(out_dir / "checkpoint.pt", ignored);
+    std::filesystem::remove(out_dir / "result.json", ignored);
+  }
   Prepared p = prepare(c);
   std::cout << fmt::format("data {}: {} train / {} val / {} test; teacher {} test accuracy {:.4f}\n",
                            p.data.name, p.data.train_idx.numel(),
@@ -65,8 +73,13 @@ void setup_distill(CLI::App& app) {
   sub->add_option("--method", o->method, "none, naive, fixed, random, gradient, proposed, ...");
   sub->add_option("--lambda1", o->lambda1, "λ1 for --method fixed (initial λ1 for gradient methods)");
   sub->add_option("--temperature", o->temperature, "T for --method fixed (initial T otherwise)");
-  sub->add_option("--seed", o->seed, "run seed (model init, batch order, method draws)");
-  sub->add_flag("--resume", o->resume, "continue from the run's checkpoint");
+  sub->add_option("--seed", o->seed, "run seed (model init, batch order, method draws)")
+      ->check(seed_validator());
+  auto* resume = sub->add_flag("--resume", o->resume,
+                               "continue from the run's checkpoint (only one stored with the "
+                               "same settings)");
+  sub->add_flag("--fresh", o->fresh, "discard the run's checkpoint and result; start afresh")
+      ->excludes(resume);
   sub->callback([o]() { throw CommandResult(run(*o)); });
 }
 

@@ -20,6 +20,7 @@ struct ExperimentCliOptions {
   std::optional<double> budget_seconds;
   int jobs = 1;
   bool worker = false;
+  bool fresh = false;
 };
 
 int run_experiment_command(const ExperimentCliOptions& o) {
@@ -33,6 +34,7 @@ int run_experiment_command(const ExperimentCliOptions& o) {
   eo.runs = o.runs;
   eo.verbose = false;
   eo.budget_seconds = o.budget_seconds;
+  eo.fresh = o.fresh;
   auto r = run_experiment(c, eo);
   if (o.worker) return 0;
   const std::string dir = r.budget_seconds > 0
@@ -74,6 +76,10 @@ void setup_experiment(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--runs", o->runs, "runs per method (default: the config's)")
       ->check(CLI::PositiveNumber);
+  sub->add_flag("--fresh", o->fresh,
+                "discard the stored runs of these methods and seeds (results, checkpoints, "
+                "studies) and train them afresh; without it, a run stored with other settings "
+                "is refused");
   add_jobs_options(*sub, o->jobs, o->worker);
   sub->callback([o]() { throw CommandResult(run_experiment_command(*o)); });
 

@@ -79,7 +79,8 @@ void setup_multilayer(CLI::App& app) {
       ->delimiter(',');
   sub->add_option("--runs", o->runs, "runs per method (default: the config's)")
       ->check(CLI::PositiveNumber);
-  sub->add_option("--seed", o->seed, "seed of the first run (default: the config's)");
+  sub->add_option("--seed", o->seed, "seed of the first run (default: the config's)")
+      ->check(seed_validator());
   sub->add_flag("--sensitivity", o->sensitivity,
                 "run the config's sensitivity study (accuracy against beta and T) instead; "
                 "--methods then names the methods whose beta is swept");

@@ -100,6 +100,8 @@ int run(SearchCliOptions o) {
     return 0;
   }
 
+  // Models, output folder: before the study is created and the teacher trained.
+  check_before_start(c, {});
   const StudySettings settings = search_study_settings(c, so);
   const SearchSpace& space = settings.space;
   {
@@ -208,7 +210,8 @@ void setup_search(CLI::App& app) {
       ->excludes(preset);
   sub->add_flag("--prune", o->prune,
                 "median-rule pruning on the per-epoch validation values (judged after each run)");
-  sub->add_option("--seed", o->seed, "run seed of every trial and seed of the sampler (default 0)");
+  sub->add_option("--seed", o->seed, "run seed of every trial and seed of the sampler (default 0)")
+      ->check(seed_validator());
   sub->add_option("--temperature-prior", o->temperature_prior,
                   "log-uniform (default) or uniform (the paper's text) on [0.1, 10]")
       ->check(CLI::IsMember({"log-uniform", "uniform"}));

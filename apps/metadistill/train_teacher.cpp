@@ -45,7 +45,8 @@ void setup_train_teacher(CLI::App& app) {
   sub->add_option("--file", o->file, "where to save the teacher (default: teacher.file)");
   sub->add_option("--teacher-epochs", o->teacher_epochs, "teacher epochs (overrides the config)")
       ->check(CLI::PositiveNumber);
-  sub->add_option("--seed", o->seed, "seed of the teacher's initialization and batch order");
+  sub->add_option("--seed", o->seed, "seed of the teacher's initialization and batch order")
+      ->check(seed_validator());
   sub->callback([o]() { throw CommandResult(run(*o)); });
 }
 

@@ -7,6 +7,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "metadistill/experiment/search_run.h"
+#include "metadistill/meta/gradient_method.h"
 #include "metadistill/util/error.h"
 
 namespace metadistill {
@@ -115,6 +116,11 @@ nlohmann::json yaml_to_json(const YAML::Node& n) {
   const std::string s = n.Scalar();
   if (n.Tag() == "!") return s;  // quoted
   if (s == "true" || s == "false") return s == "true";
+  // YAML's special floats, so that a range check names them as numbers.
+  if (s == ".nan" || s == ".NaN" || s == ".NAN") return std::nan("");
+  if (s == ".inf" || s == ".Inf" || s == ".INF" || s == "+.inf" || s == "+.Inf" || s == "+.INF")
+    return INFINITY;
+  if (s == "-.inf" || s == "-.Inf" || s == "-.INF") return -INFINITY;
   try {
     size_t pos = 0;
     long long i = std::stoll(s, &pos);
@@ -261,6 +267,12 @@ void Config::validate() const {
   } catch (const Error& e) {
     fail("{}: method: {}", source, e.what());
   }
+  // The settings every gradient method reads: checked here, before anything is trained.
+  try {
+    GradientMethodOptions::from_json(method.extra);
+  } catch (const Error& e) {
+    fail("{}: {}", source, e.what());
+  }
 }
 
 Config Config::for_method(const std::string& name, std::string& base) const {
@@ -349,12 +361,19 @@ Config load_config(const std::filesystem::path& path) {
   Config c = default_config();
   c.source = path.string();
   check(std::filesystem::exists(path), "config {}: no such file", path.string());
+  check(!std::filesystem::is_directory(path), "config {}: is a folder; expected a YAML file",
+        path.string());
   YAML::Node root;
   try {
     root = YAML::LoadFile(path.string());
   } catch (const YAML::Exception& e) {
     fail("config {}: not valid YAML: {}", path.string(), e.what());
   }
+  // An empty file would silently run the built-in synthetic experiment instead of the user's.
+  check(root && !root.IsNull() && !(root.IsMap() && root.size() == 0),
+        "config {}: empty (no settings, only comments or nothing); expected a YAML mapping such "
+        "as 'data: {{name: fmnist}}' (leave the config out to run the built-in default)",
+        path.string());
   const std::string file = path.string();
   Section top(root, "", file);
   top.get("preset", c.preset);

@@ -1,13 +1,21 @@
 #include "metadistill/experiment/distill.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <optional>
+
 #include "metadistill/data/cifar.h"
 #include "metadistill/data/fashion_mnist.h"
 #include "metadistill/data/image_folder.h"
 #include "metadistill/data/synthetic.h"
+#include "metadistill/experiment/search_run.h"
 #include "metadistill/meta/meta_optimizer.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
 #include "metadistill/util/runtime.h"
+#include "metadistill/util/settings_key.h"
 
 namespace metadistill {
 
@@ -71,7 +79,153 @@ DataBundle load_data(const DataConfig& c, const std::string& cache_dir) {
   return load_cifar10(o);
 }
 
+namespace {
+
+// The input shape of the data's rows (teacher and student alike) and the class count, where
+// they are known without decoding a file.
+struct KnownShape {
+  std::vector<int64_t> input;
+  int64_t classes = 2;
+};
+
+std::optional<KnownShape> known_shape(const DataConfig& d) {
+  if (d.name == "synthetic") return KnownShape{{3}, 2};
+  if (d.name == "fmnist") return KnownShape{{1, 28, 28}, 10};
+  if (d.name == "cifar10" || d.name == "cifar10-reduced") return KnownShape{{3, 32, 32}, 10};
+  if (d.name == "folder" && d.image_size.size() == 2)
+    return KnownShape{{d.channels, d.image_size[0], d.image_size[1]},
+                      std::max<int64_t>(2, static_cast<int64_t>(d.classes.size()))};
+  return std::nullopt;
+}
+
+// Builds `model` for `shape` and runs a batch of two zero rows through it; the global random
+// state is restored, so that the probe changes no later draw (a resumed run stays bit-identical).
+void check_model_fits(const Config& c, const std::string& role, const std::string& model,
+                      const KnownShape& shape) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  const auto state = gen.get_state();
+  std::string problem;
+  try {
+    torch::NoGradGuard no_grad;
+    Classifier m = make_model(ModelSpec(model, shape.classes, shape.input));
+    m->eval();
+    std::vector<int64_t> batch = {2};
+    batch.insert(batch.end(), shape.input.begin(), shape.input.end());
+    m->forward(torch::zeros(batch));
+  } catch (const Error& e) {
+    problem = e.what();
+  } catch (const c10::Error& e) {
+    problem = std::string(e.what_without_backtrace()).substr(0, 300);
+  }
+  gen.set_state(state);
+  check(problem.empty(), "{}: {}.model '{}' does not fit data {} (input shape [{}]): {}", c.source,
+        role, model, c.data.name, fmt::join(shape.input, ", "), problem);
+}
+
+// Creates `dir` when missing and writes (then removes) a file in it.
+void check_writable(const fs::path& dir, const std::string& what, const std::string& source) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  check(!ec, "{}: {} {}: cannot create the folder ({})", source, what, dir.string(), ec.message());
+  const fs::path probe = dir / fmt::format(".write-test-{}", ::getpid());
+  bool ok = false;
+  {
+    std::ofstream f(probe);
+    ok = f.good() && static_cast<bool>(f << "ok");
+  }
+  fs::remove(probe, ec);
+  check(ok, "{}: {} {}: not writable", source, what, dir.string());
+}
+
+// What of the method settings shapes a run of `method`: each method reads only some of them,
+// so that, say, a changed γ_λ does not invalidate the stored runs of `none`.
+nlohmann::json method_settings(const Config& config, const std::string& method) {
+  const MethodOptions& m = config.method;
+  nlohmann::json j = {{"name", method}};
+  if (method == "none" || method == "naive") return j;
+  if (method == "fixed" || method == "fixed-train-val") {
+    j["lambda1"] = m.fixed.lambda1;
+    j["temperature"] = m.fixed.temperature;
+    return j;
+  }
+  if (method == "random") {
+    j["temperature_prior"] = m.temperature_prior;
+    return j;
+  }
+  if (is_search_method(method)) {
+    j["search"] = config.to_json().at("search");
+    return j;
+  }
+  // The optimizing methods: their initial λ (given, or drawn from the prior) and their settings.
+  if (m.given_initial) {
+    j["lambda1"] = m.fixed.lambda1;
+    j["temperature"] = m.fixed.temperature;
+  } else {
+    j["temperature_prior"] = m.temperature_prior;
+  }
+  j["settings"] = m.extra;
+  return j;
+}
+
+}  // namespace
+
+void check_before_start(const Config& config, const std::vector<std::string>& methods) {
+  auto known = method_names();
+  for (const auto& m : search_method_names()) known.push_back(m);
+  std::sort(known.begin(), known.end());
+  for (const auto& name : methods) {
+    if (is_search_method(name)) continue;  // its settings are the config's `search` section
+    check(std::find(known.begin(), known.end(), name) != known.end() ||
+              config.variants.count(name) > 0,
+          "{}: unknown method '{}': expected one of {}{}", config.source, name,
+          fmt::join(known, ", "), config.variants.empty() ? "" : " or a name under variants");
+    std::string base;
+    MethodOptions mo = config.for_method(name, base).method;
+    mo.method = base;
+    try {
+      make_meta_optimizer(mo);  // reads and checks the settings the method uses
+    } catch (const Error& e) {
+      fail("{}: method '{}': {}", config.source, name, e.what());
+    }
+  }
+  if (const auto shape = known_shape(config.data)) {
+    check_model_fits(config, "student", config.student.model, *shape);
+    if (!config.teacher_file.empty() && !fs::exists(config.teacher_file))
+      check_model_fits(config, "teacher", config.teacher.model, *shape);
+  }
+  check_writable(config.out, "output folder", config.source);
+  if (!config.teacher_file.empty() && !fs::exists(config.teacher_file)) {
+    const fs::path parent = fs::path(config.teacher_file).parent_path();
+    check_writable(parent.empty() ? fs::path(".") : parent, "teacher file's folder",
+                   config.source);
+  }
+  if (!config.cache.empty()) check_writable(config.cache, "cache folder", config.source);
+}
+
+nlohmann::json run_settings(const Config& given, const Prepared& prepared,
+                            const std::string& method, uint64_t seed) {
+  // A variant's run is shaped by its merged settings (for_method is idempotent, so a config
+  // already resolved for `method` gives the same).
+  std::string base;
+  const Config config = given.for_method(method, base);
+  const nlohmann::json c = config.to_json();
+  nlohmann::json data = c.at("data");
+  data.erase("root");  // where the files are does not shape the run; their contents do
+  nlohmann::json student = c.at("student");
+  student["train"].erase("checkpoint_every");  // when it saves does not shape what it computes
+  nlohmann::json j = {{"data", data},
+                      {"data_fingerprint", prepared.data.fingerprint},
+                      {"teacher", prepared.teacher_hash},
+                      {"student", student},
+                      {"time_limit", config.student.trainer.time_limit},
+                      {"method", method_settings(config, base)},
+                      {"seed", seed}};
+  if (method != base) j["variant"] = method;
+  return j;
+}
+
 Prepared prepare(const Config& config) {
+  check_before_start(config, {});
   Prepared p;
   p.data = load_data(config.data, config.cache);
   const auto device = parse_device(config.device);
@@ -80,6 +234,7 @@ Prepared prepare(const Config& config) {
   TrainerOptions t = config.teacher.trainer;
   t.device = device;
   p.teacher = ensure_teacher(p.data, spec, t, config.teacher_file);
+  p.teacher_hash = hash_string(read_file(config.teacher_file));
   p.teacher_logits =
       cached_teacher_logits(*p.teacher.model, config.teacher_file, p.data, config.cache, device);
   p.teacher_test_accuracy =
@@ -131,6 +286,8 @@ RunResult run_distill(const Config& given, const Prepared& prepared, const std::
   t.out_dir = out_dir;
   t.resume = resume;
   t.verbose = verbose;
+  const nlohmann::json settings = run_settings(config, prepared, method, seed);
+  t.settings = settings;
 
   FitData fit;
   fit.train_set = &data.pool;
@@ -155,7 +312,9 @@ RunResult run_distill(const Config& given, const Prepared& prepared, const std::
   r.train = trainer.fit(*student, fit, *meta);
   r.final = meta->current();
   if (!out_dir.empty()) {
-    write_file_atomic(out_dir / "result.json", r.to_json().dump(2));
+    nlohmann::json j = r.to_json();
+    j.update(settings_record(settings));
+    write_file_atomic(out_dir / "result.json", j.dump(2));
     fs::path model_path = out_dir / "student.pt";
     student->to(torch::kCPU);
     save_model_file(*student, spec, model_path);

@@ -18,6 +18,7 @@
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
 #include "metadistill/util/process.h"
+#include "metadistill/util/settings_key.h"
 
 namespace metadistill {
 
@@ -189,6 +190,7 @@ RunRow run_search_method(const Config& config, const Prepared& prepared, const s
   row.initial = row.final = r.best;  // the λ the reported student trained with
   for (const auto& e : rt.train.history) row.curve.emplace_back(e.epoch, e.test_accuracy);
   nlohmann::json j = row.to_json();
+  j.update(settings_record(run_settings(config, prepared, method, seed)));
   j["search"] = {{"sampler", so.sampler},
                  {"trials", trials},
                  {"best_trial", rt.trial},
@@ -472,8 +474,9 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
   check(options.jobs >= 1, "jobs = {}: expected >= 1", options.jobs);
   check(options.jobs == 1 || options.worker || !options.worker_command.empty(),
         "jobs = {} needs a worker command (ExperimentOptions::worker_command)", options.jobs);
+  // Everything that can be checked is, before the teacher is trained or data decoded.
+  check_before_start(config, result.methods);
   fs::create_directories(dir);
-  if (!options.worker) write_file_atomic(dir / "config.json", config.to_json().dump(2));
   // The teacher is trained (or loaded) here, before any worker starts, so workers only load it.
   Prepared prepared = prepare(config);
   result.data = prepared.data.name;
@@ -481,22 +484,6 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
   result.preset = config.preset;
   result.source = config.source;
   result.teacher_accuracy = prepared.teacher_test_accuracy;
-  if (!options.worker) {
-    write_file_atomic(dir / "experiment.json",
-                      nlohmann::json{{"data", result.data},
-                                     {"preset", result.preset},
-                                     {"source", result.source},
-                                     {"teacher_accuracy", result.teacher_accuracy},
-                                     {"methods", result.methods},
-                                     {"runs", runs},
-                                     {"first_seed", config.first_seed},
-                                     {"reference", config.reference},
-                                     {"budget_seconds", budget},
-                                     {"notes", result.notes}}
-                          .dump(2));
-    if (prepared.data.name.rfind("synthetic", 0) == 0)
-      write_synthetic_points(prepared.data, dir / "synthetic.dat");
-  }
 
   struct PlannedRun {
     std::string method;
@@ -516,6 +503,11 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
     progress = std::make_unique<ExperimentProgress>(plan, std::cerr, ::isatty(STDERR_FILENO) != 0);
   auto say = [&](const std::string& line) {
     if (progress) progress->message(line);
+  };
+  // Warnings reach the user with or without the progress display (a worker's are its parent's).
+  auto warn = [&](const std::string& line) {
+    if (progress) progress->message(line);
+    else if (!options.worker) std::cerr << line << "\n";
   };
   if (budget > 0)
     say(fmt::format("equal budget: {:g} s of wall-clock per run; results in {} (not "
@@ -572,6 +564,73 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
     reported[pr.index] = 1;
   };
 
+  // --fresh: what it discards goes before any process looks, so workers always start afresh.
+  if (options.fresh && !options.worker)
+    for (const auto& pr : plan_runs) {
+      std::error_code ignored;
+      fs::remove(pr.dir / "result.json", ignored);
+      fs::remove(pr.dir / "checkpoint.pt", ignored);
+      fs::remove(pr.dir / "study.db", ignored);
+      fs::remove(pr.dir / "study.db-wal", ignored);
+      fs::remove(pr.dir / "study.db-shm", ignored);
+      fs::remove_all(pr.dir / "retrain", ignored);
+      for (const auto& e : fs::directory_iterator(pr.dir, ignored))
+        if (e.path().filename().string().rfind("trial-", 0) == 0) fs::remove_all(e.path(), ignored);
+    }
+  // A stored run is reused (or continued) only when it was made with this run's settings: a
+  // mismatch stops the experiment before anything is trained, naming what differs (never a
+  // stale result shown as the new one). Runs stored before settings keys are taken as they are.
+  auto settings_of = [&](const PlannedRun& pr) {
+    return run_settings(is_search_method(pr.method) ? config : single, prepared, pr.method,
+                        static_cast<uint64_t>(pr.seed));
+  };
+  {
+    std::vector<std::string> mismatches;
+    for (const auto& pr : plan_runs) {
+      const fs::path result_file = pr.dir / "result.json", checkpoint = pr.dir / "checkpoint.pt";
+      try {
+        if (fs::exists(result_file)) {
+          nlohmann::json stored;
+          try {
+            stored = nlohmann::json::parse(read_file(result_file));
+          } catch (const nlohmann::json::exception& e) {
+            fail("{}: corrupt result ({}); delete it or use --fresh to run again",
+                 result_file.string(), e.what());
+          }
+          if (check_stored_settings(stored, settings_of(pr), result_file.string()) ==
+                  StoredSettings::kLegacy &&
+              !options.worker)
+            warn(legacy_settings_warning(result_file.string()));
+        } else if (!is_search_method(pr.method) && fs::exists(checkpoint)) {
+          // A checkpoint without a key is resumed with the trainer's warning.
+          const auto stored = checkpoint_settings(checkpoint);
+          if (!stored.is_null()) check_stored_settings(stored, settings_of(pr), checkpoint.string());
+        }
+      } catch (const Error& e) {
+        mismatches.push_back(e.what());
+      }
+    }
+    check(mismatches.empty(), "{} stored run(s) do not fit this experiment:\n  {}",
+          mismatches.size(), fmt::join(mismatches, "\n  "));
+  }
+  // The folder describes this experiment only once its stored runs are known to fit it.
+  if (!options.worker) {
+    write_file_atomic(dir / "config.json", config.to_json().dump(2));
+    write_file_atomic(dir / "experiment.json",
+                      nlohmann::json{{"data", result.data},
+                                     {"preset", result.preset},
+                                     {"source", result.source},
+                                     {"teacher_accuracy", result.teacher_accuracy},
+                                     {"methods", result.methods},
+                                     {"runs", runs},
+                                     {"first_seed", config.first_seed},
+                                     {"reference", config.reference},
+                                     {"budget_seconds", budget},
+                                     {"notes", result.notes}}
+                          .dump(2));
+    if (prepared.data.name.rfind("synthetic", 0) == 0)
+      write_synthetic_points(prepared.data, dir / "synthetic.dat");
+  }
   // Results found at the start were computed earlier (a resumed experiment).
   report_finished_elsewhere();
   std::vector<ChildProcess> workers;

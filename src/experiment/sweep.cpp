@@ -9,6 +9,7 @@
 #include "metadistill/experiment/plots.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
+#include "metadistill/util/settings_key.h"
 
 namespace metadistill {
 
@@ -22,6 +23,7 @@ std::vector<SweepPoint> run_sweep(const Config& config_in, const SweepOptions& o
   for (auto v : o.equal) check(v >= 2, "sweep: e1 = e2 = {}: expected >= 2", v);
   for (auto v : o.e2_values) check(v >= 0, "sweep: e2 = {}: expected >= 0", v);
   check(o.fixed_e1 >= 2, "sweep: e1 = {}: expected >= 2", o.fixed_e1);
+  check_before_start(config, {"proposed"});
   fs::create_directories(dir);
   Prepared prepared = prepare(config);
 
@@ -46,6 +48,11 @@ std::vector<SweepPoint> run_sweep(const Config& config_in, const SweepOptions& o
       double final_acc = 0, steps = 0, hyper = 0;
       if (fs::exists(run_dir / "result.json")) {
         auto j = nlohmann::json::parse(read_file(run_dir / "result.json"));
+        // Reused only when stored with this point's settings (util/settings_key.h).
+        const std::string file = (run_dir / "result.json").string();
+        if (check_stored_settings(j, run_settings(c, prepared, "proposed", static_cast<uint64_t>(s)),
+                                  file) == StoredSettings::kLegacy)
+          std::cerr << legacy_settings_warning(file) << "\n";
         final_acc = j.at("final_test_accuracy");
         steps = j.at("steps");
         hyper = j.at("hyper_steps");

@@ -21,6 +21,34 @@ constexpr double kLogitEdge = 1e-6;
 
 }  // namespace
 
+namespace {
+
+// Reads `key` of the method settings into `out` when present, naming the key and the value when
+// its type is wrong (`method.settings.gamma: expected a number, got "fast"`).
+template <typename T>
+void read_setting(const nlohmann::json& j, const char* key, T& out) {
+  if (!j.contains(key) || j.at(key).is_null()) return;
+  const auto& v = j.at(key);
+  const char* expected = "a string";
+  bool ok = false;
+  if constexpr (std::is_same_v<T, bool>) {
+    ok = v.is_boolean();
+    expected = "true or false";
+  } else if constexpr (std::is_integral_v<T>) {
+    ok = v.is_number_integer();
+    expected = "an integer";
+  } else if constexpr (std::is_floating_point_v<T>) {
+    ok = v.is_number();
+    expected = "a number";
+  } else {
+    ok = v.is_string();
+  }
+  check(ok, "method.settings.{}: expected {}, got {}", key, expected, v.dump());
+  out = v.get<T>();
+}
+
+}  // namespace
+
 GradientMethodOptions GradientMethodOptions::from_json(const nlohmann::json& j) {
   GradientMethodOptions o;
   static const std::set<std::string> known = {"hypergradient", "gamma", "clip", "every", "domain",
@@ -30,74 +58,81 @@ GradientMethodOptions GradientMethodOptions::from_json(const nlohmann::json& j) 
                                               "reset_on_lr_drop", "meta_step", "tangent_batch",
                                               "tangent_clip"};
   if (!j.is_null()) {
-    check(j.is_object(), "method settings must be a mapping of keys");
+    check(j.is_object(), "method.settings must be a mapping of keys, got {}", j.dump());
     for (const auto& [key, value] : j.items()) {
       if (!known.count(key))
-        fail("method settings: unknown key '{}' (known: {})", key, fmt::join(known, ", "));
+        fail("method.settings: unknown key '{}' (known: {})", key, fmt::join(known, ", "));
       if (key == "hypergradient" && value.is_string() && value.get<std::string>() == "first-order")
-        fail("method settings: hypergradient 'first-order' is not offered: L_val does not depend "
+        fail("method.settings.hypergradient 'first-order' is not offered: L_val does not depend "
              "on λ, so the first-order shortcut is exactly zero; use exact or fd");
     }
-    try {
-      const std::string mode = j.value("hypergradient", o.hypergradient.mode);
-      o.online = mode == "online";
-      if (!o.online) o.hypergradient.mode = mode;
-      if (j.contains("mu")) o.online_options.mu(j["mu"].get<double>());
-      if (j.contains("product")) o.online_options.product(j["product"].get<std::string>());
-      if (j.contains("fd_scale")) o.online_options.fd_scale(j["fd_scale"].get<double>());
-      if (j.contains("tangent_clip"))
-        o.online_options.tangent_clip(j["tangent_clip"].get<double>());
-      if (o.online && j.contains("fd_scheme"))
-        o.online_options.fd_scheme(j["fd_scheme"].get<std::string>());
-      o.reset_on_lr_drop = j.value("reset_on_lr_drop", o.reset_on_lr_drop);
-      o.tangent_batch = j.value("tangent_batch", o.tangent_batch);
-      o.meta_step = j.value("meta_step", o.meta_step);
-      o.hypergradient.val_temperature = j.value("val_temperature", o.hypergradient.val_temperature);
-      o.hypergradient.fd_scale = j.value("fd_scale", o.hypergradient.fd_scale);
-      o.gamma = j.value("gamma", o.gamma);
-      if (j.contains("clip") && !j["clip"].is_null()) o.clip = j["clip"].get<double>();
-      o.every = j.value("every", o.every);
-      o.order = j.value("order", o.order);
-      if (!o.online) o.hypergradient.fd_scheme = j.value("fd_scheme", o.hypergradient.fd_scheme);
-      o.hypergradient.exact_product = j.value("exact_product", o.hypergradient.exact_product);
-      o.domain = j.value("domain", o.domain);
-      o.e1 = j.value("e1", o.e1);
-      o.e2 = j.value("e2", o.e2);
-      o.guarded = j.value("guarded", o.guarded);
-      o.r2_threshold = j.value("r2_threshold", o.r2_threshold);
-    } catch (const nlohmann::json::exception& e) {
-      fail("method settings: wrong type ({})", e.what());
-    }
+    std::string mode = o.hypergradient.mode;
+    read_setting(j, "hypergradient", mode);
+    o.online = mode == "online";
+    if (!o.online) o.hypergradient.mode = mode;
+    read_setting(j, "val_temperature", o.hypergradient.val_temperature);
+    read_setting(j, "fd_scale", o.hypergradient.fd_scale);
+    read_setting(j, "gamma", o.gamma);
+    read_setting(j, "clip", o.clip);
+    read_setting(j, "every", o.every);
+    read_setting(j, "order", o.order);
+    read_setting(j, "exact_product", o.hypergradient.exact_product);
+    read_setting(j, "domain", o.domain);
+    read_setting(j, "e1", o.e1);
+    read_setting(j, "e2", o.e2);
+    read_setting(j, "guarded", o.guarded);
+    read_setting(j, "r2_threshold", o.r2_threshold);
+    read_setting(j, "meta_step", o.meta_step);
+    read_setting(j, "reset_on_lr_drop", o.reset_on_lr_drop);
+    read_setting(j, "tangent_batch", o.tangent_batch);
+    // The online hypergradient's own settings; fd_scheme and fd_scale serve the one in use.
+    double mu = o.online_options.mu(), fd_scale = o.online_options.fd_scale(),
+           tangent_clip = o.online_options.tangent_clip();
+    std::string product = o.online_options.product(), scheme = o.online_options.fd_scheme();
+    read_setting(j, "mu", mu);
+    read_setting(j, "product", product);
+    read_setting(j, "fd_scale", fd_scale);
+    read_setting(j, "tangent_clip", tangent_clip);
+    if (o.online) read_setting(j, "fd_scheme", scheme);
+    if (!o.online) read_setting(j, "fd_scheme", o.hypergradient.fd_scheme);
+    o.online_options.mu(mu).product(product).fd_scale(fd_scale).tangent_clip(tangent_clip)
+        .fd_scheme(scheme);
   }
   o.validate();
   return o;
 }
 
 void GradientMethodOptions::validate() const {
-  hypergradient.validate();
-  if (online) online_options.validate();
-  check(tangent_batch >= 0, "method settings: tangent_batch = {}: expected >= 0 (0 = the whole batch)",
-        tangent_batch);
+  try {
+    hypergradient.validate();
+    if (online) online_options.validate();
+  } catch (const Error& e) {
+    fail("method.settings.{}", e.what());
+  }
+  check(tangent_batch >= 0,
+        "method.settings.tangent_batch = {}: expected >= 0 (0 = the whole batch)", tangent_batch);
   check(tangent_batch == 0 || online_options.product() == "exact" ||
             online_options.fd_scheme() == "central",
-        "method settings: tangent_batch needs product: exact or fd_scheme: central (the one-sided "
+        "method.settings.tangent_batch needs product: exact or fd_scheme: central (the one-sided "
         "difference reuses the whole batch's gradient)");
   check(meta_step == "sgd" || meta_step == "adam" || meta_step == "sign",
-        "method settings: meta_step '{}': expected sgd, adam or sign", meta_step);
-  check(std::isfinite(gamma) && gamma > 0, "method settings: gamma = {}: expected > 0", gamma);
-  check(std::isfinite(clip) && clip >= 0, "method settings: clip = {}: expected >= 0 (0 = off)", clip);
-  check(every >= 1, "method settings: every = {}: expected >= 1", every);
+        "method.settings.meta_step '{}': expected sgd, adam or sign", meta_step);
+  check(std::isfinite(gamma) && gamma > 0 && gamma <= kMaxGamma,
+        "method.settings.gamma = {}: expected a value in (0, {:g}]", gamma, kMaxGamma);
+  check(std::isfinite(clip) && clip >= 0,
+        "method.settings.clip = {}: expected a finite value >= 0 (0 = off)", clip);
+  check(every >= 1, "method.settings.every = {}: expected >= 1", every);
   check(order == "before" || order == "lagged",
-        "method settings: order '{}': expected before or lagged", order);
+        "method.settings.order '{}': expected before or lagged", order);
   check(hypergradient.fd_scheme == "central" || order == "lagged",
-        "method settings: fd_scheme '{}' needs order: lagged (it reuses the step's logits)",
+        "method.settings.fd_scheme '{}' needs order: lagged (it reuses the step's logits)",
         hypergradient.fd_scheme);
   check(domain == "projected" || domain == "reparametrized",
-        "method settings: domain '{}': expected projected or reparametrized", domain);
-  check(e1 >= 2, "method settings: e1 = {}: expected >= 2 (a line needs two points)", e1);
-  check(e2 >= 0, "method settings: e2 = {}: expected >= 0", e2);
+        "method.settings.domain '{}': expected projected or reparametrized", domain);
+  check(e1 >= 2, "method.settings.e1 = {}: expected >= 2 (a line needs two points)", e1);
+  check(e2 >= 0, "method.settings.e2 = {}: expected >= 0", e2);
   check(r2_threshold >= 0 && r2_threshold <= 1,
-        "method settings: r2_threshold = {}: expected a value in [0, 1]", r2_threshold);
+        "method.settings.r2_threshold = {}: expected a value in [0, 1]", r2_threshold);
 }
 
 GradientMetaOptimizer::GradientMetaOptimizer(const MethodOptions& method,

@@ -1,10 +1,12 @@
 #include "metadistill/train/teacher.h"
 
 #include <iostream>
+#include <optional>
 
 #include "metadistill/meta/meta_optimizer.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
+#include "metadistill/util/process.h"
 #include "metadistill/util/runtime.h"
 
 namespace metadistill {
@@ -60,16 +62,42 @@ LoadedModel train_teacher(const DataBundle& bundle, const ModelSpec& spec,
   return out;
 }
 
+namespace {
+
+// Runs `make` unless `path` exists, under an exclusive lock on "<path>.lock", so that of several
+// processes needing the same missing file only one makes it; the others wait for the lock and
+// then find the file. The lock is an flock, which the kernel releases when its holder dies,
+// however it dies: a killed holder's lock is taken over by the next waiter, which makes the file
+// itself (a teacher training resumes from its checkpoint folder). The lock file stays: removing
+// it could let two processes lock two different files of the same name.
+template <typename Make>
+void make_once(const fs::path& path, const std::string& what, Make make) {
+  if (fs::exists(path)) return;
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  const fs::path lock_path = path.string() + ".lock";
+  auto lock = FileLock::try_acquire(lock_path);
+  if (!lock) {
+    std::cerr << fmt::format("{} {} is being made by another process (lock {}); waiting for it\n",
+                             what, path.string(), lock_path.string());
+    lock = FileLock::acquire(lock_path);
+  }
+  if (fs::exists(path)) return;  // made by the process that held the lock
+  make();
+}
+
+}  // namespace
+
 LoadedModel ensure_teacher(const DataBundle& bundle, const ModelSpec& spec,
                            const TrainerOptions& options, const fs::path& path) {
-  if (!fs::exists(path)) {
+  std::optional<LoadedModel> trained;
+  make_once(path, "teacher", [&] {
     std::cerr << fmt::format("teacher {} is missing: training a {} teacher on {} ({} epochs)\n",
                              path.string(), spec.name, bundle.name, options.epochs);
     double acc = 0;
-    auto t = train_teacher(bundle, spec, options, path, &acc);
+    trained = train_teacher(bundle, spec, options, path, &acc);
     std::cerr << fmt::format("teacher saved to {} (test accuracy {:.4f})\n", path.string(), acc);
-    return t;
-  }
+  });
+  if (trained) return std::move(*trained);
   auto t = load_model_file(path, options.device);
   check(t.spec.num_classes == bundle.num_classes,
         "teacher {}: has {} classes, data set {} has {}", path.string(), t.spec.num_classes,
@@ -99,19 +127,24 @@ torch::Tensor cached_teacher_logits(ClassifierImpl& teacher, const fs::path& tea
                                     torch::Device device) {
   const std::string key = hash_string(hash_string(read_file(teacher_file)) + bundle.fingerprint);
   const fs::path path = cache_dir / fmt::format("teacher-logits-{}.pt", key);
-  if (fs::exists(path)) {
-    try {
-      auto logits = load_tensor(path);
-      if (logits.dim() == 2 && logits.size(0) == bundle.pool.size() &&
-          logits.size(1) == bundle.num_classes)
-        return logits;
-    } catch (const Error& e) {
-      std::cerr << "ignoring unreadable teacher cache: " << e.what() << "\n";
-    }
+  const auto compute = [&] {
+    auto logits = predict_logits(teacher, bundle.pool.teacher_input(), 1024, device);
+    save_tensor_atomic(logits, path);
+    return logits;
+  };
+  torch::Tensor logits;
+  // One process computes a missing cache; the others wait for it and read what it wrote.
+  make_once(path, "teacher-output cache", [&] { logits = compute(); });
+  if (logits.defined()) return logits;
+  try {
+    logits = load_tensor(path);
+    if (logits.dim() == 2 && logits.size(0) == bundle.pool.size() &&
+        logits.size(1) == bundle.num_classes)
+      return logits;
+  } catch (const Error& e) {
+    std::cerr << "ignoring unreadable teacher cache: " << e.what() << "\n";
   }
-  auto logits = predict_logits(teacher, bundle.pool.teacher_input(), 1024, device);
-  save_tensor_atomic(logits, path);
-  return logits;
+  return compute();
 }
 
 }  // namespace metadistill

@@ -14,6 +14,7 @@
 #include "metadistill/train/checkpoint.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
+#include "metadistill/util/settings_key.h"
 
 namespace metadistill {
 
@@ -274,6 +275,7 @@ void Trainer::save_checkpoint(ClassifierImpl& model, torch::optim::Optimizer& op
                       {"steps", r.steps},
                       {"hyper_steps", r.hyper_steps},
                       {"seconds", r.seconds}};
+  if (!options_.settings.is_null()) j.update(settings_record(options_.settings));
   for (const auto& e : r.history) j["history"].push_back(to_json(e));
   for (const auto& p : r.trajectory) j["trajectory"].push_back(to_json(p));
   torch::serialize::OutputArchive archive;
@@ -292,6 +294,24 @@ void Trainer::save_checkpoint(ClassifierImpl& model, torch::optim::Optimizer& op
   save_archive_atomic(archive, options_.out_dir / "checkpoint.pt");
 }
 
+nlohmann::json checkpoint_settings(const fs::path& path) {
+  check(fs::exists(path), "checkpoint {}: no such file", path.string());
+  torch::serialize::InputArchive archive;
+  load_archive(archive, path, torch::kCPU);
+  try {
+    c10::IValue v;
+    archive.read("state", v);
+    const auto j = nlohmann::json::parse(v.toStringRef());
+    return j.contains("settings_key") ? settings_record(j.value("settings", nlohmann::json()))
+                                      : nlohmann::json();
+  } catch (const c10::Error& e) {
+    fail("{}: not a metadistill checkpoint ({})", path.string(),
+         std::string(e.what_without_backtrace()).substr(0, 200));
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: corrupt checkpoint state ({})", path.string(), e.what());
+  }
+}
+
 int64_t Trainer::load_checkpoint(const fs::path& path, ClassifierImpl& model,
                                  torch::optim::Optimizer& opt, MetaOptimizer& meta,
                                  TrainResult& r, bool fork) const {
@@ -307,6 +327,11 @@ int64_t Trainer::load_checkpoint(const fs::path& path, ClassifierImpl& model,
     check(fork || j.at("method") == meta.name(),
           "{}: checkpoint of method '{}', but this run is '{}'", path.string(),
           j.at("method").get<std::string>(), meta.name());
+    // A resumed run continues only a checkpoint of the same settings (a fork starts from another
+    // run's on purpose); one stored before settings keys is taken as the current settings'.
+    if (!fork && !options_.settings.is_null() &&
+        check_stored_settings(j, options_.settings, path.string()) == StoredSettings::kLegacy)
+      std::cerr << legacy_settings_warning(path.string()) << "\n";
     torch::serialize::InputArchive model_archive, opt_archive;
     archive.read("model", model_archive);
     archive.read("optimizer", opt_archive);

@@ -281,3 +281,104 @@ multilayer:
   EXPECT_TRUE(contains_all(bad.err, {"unknown method 'bogus'", "all-pairs-fd"})) << last_;
   EXPECT_FALSE(fs::exists(dir_ / "bad" / "teacher.pt")) << "trained a teacher before failing";
 }
+
+// Everything that can be checked is checked before a teacher is trained or data decoded
+// (STYLE.md item 18): each mistake fails at once, names the problem, and leaves no teacher.
+TEST_F(Cli, IntegrationMistakesFailBeforeTheTeacherIsTrained) {
+  const auto no_teacher = [&](const std::string& name) {
+    EXPECT_FALSE(fs::exists(dir_ / name / "teacher.pt")) << "trained a teacher before failing\n"
+                                                         << last_;
+  };
+  // An unknown method.
+  auto r = run({"distill", config_, "--out", out("m"), "--method", "bogus"}, false);
+  EXPECT_TRUE(contains_all(r.err, {"unknown method 'bogus'"})) << last_;
+  no_teacher("m");
+
+  // Method settings: an unknown key, a wrong type.
+  const std::string settings = "settings: {val_temperature: 0.1, gamma: 0.1}";
+  const auto with_settings = [&](const std::string& name, const std::string& replacement) {
+    std::string t = kTinyConfig;
+    t.replace(t.find(settings), settings.size(), replacement);
+    write_file_atomic(dir_ / name, t);
+    return out(name);
+  };
+  r = run({"distill", with_settings("k.yaml", "settings: {gamm: 0.1}"), "--out", out("k"),
+           "--method", "gradient"},
+          false);
+  EXPECT_TRUE(contains_all(r.err, {"k.yaml", "method.settings", "unknown key 'gamm'"})) << last_;
+  no_teacher("k");
+  r = run({"experiment", with_settings("t.yaml", "settings: {gamma: fast}"), "--out", out("t")},
+          false);
+  EXPECT_TRUE(contains_all(r.err, {"t.yaml", "method.settings.gamma", "expected a number",
+                                   "fast"}))
+      << last_;
+  no_teacher("t");
+
+  // A student (or teacher) model whose input shape does not fit the data.
+  std::string cnn = kTinyConfig;
+  cnn.replace(cnn.find("student:\n  model: logreg"), 24, "student:\n  model: cnn   ");
+  write_file_atomic(dir_ / "cnn.yaml", cnn);
+  for (const std::string command : {"distill", "experiment", "search", "sweep"}) {
+    r = run({command, out("cnn.yaml"), "--out", out("cnn-" + command)}, false);
+    EXPECT_TRUE(contains_all(r.err, {"cnn.yaml", "student.model 'cnn' does not fit data "
+                                     "synthetic", "[3]"}))
+        << last_;
+    no_teacher("cnn-" + command);
+  }
+  std::string resnet = kTinyConfig;
+  resnet.replace(resnet.find("teacher:\n  model: logreg"), 24, "teacher:\n  model: resnet8");
+  write_file_atomic(dir_ / "resnet.yaml", resnet);
+  r = run({"distill", out("resnet.yaml"), "--out", out("resnet")}, false);
+  EXPECT_TRUE(contains_all(r.err, {"teacher.model 'resnet8' does not fit data synthetic"}))
+      << last_;
+  no_teacher("resnet");
+
+  // An output folder that cannot be created (inside a file).
+  write_file_atomic(dir_ / "a-file", "x");
+  const std::string unwritable = (dir_ / "a-file" / "out").string();
+  for (const std::string command : {"distill", "experiment", "search", "sweep"}) {
+    r = run({command, config_, "--out", unwritable}, false);
+    EXPECT_TRUE(contains_all(r.err, {"output folder", unwritable})) << last_;
+  }
+}
+
+// Values no one should pass are refused (or capped) with a message naming the flag or key.
+TEST_F(Cli, IntegrationValuesNoOneShouldPassAreRefusedNamingTheFlagOrKey) {
+  auto r = run({"distill", config_, "--out", out("z"), "--threads", "0"}, false);
+  EXPECT_TRUE(contains_all(r.err, {"--threads", "0", "expected a thread count >= 1"})) << last_;
+  r = run({"distill", config_, "--out", out("z"), "--seed", "-1"}, false);
+  EXPECT_TRUE(contains_all(r.err, {"--seed", "-1", "expected a seed, an integer >= 0"})) << last_;
+  r = run({"experiment", config_, "--out", out("z"), "--runs", "1", "--threads", "-3"}, false);
+  EXPECT_TRUE(contains_all(r.err, {"--threads", "-3"})) << last_;
+  EXPECT_FALSE(fs::exists(dir_ / "z" / "teacher.pt"));
+
+  // A thousand threads: capped at 4x the cores, with a message; the run goes on.
+  r = run({"distill", config_, "--out", out("many"), "--method", "none", "--threads", "1000",
+           "-q"});
+  EXPECT_TRUE(contains_all(r.err, {"--threads 1000", "more than 4x", "cores; using"})) << last_;
+
+  // Configs: empty, comment-only, a folder.
+  write_file_atomic(dir_ / "empty.yaml", "");
+  write_file_atomic(dir_ / "comments.yaml", "# nothing here yet\n   \n# data: {name: fmnist}\n");
+  for (const std::string name : {"empty.yaml", "comments.yaml"}) {
+    r = run({"distill", out(name), "--out", out("z")}, false);
+    EXPECT_TRUE(contains_all(r.err, {"config " + out(name), "empty"})) << last_;
+  }
+  fs::create_directories(dir_ / "conf.d");
+  r = run({"experiment", out("conf.d"), "--out", out("z")}, false);
+  EXPECT_TRUE(contains_all(r.err, {"config " + out("conf.d"), "is a folder"})) << last_;
+
+  // method.settings.gamma: NaN, and far out of range.
+  for (const auto& [value, expected] :
+       std::vector<std::pair<std::string, std::string>>{{".nan", "nan"}, {"1e308", "1e+308"}}) {
+    std::string t = kTinyConfig;
+    const std::string from = "gamma: 0.1}";
+    t.replace(t.find(from), from.size(), "gamma: " + value + "}");
+    write_file_atomic(dir_ / "g.yaml", t);
+    r = run({"distill", out("g.yaml"), "--out", out("z"), "--method", "gradient"}, false);
+    EXPECT_TRUE(contains_all(r.err, {out("g.yaml"), "method.settings.gamma = " + expected,
+                                     "expected a value in (0, 100]"}))
+        << last_;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "z" / "teacher.pt"));
+}

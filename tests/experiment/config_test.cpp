@@ -45,6 +45,29 @@ method: {name: fixed, lambda1: 0.2, temperature: 3, settings: {gamma: 0.1, clip:
   EXPECT_DOUBLE_EQ(c.method.extra.at("gamma").get<double>(), 0.1);
 }
 
+// Files and values no one should pass: refused, naming the file and the key.
+TEST(Config, RefusesEmptyFilesFoldersAndOutOfRangeMethodSettings) {
+  TempDir dir("cfgbad");
+  for (const std::string text : {"", "# only a comment\n\n# data: {name: fmnist}\n", "{}\n"}) {
+    const auto msg = load_error(dir, text);
+    EXPECT_TRUE(contains_all(msg, {"config", "c.yaml", "empty"})) << "'" << text << "': " << msg;
+  }
+  std::filesystem::create_directories(dir / "folder.yaml");
+  const auto folder = metadistill::testing::error_of([&] { load_config(dir / "folder.yaml"); });
+  EXPECT_TRUE(contains_all(folder, {(dir / "folder.yaml").string(), "is a folder"})) << folder;
+
+  auto msg = load_error(dir, "method: {settings: {gamma: .nan}}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "method.settings.gamma = nan", "(0, 100]"})) << msg;
+  msg = load_error(dir, "method: {settings: {gamma: 1e308}}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "method.settings.gamma = 1e+308", "(0, 100]"})) << msg;
+  msg = load_error(dir, "method: {settings: {gamma: -.inf}}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "method.settings.gamma = -inf"})) << msg;
+  msg = load_error(dir, "method: {settings: {every: often}}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "method.settings.every", "an integer", "often"})) << msg;
+  msg = load_error(dir, "method: {settings: {gama: 0.1}}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "method.settings", "unknown key 'gama'"})) << msg;
+}
+
 TEST(Config, ErrorsNameTheKeyAndTheFile) {
   TempDir dir("cfgerr");
   auto msg = load_error(dir, "student:\n  train: {epochz: 3}\n");

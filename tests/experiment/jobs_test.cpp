@@ -80,3 +80,56 @@ TEST(ExperimentJobs, JobsNeedAWorkerCommand) {
   o.jobs = 0;
   metadistill::testing::expect_error([&] { run_experiment(c, o); }, {"jobs = 0"});
 }
+
+// Two processes needing the same missing teacher (and teacher-output cache): the first to take
+// the lock beside the file trains it, the other waits and loads it; both finish.
+TEST(SharedWork, IntegrationTwoProcessesTrainAMissingTeacherOnce) {
+  TempDir dir("shared");
+  const auto shared = dir / "shared";
+  write_file_atomic(dir / "c.yaml", R"(preset: tiny
+threads: 1
+cache: )" + (shared / "cache").string() + R"(
+data: {name: synthetic, variant: reference, val_is_test: true}
+teacher:
+  model: logreg
+  file: )" + (shared / "teacher.pt").string() + R"(
+  train: {epochs: 40000, batch_size: 0, lr: 0.01, lr_step: 0, eval_every: 1000, checkpoint_every: 0}
+student:
+  model: logreg
+  train: {epochs: 50, batch_size: 0, lr: 1.0, lr_step: 0, eval_every: 10, checkpoint_every: 0}
+)");
+  const std::string cfg = (dir / "c.yaml").string();
+  const std::vector<std::string> a = {"distill", cfg, "--out", (dir / "a").string(), "--method",
+                                      "naive", "-q"};
+  const std::vector<std::string> b = {"distill", cfg, "--out", (dir / "b").string(), "--method",
+                                      "naive", "--seed", "1", "-q"};
+  const pid_t first = metadistill::testing::spawn_cli(a, (dir / "a.out").string(),
+                                                      (dir / "a.err").string());
+  // The second starts once the first holds the teacher's lock (the lock file appears as it is
+  // taken), so it finds the teacher missing and the lock held.
+  const auto lock = shared / "teacher.pt.lock";
+  for (int i = 0; i < 600 && !std::filesystem::exists(lock); ++i)
+    ::usleep(50 * 1000);
+  ASSERT_TRUE(std::filesystem::exists(lock)) << read_file(dir / "a.err");
+  const pid_t second = metadistill::testing::spawn_cli(b, (dir / "b.out").string(),
+                                                       (dir / "b.err").string());
+  const int code_a = metadistill::testing::wait_exit(first);
+  const int code_b = metadistill::testing::wait_exit(second);
+  const std::string err_a = read_file(dir / "a.err"), err_b = read_file(dir / "b.err");
+  EXPECT_EQ(code_a, 0) << err_a;
+  EXPECT_EQ(code_b, 0) << err_b;
+  const auto count = [](const std::string& s, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count(err_a, "is missing: training"), 1u) << err_a;
+  EXPECT_EQ(count(err_b, "is missing: training"), 0u) << err_b;
+  EXPECT_NE(err_b.find("is being made by another process"), std::string::npos) << err_b;
+  EXPECT_TRUE(std::filesystem::exists(shared / "teacher.pt"));
+  // Both read the one teacher-output cache.
+  size_t caches = 0;
+  for (const auto& e : std::filesystem::directory_iterator(shared / "cache"))
+    caches += e.path().extension() == ".pt";
+  EXPECT_EQ(caches, 1u);
+}

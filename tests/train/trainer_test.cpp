@@ -165,6 +165,41 @@ TEST(Trainer, OnlineGradientResumesToTheUninterruptedTrajectory) {
   for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(pa[i].equal(pb[i])) << i;
 }
 
+// A checkpoint carries the settings of its run: a resume with other settings is refused naming
+// them, the same settings resume, and a checkpoint stored before settings keys resumes (with a
+// warning) and is keyed from then on.
+TEST(Trainer, ResumeContinuesOnlyACheckpointOfTheSameSettings) {
+  auto b = small_synthetic();
+  auto logits = torch::randn({b.pool.size(), 2});
+  TempDir dir("keyed");
+  FixedMetaOptimizer m("naive", {0.5, 1.0});
+  auto o = TrainerOptions().with_epochs(3).with_batch_size(4).with_lr(0.3).with_out_dir(dir.path());
+  // Stored without settings, as before settings keys existed.
+  train_student(b, logits, m, o);
+  EXPECT_TRUE(checkpoint_settings(dir / "checkpoint.pt").is_null());
+  o.resume = true;
+  o.epochs = 4;
+  o.settings = {{"method", {{"settings", {{"gamma", 0.1}}}}}};
+  ::testing::internal::CaptureStderr();
+  auto legacy = train_student(b, logits, m, o);
+  const std::string warning = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(legacy.resumed);
+  EXPECT_NE(warning.find("stored before settings keys"), std::string::npos) << warning;
+  EXPECT_EQ(checkpoint_settings(dir / "checkpoint.pt").at("settings"), o.settings);
+  // Other settings: refused, naming the setting, its stored and its new value.
+  auto changed = o;
+  changed.epochs = 5;
+  changed.settings["method"]["settings"]["gamma"] = 0.2;
+  metadistill::testing::expect_error(
+      [&] { train_student(b, logits, m, changed); },
+      {(dir / "checkpoint.pt").string(), "method.settings.gamma: 0.1 -> 0.2", "--fresh"});
+  // The same settings: resumed.
+  o.epochs = 5;
+  auto same = train_student(b, logits, m, o);
+  EXPECT_TRUE(same.resumed);
+  EXPECT_EQ(same.history.size(), 5u);
+}
+
 TEST(Trainer, RejectsInvalidOptions) {
   EXPECT_THROW(Trainer(TrainerOptions().with_lr(-1)), std::exception);
   EXPECT_THROW(Trainer(TrainerOptions().with_optimizer("rmsprop")), std::exception);
@@ -184,9 +219,15 @@ TEST(TeacherCache, KeyedByTeacherAndDataAndReused) {
   // Same teacher and data: read from the cache (one file).
   auto again = cached_teacher_logits(*t1.model, dir / "t1.pt", b, dir / "cache");
   EXPECT_TRUE(again.equal(l1));
-  size_t files = 0;
-  for (auto& e : std::filesystem::directory_iterator(dir / "cache")) files += e.is_regular_file();
-  EXPECT_EQ(files, 1u);
+  // Cache entries (the '.lock' files beside them, which let one process make a missing entry
+  // while others wait, are not entries).
+  const auto entries = [&] {
+    size_t n = 0;
+    for (auto& e : std::filesystem::directory_iterator(dir / "cache"))
+      n += e.is_regular_file() && e.path().extension() == ".pt";
+    return n;
+  };
+  EXPECT_EQ(entries(), 1u);
   // A different teacher gets its own entry, never the stale one.
   auto t2 = train_teacher(b, ModelSpec("logreg", 2, {3}), TrainerOptions(o).with_epochs(5), dir / "t2.pt");
   auto l2 = cached_teacher_logits(*t2.model, dir / "t2.pt", b, dir / "cache");
@@ -195,9 +236,7 @@ TEST(TeacherCache, KeyedByTeacherAndDataAndReused) {
   auto other = make_synthetic(SyntheticOptions().seeded(3));
   auto l3 = cached_teacher_logits(*t1.model, dir / "t1.pt", other, dir / "cache");
   EXPECT_TRUE(torch::allclose(l3, predict_logits(*t1.model, other.pool.x_teacher)));
-  files = 0;
-  for (auto& e : std::filesystem::directory_iterator(dir / "cache")) files += e.is_regular_file();
-  EXPECT_EQ(files, 3u);
+  EXPECT_EQ(entries(), 3u);
 }
 
 TEST(ModelFile, CorruptOrMissingFilesGiveClearErrors) {

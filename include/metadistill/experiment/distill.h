@@ -3,6 +3,7 @@
 /// outputs, student, method, trainer; results written to the run's folder.
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -23,10 +24,28 @@ struct Prepared {
   LoadedModel teacher;
   torch::Tensor teacher_logits;  // [N_pool, K], by sample id
   double teacher_test_accuracy = 0;
+  /// Hash of the teacher file's contents: the teacher's identity in run settings keys.
+  std::string teacher_hash;
 };
+
+/// Checks everything about `config` that can be checked before data are decoded or a teacher is
+/// trained (STYLE.md item 18), so that a mistake fails in a second, not after an hour: the
+/// methods (`methods`: names, and the method settings each of them reads), the student model and,
+/// when the teacher file is missing, the teacher model against the data's input shape (where it is
+/// known without decoding: synthetic, fmnist, cifar10*, folders with `image_size`), and that the
+/// output folder, the teacher file's folder and the cache folder are writable. Throws `Error`
+/// naming the problem and `config.source`.
+void check_before_start(const Config& config, const std::vector<std::string>& methods);
 
 /// Loads the data, loads or trains the teacher, computes or reads its cached outputs.
 Prepared prepare(const Config& config);
+
+/// Everything that shapes one run of `method` with `seed` (its settings key, util/settings_key.h):
+/// the data settings (not their folder) and fingerprint, the teacher file's hash, the student's
+/// model and training schedule (not its checkpoint interval), the method's name and the settings
+/// it reads, the seed, the wall-clock limit. Not the output folder, threads, device or progress.
+nlohmann::json run_settings(const Config& config, const Prepared& prepared,
+                            const std::string& method, uint64_t seed);
 
 /// Outcome of one run.
 struct RunResult {
@@ -38,7 +57,9 @@ struct RunResult {
 };
 
 /// Trains one student with `method` and `seed`; writes metrics.csv, trajectory.csv, checkpoint.pt
-/// and result.json (atomically) into `out_dir` when it is not empty.
+/// and result.json (atomically) into `out_dir` when it is not empty. The checkpoint and
+/// result.json carry the run's settings and their key (`run_settings`); `resume` continues only a
+/// checkpoint of the same settings (see TrainerOptions::settings).
 RunResult run_distill(const Config& config, const Prepared& prepared, const std::string& method,
                       uint64_t seed, const std::filesystem::path& out_dir, bool resume = false,
                       bool verbose = false);

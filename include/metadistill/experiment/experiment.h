@@ -2,7 +2,8 @@
 /// Experiments: every method of a config for R runs each (seeds 0..R−1), sharing one teacher and
 /// its cached outputs; results as rows, summarized into the paper's Table 2 with cost and
 /// significance columns (DESIGN.md section 4). Interrupt-safe: a finished run (its result.json)
-/// is never recomputed, an unfinished one resumes from its checkpoint.
+/// is never recomputed, an unfinished one resumes from its checkpoint; both only when stored with
+/// the same settings (ExperimentOptions::fresh).
 ///
 /// Methods are the MetaOptimizers of the registry (meta/meta_optimizer.h) and the two search
 /// baselines `tpe` and `random-search` (experiment/search_run.h): one run of a search is one
@@ -107,6 +108,11 @@ struct ExperimentOptions {
   /// `run_experiment` on the same config and options with `worker = true`. The CLI passes its
   /// own command line with `--worker`.
   std::vector<std::string> worker_command;
+  /// Discard the stored runs of the planned methods and seeds (results, checkpoints, studies)
+  /// and train them afresh. Without it, a stored run is reused (or continued) only when it was
+  /// made with the same settings (its settings key, util/settings_key.h), and a run stored with
+  /// other settings stops the experiment before anything is trained, naming what differs.
+  bool fresh = false;
   /// Worker mode: execute the runs this process can claim, then return without tables, reports or
   /// progress (the process that started the workers writes them).
   bool worker = false;

@@ -22,8 +22,11 @@ struct GradientMethodOptions {
   /// How the mixed derivative is computed: "fd" (the paper) or "exact".
   HypergradientOptions hypergradient;
   /// Learning rate γ_λ of the metaparameter SGD (paper: 0.1 Fashion-MNIST and CIFAR-10, 0.25
-  /// reduced CIFAR-10).
+  /// reduced CIFAR-10), in (0, kMaxGamma].
   double gamma = 0.1;
+  /// Largest γ_λ accepted: λ1 lives in [0, 1] and T in [0.1, 10], so a larger step only throws
+  /// them from bound to bound.
+  static constexpr double kMaxGamma = 100.0;
   /// Value clipping of the hypergradient; 0 = off. The authors clip at 0.01, which saturates and
   /// makes the update sign-SGD with step γ_λ·0.01 (`paper` presets turn it on).
   double clip = 0.0;

@@ -29,14 +29,17 @@ LoadedModel train_teacher(const DataBundle& bundle, const ModelSpec& spec,
                           double* test_accuracy = nullptr);
 
 /// Loads the teacher at `path`, or trains and saves it first when the file is missing (saying so
-/// on stderr). Throws `Error` when the file exists but does not fit the data (input shape,
-/// classes).
+/// on stderr). Several processes needing the same missing teacher train it once: the first takes
+/// an flock on "<path>.lock", the others wait and load what it saved (a holder that dies releases
+/// the lock, and the next one trains, resuming from the checkpoint folder). Throws `Error` when
+/// the file exists but does not fit the data (input shape, classes).
 LoadedModel ensure_teacher(const DataBundle& bundle, const ModelSpec& spec,
                            const TrainerOptions& options, const std::filesystem::path& path);
 
 /// Teacher logits for every row of `bundle.pool` [N_pool, K] (float32, CPU), looked up by sample
 /// id. Cached in `cache_dir` under a key of (teacher file hash, bundle fingerprint); computed in
-/// eval mode without gradients when the cache is missing or unreadable.
+/// eval mode without gradients when the cache is missing or unreadable, by one process at a time
+/// (a lock beside the file, as for `ensure_teacher`).
 torch::Tensor cached_teacher_logits(ClassifierImpl& teacher, const std::filesystem::path& teacher_file,
                                     const DataBundle& bundle, const std::filesystem::path& cache_dir,
                                     torch::Device device = torch::kCPU);

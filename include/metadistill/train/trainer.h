@@ -52,6 +52,11 @@ struct TrainerOptions {
   int64_t checkpoint_every = 1;
   /// Continue from out_dir/checkpoint.pt when it exists.
   bool resume = false;
+  /// The settings that shape this run (util/settings_key.h; null = unkeyed). Every checkpoint
+  /// stores them with their hash, and `resume` refuses a checkpoint stored with other settings,
+  /// naming the keys that differ; a checkpoint stored before settings keys is resumed with a
+  /// warning, assuming the current settings.
+  nlohmann::json settings;
   /// Record the metaparameter trajectory every this many steps (1 = every step).
   int64_t trajectory_every = 1;
   /// Print one line per evaluated epoch.
@@ -148,6 +153,11 @@ struct TrainResult {
   /// True when `time_limit` ended the run before its last epoch.
   bool stopped_by_time_limit = false;
 };
+
+/// The settings record of the checkpoint at `path` ({"settings", "settings_key"}, see
+/// util/settings_key.h; null when it was stored without). Throws `Error` naming the path when it
+/// cannot be read.
+nlohmann::json checkpoint_settings(const std::filesystem::path& path);
 
 /// The learning rate of (0-based) `epoch` under the options' schedule.
 double scheduled_lr(const TrainerOptions& options, int64_t epoch);
