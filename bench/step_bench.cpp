@@ -147,13 +147,17 @@ int main(int argc, char** argv) {
                                                   {"fd_scheme", "forward"}});
   auto proposed_lagged_small = make_method("proposed", {{"hypergradient", "fd"}, {"order", "lagged"},
                                                         {"fd_scheme", "forward"}});
-  auto online_fd = make_method("gradient", {{"hypergradient", "online"}, {"mu", 0.99}});
-  auto online_fd_k10 =
-      make_method("gradient", {{"hypergradient", "online"}, {"mu", 0.99}, {"every", 10}});
-  auto online_central = make_method(
-      "gradient", {{"hypergradient", "online"}, {"mu", 0.99}, {"fd_scheme", "central"}});
+  auto online_fd =
+      make_method("gradient", {{"hypergradient", "online"}, {"mu", 0.99}, {"product", "fd"}});
+  auto online_fd_k10 = make_method(
+      "gradient", {{"hypergradient", "online"}, {"mu", 0.99}, {"product", "fd"}, {"every", 10}});
+  auto online_central = make_method("gradient", {{"hypergradient", "online"}, {"mu", 0.99},
+                                                 {"product", "fd"}, {"fd_scheme", "central"}});
   auto online_exact = make_method(
       "gradient", {{"hypergradient", "online"}, {"mu", 0.99}, {"product", "exact"}});
+  auto online_exact_32 = make_method(
+      "gradient", {{"hypergradient", "online"}, {"mu", 0.99}, {"tangent_batch", 32},
+                   {"tangent_clip", 0.1}});
   int64_t global_step = 0;
   auto make_ctx = [&](size_t k, bool small_val) {
     HyperStepContext ctx;
@@ -214,6 +218,7 @@ int main(int argc, char** argv) {
       {"online fd step (mu 0.99, one-sided, k=10)", with_method(*online_fd_k10)},
       {"online fd step (mu 0.99, central, k=1)", with_method(*online_central)},
       {"online exact step (mu 0.99, double backward, k=1)", with_method(*online_exact)},
+      {"online exact step (mu 0.99, tangent batch 32, clip)", with_method(*online_exact_32)},
       {"reference DARTS step (model copy, backward at w±)", [&]() {
          const size_t k = s.cursor++ % s.train.size();
          reference_darts_step(s, s.train[k], s.teacher[k], s.val[k], m);
