@@ -19,6 +19,22 @@ double logit(double p) { return std::log(p / (1.0 - p)); }
 // Keeps λ1 strictly inside (0, 1) in the reparametrized domain, where a = logit(λ1).
 constexpr double kLogitEdge = 1e-6;
 
+// The parameters the optimizer steps, and their gradients of the step just taken (zeros where
+// a parameter got none).
+std::vector<torch::Tensor> trainable(ClassifierImpl& model) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : model.parameters())
+    if (p.requires_grad()) out.push_back(p);
+  return out;
+}
+
+std::vector<torch::Tensor> step_gradients(const std::vector<torch::Tensor>& params) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : params)
+    out.push_back(p.grad().defined() ? p.grad().detach() : torch::zeros_like(p));
+  return out;
+}
+
 }  // namespace
 
 namespace {
@@ -207,12 +223,8 @@ void GradientMetaOptimizer::carry_tangents(const HyperStepContext& ctx) {
         "hypergradient online: step_norm ce is not supported (the tangent of the normalized step "
         "is not implemented); use step_norm: none");
   check(ctx.teacher_logits.defined(), "hypergradient: the method distills but has no teacher logits");
-  std::vector<torch::Tensor> params, grads;
-  for (const auto& p : ctx.student->parameters())
-    if (p.requires_grad()) {
-      params.push_back(p);
-      grads.push_back(p.grad().defined() ? p.grad().detach() : torch::zeros_like(p));
-    }
+  const auto params = trainable(*ctx.student);
+  const auto grads = step_gradients(params);
   const auto& front = params.front();
   auto m = torch::tensor({value_.lambda1, value_.temperature},
                          torch::TensorOptions().dtype(front.dtype()).device(front.device()));
@@ -234,9 +246,7 @@ bool GradientMetaOptimizer::lagged_hyper_step(const HyperStepContext& ctx) {
   if (w_before_.empty()) return false;
   if (online_) {
     Batch val = ctx.next_val();
-    std::vector<torch::Tensor> params;
-    for (const auto& p : ctx.student->parameters())
-      if (p.requires_grad()) params.push_back(p);
+    const auto params = trainable(*ctx.student);
     auto g = online_->hypergradient(
         params,
         [&] { return validation_loss(*ctx.student, val, options_.hypergradient.val_temperature); },
@@ -249,9 +259,7 @@ bool GradientMetaOptimizer::lagged_hyper_step(const HyperStepContext& ctx) {
     w_before_.clear();
     return true;
   }
-  std::vector<torch::Tensor> grads;
-  for (const auto& p : ctx.student->parameters())
-    if (p.requires_grad()) grads.push_back(p.grad().defined() ? p.grad().detach() : torch::zeros_like(p));
+  const auto grads = step_gradients(trainable(*ctx.student));
   Batch val = ctx.next_val();
   auto options = options_.hypergradient;
   options.kd_scale = ctx.kd_scale;
