@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <sqlite3.h>
 #include <unistd.h>
@@ -259,14 +260,28 @@ void open_database(Study::Impl& s) {
   sqlite3_busy_timeout(s.db, s.options.busy_timeout_ms);
   // WAL lets readers work while one process writes; NORMAL sync loses no committed transaction
   // when a process is killed (only on power loss).
-  {
-    Statement st(s, "PRAGMA journal_mode=WAL");
-    if (st.step()) {
-      const std::string mode = st.text(0);
-      check(mode == "wal" || (memory && mode == "memory"),
-            "study {}: cannot switch the database to WAL mode (journal mode stays '{}')",
-            s.path.string(), mode);
+  // SQLite answers SQLITE_BUSY to a journal-mode change at once, without calling the busy
+  // handler, while another process creates or switches the same new file: retry until the
+  // busy timeout, as the handler would.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(s.options.busy_timeout_ms);
+  for (int attempt = 0;; ++attempt) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(s.db, "PRAGMA journal_mode=WAL", -1, &st, nullptr) != SQLITE_OK)
+      s.sql_fail("prepare 'PRAGMA journal_mode=WAL'");
+    const int rc = sqlite3_step(st);
+    const std::string mode =
+        rc == SQLITE_ROW ? reinterpret_cast<const char*>(sqlite3_column_text(st, 0)) : "";
+    sqlite3_finalize(st);
+    if ((rc & 0xff) == SQLITE_BUSY && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1 + attempt, 50)));
+      continue;
     }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) s.sql_fail("run 'PRAGMA journal_mode=WAL'");
+    check(rc == SQLITE_DONE || mode == "wal" || (memory && mode == "memory"),
+          "study {}: cannot switch the database to WAL mode (journal mode stays '{}')",
+          s.path.string(), mode);
+    break;
   }
   s.exec("PRAGMA synchronous=NORMAL", "set synchronous mode");
   s.exec("PRAGMA foreign_keys=ON", "enable foreign keys");

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <csignal>
 #include <fstream>
 #include <map>
@@ -45,6 +46,9 @@ pid_t fork_worker(F&& body) {
     int code = 0;
     try {
       body();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "worker %d: %s\n", static_cast<int>(::getpid()), e.what());
+      code = 1;
     } catch (...) {
       code = 1;
     }
