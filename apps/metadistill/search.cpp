@@ -4,8 +4,11 @@
 // itself is `run_search` (metadistill/experiment/search_run.h, which describes trials, objective,
 // pruning and retrain); this file parses the flags and prints.
 //
-// Several processes may run the same command on one study at once; re-running it after a crash
-// resumes the study (see metadistill/meta/study.h).
+// Several processes may run the same command on one study at once (`--jobs N` starts N - 1
+// workers that do so); re-running it after a crash resumes the study (see
+// metadistill/meta/study.h). With --jobs the random sampler proposes what a serial search
+// proposes (its draws depend on the trial number only); TPE's proposals depend on which trials
+// have finished when a trial starts, so they differ from a serial search's, as in Optuna.
 #include <iostream>
 
 #include "commands.h"
@@ -14,6 +17,7 @@
 #include "metadistill/experiment/search_run.h"
 #include "metadistill/meta/study_history.h"
 #include "metadistill/util/error.h"
+#include "metadistill/util/process.h"
 
 namespace metadistill::cli {
 
@@ -36,6 +40,8 @@ struct SearchCliOptions {
   int64_t max_failures = 10;
   bool no_retrain = false;
   bool export_only = false;
+  int jobs = 1;
+  bool worker = false;
 };
 
 // The paper's "hyperopt, 5 runs": hyperopt's TPE with its 20 start-up trials, so all 5 trials
@@ -53,6 +59,7 @@ void print_history(const Study& study, const fs::path& dir) {
 
 int run(SearchCliOptions o) {
   Config c = resolve_config(o.common);
+  if (o.jobs > 1 && !o.common.threads) c.threads = threads_per_job(c.threads, o.jobs);
   if (o.paper_preset) {
     o.sampler = "tpe";
     o.trials = 5;
@@ -79,7 +86,7 @@ int run(SearchCliOptions o) {
   so.max_failures = o.max_failures;
   so.seed = o.seed;
   so.label = label;
-  so.retrain = !o.no_retrain;
+  so.retrain = !o.no_retrain && !o.worker;  // the process that started the workers retrains
   so.verbose = !o.common.quiet;
   so.study = o.study.empty()
                  ? fs::path(c.out) / "search" / ((o.paper_preset ? "hyperopt-5" : o.sampler) + ".db")
@@ -132,6 +139,15 @@ int run(SearchCliOptions o) {
   }
 
   Prepared p = prepare(c);
+  if (o.worker) {
+    run_search(c, p, so);
+    return 0;
+  }
+  // Workers start once the teacher and its cached outputs exist, so that they only load them;
+  // they share the study (meta/study.h) and this process retrains once all trials are done.
+  std::vector<ChildProcess> workers;
+  for (int k = 1; k < o.jobs; ++k) workers.emplace_back(worker_command_line(c.threads));
+  if (!workers.empty()) std::cout << fmt::format("{} worker processes started\n", workers.size());
   std::cout << fmt::format(
       "data {}: {} train / {} val / {} test; teacher {} test accuracy {:.4f}\n", p.data.name,
       p.data.train_idx.numel(), p.data.val_idx.numel(), p.data.test.size(), p.teacher.spec.name,
@@ -148,7 +164,20 @@ int run(SearchCliOptions o) {
                              describe_params(space, t.params), outcome, t.finished - t.started)
               << std::flush;  // a killed process still shows the trials it finished
   };
-  const SearchRunResult r = run_search(c, p, so);
+  SearchRunResult r = run_search(c, p, so);
+  if (!workers.empty()) {
+    const int64_t ran_here = r.summary.ran;
+    for (auto& w : workers)
+      if (const int code = w.wait(); code != 0)
+        std::cout << fmt::format(
+            "warning: worker process {} ended with code {} (its trials are redone here)\n",
+            w.pid(), code);
+    // Trials of a worker that died are failed and retried now; then the retrain.
+    if (!r.summary.done) {
+      r = run_search(c, p, so);
+      r.summary.ran += ran_here;
+    }
+  }
   const SearchSummary& s = r.summary;
   std::cout << fmt::format(
       "study: {} complete, {} pruned, {} failed ({} trials run by this process)\n",
@@ -221,6 +250,7 @@ void setup_search(CLI::App& app) {
   sub->add_flag("--no-retrain", o->no_retrain, "skip the final retrain of the best metaparameters");
   sub->add_flag("--export-only", o->export_only,
                 "only write the history (CSV, JSON, plots) of an existing --study");
+  add_jobs_options(*sub, o->jobs, o->worker);
   sub->callback([o]() { throw CommandResult(run(*o)); });
 }
 

@@ -17,7 +17,11 @@ struct SweepCliOptions {
 
 int run(const SweepCliOptions& o) {
   Config c = resolve_config(o.common);
-  run_sweep(c, o.sweep);
+  SweepOptions so = o.sweep;
+  if (so.jobs > 1 && !o.common.threads) c.threads = threads_per_job(c.threads, so.jobs);
+  if (so.jobs > 1) so.worker_command = worker_command_line(c.threads);
+  run_sweep(c, so);
+  if (so.worker) return 0;
   const auto dir = o.sweep.out.empty() ? std::filesystem::path(c.out) / "sweep" : o.sweep.out;
   std::cout << read_file(dir / "sweep.md") << "\nresults and plots in " << dir.string() << "\n";
   return 0;
@@ -34,6 +38,7 @@ void setup_sweep(CLI::App& app) {
   sub->add_option("--e1", o->sweep.fixed_e1, "e1 of the second curve");
   sub->add_option("--runs", o->sweep.runs, "runs per point (default: the config's)");
   sub->add_option("--sweep-out", o->sweep.out, "output folder (default: <out>/sweep)");
+  add_jobs_options(*sub, o->sweep.jobs, o->sweep.worker);
   sub->callback([o]() { throw CommandResult(run(*o)); });
 }
 

@@ -9,6 +9,7 @@
 #include "metadistill/experiment/plots.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
+#include "metadistill/util/process.h"
 #include "metadistill/util/settings_key.h"
 
 namespace metadistill {
@@ -32,41 +33,85 @@ std::vector<SweepPoint> run_sweep(const Config& config_in, const SweepOptions& o
   for (auto v : o.e2_values)
     points.emplace_back(fmt::format("e2 (e1={})", o.fixed_e1), o.fixed_e1, v);
 
-  std::vector<SweepPoint> out;
-  for (const auto& [curve, e1, e2] : points) {
+  // Every run of every point; each writes its own folder, so runs may go in any process.
+  struct SweepRun {
+    size_t point;
+    int64_t seed;
+    Config config;
+    fs::path dir;
+  };
+  std::vector<SweepRun> plan;
+  for (size_t i = 0; i < points.size(); ++i) {
+    const auto& [curve, e1, e2] = points[i];
     Config c = config;
     c.method.extra["e1"] = e1;
     c.method.extra["e2"] = e2;
+    for (int64_t s = 0; s < runs; ++s)
+      plan.push_back({i, s, c, dir / fmt::format("e1-{}-e2-{}", e1, e2) / fmt::format("seed{}", s)});
+  }
+  auto execute = [&](const SweepRun& r) {
+    run_distill(r.config, prepared, "proposed", static_cast<uint64_t>(r.seed), r.dir, true);
+  };
+  std::vector<ChildProcess> workers;
+  if (!o.worker && o.jobs > 1) {
+    check(!o.worker_command.empty(), "sweep: jobs = {} needs a worker command", o.jobs);
+    size_t pending = 0;
+    for (const auto& r : plan) pending += !fs::exists(r.dir / "result.json");
+    const size_t extra =
+        std::min<size_t>(static_cast<size_t>(o.jobs - 1), pending > 0 ? pending - 1 : 0);
+    for (size_t k = 0; k < extra; ++k) workers.emplace_back(o.worker_command);
+    if (extra > 0) std::cerr << fmt::format("{} worker processes started\n", extra);
+  }
+  // Work: every run that is neither finished nor claimed by another process.
+  for (const auto& r : plan) {
+    if (fs::exists(r.dir / "result.json")) continue;
+    fs::create_directories(r.dir);
+    auto lock = FileLock::try_acquire(r.dir / ".lock");
+    if (!lock || fs::exists(r.dir / "result.json")) continue;
+    execute(r);
+  }
+  if (o.worker) return {};
+  // Collect: wait for the runs other processes hold; a run whose process died is done here.
+  std::vector<std::vector<double>> acc(points.size());
+  std::vector<double> share(points.size(), 0.0);
+  for (const auto& r : plan) {
+    const fs::path file = r.dir / "result.json";
+    if (!fs::exists(file)) {
+      FileLock lock = FileLock::acquire(r.dir / ".lock");
+      if (!fs::exists(file)) execute(r);
+    }
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(read_file(file));
+    } catch (const nlohmann::json::exception& e) {
+      fail("{}: corrupt result ({}); delete it to train the run again", file.string(), e.what());
+    }
+    // Reused only when stored with this point's settings (util/settings_key.h).
+    if (check_stored_settings(j, run_settings(r.config, prepared, "proposed",
+                                              static_cast<uint64_t>(r.seed)),
+                              file.string()) == StoredSettings::kLegacy)
+      std::cerr << legacy_settings_warning(file.string()) << "\n";
+    const double steps = j.at("steps");
+    const double hyper = j.at("hyper_steps");
+    acc[r.point].push_back(j.at("final_test_accuracy").get<double>());
+    share[r.point] += steps > 0 ? hyper / steps : 0;
+  }
+  for (auto& w : workers) {
+    const int code = w.wait();
+    if (code != 0)
+      std::cerr << fmt::format(
+          "warning: worker process {} ended with code {} (its runs were redone here)\n", w.pid(),
+          code);
+  }
+  std::vector<SweepPoint> out;
+  for (size_t i = 0; i < points.size(); ++i) {
+    const auto& [curve, e1, e2] = points[i];
     SweepPoint p;
     p.curve = curve;
     p.e1 = e1;
     p.e2 = e2;
-    std::vector<double> acc;
-    double share = 0;
-    for (int64_t s = 0; s < runs; ++s) {
-      const fs::path run_dir = dir / fmt::format("e1-{}-e2-{}", e1, e2) / fmt::format("seed{}", s);
-      double final_acc = 0, steps = 0, hyper = 0;
-      if (fs::exists(run_dir / "result.json")) {
-        auto j = nlohmann::json::parse(read_file(run_dir / "result.json"));
-        // Reused only when stored with this point's settings (util/settings_key.h).
-        const std::string file = (run_dir / "result.json").string();
-        if (check_stored_settings(j, run_settings(c, prepared, "proposed", static_cast<uint64_t>(s)),
-                                  file) == StoredSettings::kLegacy)
-          std::cerr << legacy_settings_warning(file) << "\n";
-        final_acc = j.at("final_test_accuracy");
-        steps = j.at("steps");
-        hyper = j.at("hyper_steps");
-      } else {
-        auto r = run_distill(c, prepared, "proposed", static_cast<uint64_t>(s), run_dir, true);
-        final_acc = r.train.final_test_accuracy;
-        steps = static_cast<double>(r.train.steps);
-        hyper = static_cast<double>(r.train.hyper_steps);
-      }
-      acc.push_back(final_acc);
-      share += steps > 0 ? hyper / steps : 0;
-    }
-    p.final_accuracy = summarize(acc);
-    p.hyper_step_share = share / static_cast<double>(runs);
+    p.final_accuracy = summarize(acc[i]);
+    p.hyper_step_share = share[i] / static_cast<double>(runs);
     std::cerr << fmt::format("sweep {} e1={} e2={}: {:.4f} (max {:.4f}), hyper-steps {:.0f}%\n",
                              curve, e1, e2, p.final_accuracy.mean, p.final_accuracy.max,
                              100 * p.hyper_step_share);

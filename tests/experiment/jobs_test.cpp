@@ -4,6 +4,7 @@
 #include <set>
 
 #include "metadistill/experiment/experiment.h"
+#include "metadistill/meta/study.h"
 #include "metadistill/util/files.h"
 #include "cli_runner.h"
 #include "test_util.h"
@@ -70,6 +71,78 @@ TEST(ExperimentJobs, IntegrationTwoJobsGiveTheSerialResults) {
   EXPECT_EQ(before, std::filesystem::last_write_time(dir / "jobs" / "runs" / "none" / "seed0" /
                                                      "result.json"));
   EXPECT_EQ(j2.err.find("worker process"), std::string::npos);
+}
+
+// `sweep --jobs 2`: the runs of the points are shared out; the table equals the serial sweep's.
+TEST(SweepJobs, IntegrationTwoJobsGiveTheSerialSweep) {
+  TempDir dir("sweep-jobs");
+  write_file_atomic(dir / "c.yaml", kJobsConfig);
+  const std::string cfg = (dir / "c.yaml").string();
+  const auto args = [&](const std::string& out, bool jobs) {
+    std::vector<std::string> a = {"sweep", cfg, "--equal", "2,8", "--e2", "4", "--e1", "3",
+                                  "--runs", "2", "--out", (dir / out).string(), "-q"};
+    if (jobs) a.insert(a.end(), {"--jobs", "2"});
+    return a;
+  };
+  const auto s = run_cli(args("serial", false));
+  ASSERT_EQ(s.exit_code, 0) << describe(args("serial", false), s);
+  const auto j = run_cli(args("jobs", true));
+  ASSERT_EQ(j.exit_code, 0) << describe(args("jobs", true), j);
+  EXPECT_NE(j.err.find("1 worker processes started"), std::string::npos) << j.err;
+  EXPECT_EQ(read_file(dir / "serial" / "sweep" / "sweep.csv"),
+            read_file(dir / "jobs" / "sweep" / "sweep.csv"));
+  for (const char* run : {"e1-2-e2-2/seed1", "e1-8-e2-8/seed0", "e1-3-e2-4/seed1"})
+    EXPECT_EQ(read_file(dir / "serial" / "sweep" / run / "trajectory.csv"),
+              read_file(dir / "jobs" / "sweep" / run / "trajectory.csv"))
+        << run;
+  // Finished: a second call trains nothing and starts no worker.
+  const auto stamp = [&] {
+    return std::filesystem::last_write_time(dir / "jobs" / "sweep" / "e1-2-e2-2" / "seed0" /
+                                            "result.json");
+  };
+  const auto before = stamp();
+  const auto j2 = run_cli(args("jobs", true));
+  ASSERT_EQ(j2.exit_code, 0) << describe(args("jobs", true), j2);
+  EXPECT_EQ(before, stamp());
+  EXPECT_EQ(j2.err.find("worker process"), std::string::npos) << j2.err;
+}
+
+// `search --jobs 2` on the random sampler: the processes share one study; trial by trial the
+// parameters and values are the serial search's (random draws depend on the trial number only),
+// and the retrain is done once, by the process that started the worker.
+TEST(SearchJobs, IntegrationTwoJobsShareTheStudyAndGiveTheSerialTrials) {
+  TempDir dir("search-jobs");
+  write_file_atomic(dir / "c.yaml", kJobsConfig);
+  const std::string cfg = (dir / "c.yaml").string();
+  const auto args = [&](const std::string& out, bool jobs) {
+    std::vector<std::string> a = {"search", cfg, "--sampler", "random", "--trials", "6",
+                                  "--out", (dir / out).string(), "-q"};
+    if (jobs) a.insert(a.end(), {"--jobs", "2"});
+    return a;
+  };
+  const auto s = run_cli(args("serial", false));
+  ASSERT_EQ(s.exit_code, 0) << describe(args("serial", false), s);
+  const auto j = run_cli(args("jobs", true));
+  ASSERT_EQ(j.exit_code, 0) << describe(args("jobs", true), j);
+  EXPECT_NE(j.out.find("1 worker processes started"), std::string::npos) << j.out;
+  const auto serial = Study::load(dir / "serial" / "search" / "random.db").trials();
+  const auto jobs = Study::load(dir / "jobs" / "search" / "random.db").trials();
+  ASSERT_EQ(serial.size(), 6u);
+  ASSERT_EQ(jobs.size(), 6u);
+  for (size_t i = 0; i < serial.size(); ++i) {
+    EXPECT_EQ(jobs[i].state, TrialState::kComplete) << i;
+    EXPECT_EQ(jobs[i].params, serial[i].params) << i;
+    ASSERT_TRUE(jobs[i].value && serial[i].value) << i;
+    EXPECT_EQ(*jobs[i].value, *serial[i].value) << i;
+  }
+  const auto retrain = [](const std::string& out) {
+    const auto at = out.find("retrained on train");
+    // Up to the timing, which differs.
+    return at == std::string::npos ? std::string() : out.substr(at, out.find(") in ", at) - at);
+  };
+  EXPECT_FALSE(retrain(s.out).empty()) << s.out;
+  EXPECT_EQ(retrain(s.out), retrain(j.out)) << j.out;
+  EXPECT_EQ(j.out.find("retrain (stored in the study)"), std::string::npos) << j.out;
 }
 
 TEST(ExperimentJobs, JobsNeedAWorkerCommand) {

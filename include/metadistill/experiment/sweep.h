@@ -3,6 +3,7 @@
 /// and for e2 swept with e1 fixed. Each point is R runs of `proposed` with those settings; runs are
 /// stored and resumed like an experiment's.
 #include <filesystem>
+#include <string>
 #include <vector>
 
 #include "metadistill/experiment/config.h"
@@ -21,6 +22,13 @@ struct SweepOptions {
   int64_t runs = 0;
   /// Output folder; empty = <config out>/sweep.
   std::filesystem::path out;
+  /// Processes that train runs at once, this one included (as in ExperimentOptions: each run's
+  /// folder is claimed with a lock, so the results equal a serial sweep's); > 1 needs
+  /// `worker_command`, the command line of a worker (the same sweep with `worker` set).
+  int jobs = 1;
+  /// A worker trains the runs nobody holds and returns without tables or plots.
+  bool worker = false;
+  std::vector<std::string> worker_command;
 };
 
 /// One point of a sweep curve.
