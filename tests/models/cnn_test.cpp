@@ -58,8 +58,38 @@ TEST(Cnn, PoolingBeforeReluEqualsTheTextbookOrder) {
   EXPECT_TRUE(torch::allclose(model->forward(x), logits, 1e-5, 1e-6));
 }
 
-TEST(Cnn, OnlyTheTwoDataSetShapes) {
-  for (const auto& shape : std::vector<std::vector<int64_t>>{{3, 28, 28}, {1, 32, 32}, {1, 28}}) {
+// Other images (a user's folder of 8x8 digits, 64x48 photos): padded convolutions and a global
+// max pool give 128 features before fc1, whatever the size; it trains (gradients reach conv1).
+TEST(Cnn, OtherImageSizesGetPaddedConvolutionsAndAGlobalPool) {
+  for (const auto& shape : std::vector<std::vector<int64_t>>{
+           {1, 8, 8}, {3, 28, 28}, {1, 32, 32}, {3, 48, 64}, {2, 9, 13}}) {
+    torch::manual_seed(0);
+    Cnn model(CnnOptions(shape, 7));
+    std::vector<int64_t> input = {3};
+    input.insert(input.end(), shape.begin(), shape.end());
+    const auto taps = tap_shapes(*model, input);
+    ASSERT_EQ(taps.size(), 5u);
+    EXPECT_EQ(taps[0], (std::vector<int64_t>{3, 8, shape[1] / 2, shape[2] / 2}));
+    EXPECT_EQ(taps[2], (std::vector<int64_t>{3, 128, 1, 1}));
+    EXPECT_EQ(taps[4], (std::vector<int64_t>{3, 7}));
+    model->train();
+    auto x = torch::randn(input);
+    model->forward(x).pow(2).sum().backward();
+    EXPECT_GT(model->conv1->weight.grad().abs().sum().item<double>(), 0.0);
+    // The pool is a maximum over all positions: the logits equal those of the textbook order.
+    model->eval();
+    auto h = torch::max_pool2d(torch::relu(model->bn1->forward(model->conv1->forward(x))), 2);
+    h = torch::max_pool2d(torch::relu(model->bn2->forward(model->conv2->forward(h))), 2);
+    h = torch::max_pool2d(torch::relu(model->bn3->forward(model->conv3->forward(h))), 2);
+    h = std::get<0>(torch::adaptive_max_pool2d(h, {1, 1}));
+    auto logits = model->fc2->forward(torch::relu(model->fc1->forward(h.flatten(1))));
+    EXPECT_TRUE(torch::allclose(model->forward(x), logits, 1e-5, 1e-6));
+  }
+}
+
+TEST(Cnn, ImagesSmallerThanEightOrNotImagesAreRefusedWithTheirShape) {
+  for (const auto& shape :
+       std::vector<std::vector<int64_t>>{{1, 7, 28}, {3, 32, 4}, {1, 28}, {784}}) {
     try {
       Cnn model(CnnOptions(shape, 10));
       ADD_FAILURE() << "accepted " << c10::IntArrayRef(shape);
@@ -67,6 +97,7 @@ TEST(Cnn, OnlyTheTwoDataSetShapes) {
       EXPECT_NE(std::string(e.what()).find(fmt::format("{}", c10::IntArrayRef(shape))),
                 std::string::npos)
           << e.what();
+      EXPECT_NE(std::string(e.what()).find("cnn"), std::string::npos) << e.what();
     }
   }
 }
