@@ -6,6 +6,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "metadistill/data/image_codec.h"
 #include "metadistill/experiment/search_run.h"
 #include "metadistill/meta/gradient_method.h"
 #include "metadistill/util/error.h"
@@ -141,6 +142,65 @@ nlohmann::json trainer_json(const TrainerOptions& t) {
           {"trajectory_every", t.trajectory_every}, {"augmentation", t.augmentation},
           {"kd_scale", t.kd_scale},         {"step_norm", t.step_norm},
           {"val_batch_size", t.val_batch_size}};
+}
+
+// 1 when the first image of every class of the training split (at most 8 classes looked at)
+// is grey (R = G = B everywhere, whatever the file's colour type), else 3. 3 too when the folder
+// cannot be read here: the loader then names the problem.
+int64_t folder_channels(const DataConfig& d) {
+  namespace fs = std::filesystem;
+  try {
+    const fs::path split = fs::path(d.root) / d.train_split;
+    if (!fs::is_directory(split)) return 3;
+    std::vector<fs::path> classes;
+    for (const auto& e : fs::directory_iterator(split))
+      if (e.is_directory() && e.path().filename().string().rfind('.', 0) != 0)
+        classes.push_back(e.path());
+    std::sort(classes.begin(), classes.end());
+    int checked = 0;
+    for (const auto& cls : classes) {
+      if (checked == 8) break;
+      std::vector<fs::path> files;
+      for (const auto& e : fs::directory_iterator(cls)) {
+        std::string ext = e.path().extension().string();
+        std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+        if (e.is_regular_file() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg"))
+          files.push_back(e.path());
+      }
+      if (files.empty()) continue;
+      const torch::Tensor img = read_image(*std::min_element(files.begin(), files.end()), 3);
+      if (!img[0].equal(img[1]) || !img[1].equal(img[2])) return 3;
+      ++checked;
+    }
+    return checked > 0 ? 1 : 3;
+  } catch (const std::exception&) {
+    return 3;
+  }
+}
+
+// Defaults for a folder of images of unknown kind: a small ResNet teacher and the paper's CNN
+// student (both take any image of at least 8 x 8), momentum SGD with a cosine schedule, every
+// epoch evaluated, no augmentation (a flip would corrupt digits or text), T_val = 1.
+void apply_folder_defaults(Config& c) {
+  c.teacher.model = "resnet8";
+  c.student.model = "cnn";
+  for (TrainerOptions* t : {&c.teacher.trainer, &c.student.trainer}) {
+    t->with_batch_size(64).with_lr(0.05).with_lr_step(0, 1.0);
+    t->optimizer = "momentum";
+    t->momentum = 0.9;
+    t->weight_decay = 5e-4;
+    t->lr_schedule = "cosine";
+    t->eval_every = 1;
+    t->augmentation = "none";
+  }
+  c.teacher.trainer.with_epochs(15);
+  c.student.trainer.with_epochs(20);
+  c.method.extra = {{"val_temperature", 1.0}, {"gamma", 0.1}};
+  if (c.out == default_config().out) {
+    auto root = std::filesystem::path(c.data.root).lexically_normal();
+    if (root.filename().empty()) root = root.parent_path();  // "photos/" -> "photos"
+    c.out = "runs/folder-" + root.filename().string();
+  }
 }
 
 }  // namespace
@@ -412,6 +472,7 @@ Config load_config(const std::filesystem::path& path) {
     }
   }
   top.raw("multilayer");  // read by load_multilayer_config (experiment/multilayer.h)
+  int64_t channels_in = 0;  // absent or 0: from the files for a folder, else 3
   {
     Section d = top.child("data");
     d.get("name", c.data.name);
@@ -427,7 +488,7 @@ Config load_config(const std::filesystem::path& path) {
     d.get("on_size_mismatch", c.data.on_size_mismatch);
     d.get("classes", c.data.classes);
     d.get("image_size", c.data.image_size);
-    d.get("channels", c.data.channels);
+    d.get("channels", channels_in);
     d.get("train_split", c.data.train_split);
     d.get("test_split", c.data.test_split);
     d.get("mean", c.data.mean);
@@ -443,6 +504,13 @@ Config load_config(const std::filesystem::path& path) {
     c.teacher.trainer.checkpoint_every = 1;
     c.student.trainer.checkpoint_every = 1;
   }
+  if (channels_in != 0)
+    c.data.channels = channels_in;
+  else if (c.data.name == "folder")
+    c.data.channels = folder_channels(c.data);
+  // A user's own images: defaults for images of unknown kind and size, before the teacher and
+  // student sections, which override them.
+  if (c.data.name == "folder") apply_folder_defaults(c);
   {
     Section t = top.child("teacher");
     t.get("model", c.teacher.model);

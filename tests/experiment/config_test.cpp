@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "metadistill/data/image_codec.h"
 #include "metadistill/util/files.h"
 #include "test_util.h"
 
@@ -137,6 +138,61 @@ data: {name: folder, root: /data/flowers, classes: [rose, tulip], image_size: [2
   EXPECT_TRUE(contains_all(msg, {"c.yaml", "channels", "2"})) << msg;
   msg = load_error(dir, "teacher:\n  train: {lr_schedule: linear}\n");
   EXPECT_TRUE(contains_all(msg, {"c.yaml", "lr_schedule", "linear", "cosine"})) << msg;
+}
+
+namespace {
+
+// ROOT/train/<a|b>/<i>.png, 12 x 16 pixels: grey (one channel) or colour.
+void write_small_folder(const std::filesystem::path& root, bool grey) {
+  auto gen = at::detail::createCPUGenerator(3);
+  for (const char* cls : {"a", "b"})
+    for (int i = 0; i < 3; ++i) {
+      const auto img = torch::randint(0, 256, {grey ? 1 : 3, 12, 16}, gen, torch::kInt64);
+      write_image(img.to(torch::kUInt8),
+                  root / "train" / cls / (std::to_string(i) + ".png"));
+    }
+}
+
+}  // namespace
+
+// A folder with nothing but its root: channels from the files, image defaults for the models
+// and trainings (not the synthetic experiment's logistic regressions), and its own output folder.
+TEST(Config, AFolderGetsImageDefaultsAndItsChannelsFromTheFiles) {
+  TempDir dir("cfgdefaults");
+  write_small_folder(dir / "grey", true);
+  write_small_folder(dir / "colour", false);
+  const auto load = [&](const std::string& yaml) {
+    write_file_atomic(dir / "c.yaml", yaml);
+    return load_config(dir / "c.yaml");
+  };
+  Config c = load("data: {name: folder, root: " + (dir / "grey/").string() + "}\n");
+  EXPECT_EQ(c.data.channels, 1);
+  EXPECT_EQ(c.teacher.model, "resnet8");
+  EXPECT_EQ(c.student.model, "cnn");
+  EXPECT_EQ(c.teacher.trainer.epochs, 15);
+  EXPECT_EQ(c.student.trainer.epochs, 20);
+  EXPECT_EQ(c.teacher.trainer.augmentation, "none");
+  EXPECT_EQ(c.student.trainer.optimizer, "momentum");
+  EXPECT_EQ(c.student.trainer.eval_every, 1);
+  EXPECT_EQ(c.student.trainer.checkpoint_every, 1);
+  EXPECT_EQ(c.method.extra.at("val_temperature").get<double>(), 1.0);
+  EXPECT_EQ(c.out, "runs/folder-grey");
+  EXPECT_EQ(load("data: {name: folder, root: " + (dir / "colour").string() + "}\n").data.channels,
+            3);
+  // What the file says wins: channels, models, trainings, output.
+  c = load("data: {name: folder, root: " + (dir / "grey").string() + ", channels: 3}\n" +
+           "out: mine\nstudent: {model: conv-tiny, train: {epochs: 3}}\n");
+  EXPECT_EQ(c.data.channels, 3);
+  EXPECT_EQ(c.student.model, "conv-tiny");
+  EXPECT_EQ(c.student.trainer.epochs, 3);
+  EXPECT_EQ(c.student.trainer.optimizer, "momentum");  // the keys it leaves out keep the defaults
+  EXPECT_EQ(c.teacher.model, "resnet8");
+  EXPECT_EQ(c.out, "mine");
+  // A root that is not there keeps 3 channels; the loader names the missing folder later.
+  EXPECT_EQ(load("data: {name: folder, root: " + (dir / "nowhere").string() + "}\n").data.channels,
+            3);
+  // Other data keep their defaults.
+  EXPECT_EQ(load("data: {name: fmnist}\n").student.model, default_config().student.model);
 }
 
 TEST(Config, SearchAndBudgetKeysAndTheirErrors) {
