@@ -12,6 +12,7 @@
 
 #include "cli_runner.h"
 #include "metadistill/data/image_codec.h"
+#include "metadistill/experiment/config.h"
 #include "metadistill/meta/study.h"
 #include "metadistill/util/files.h"
 #include "test_util.h"
@@ -255,6 +256,34 @@ TEST_F(Cli, IntegrationOwnGreyFolderOfAnUnusualSizeWorksTheFirstTime) {
   const auto& settings = result.at("settings");
   EXPECT_EQ(settings.at("data").at("channels"), 1) << settings.dump(2);
   EXPECT_EQ(settings.at("student").at("model"), "cnn") << settings.dump(2);
+}
+
+// `init ROOT > my.yaml`: a starter config from what the folder holds, which the config reader
+// reads back and a run trains with; a missing folder is named.
+TEST_F(Cli, IntegrationInitWritesAStarterConfigThatRuns) {
+  auto gen = at::detail::createCPUGenerator(5);
+  for (const std::string split : {"train", "test"})
+    for (const std::string cls : {"cat", "dog"})
+      for (int i = 0; i < (split == "train" ? 10 : 4); ++i)
+        write_image(torch::randint(0, 256, {3, 20, 24}, gen, torch::kInt64).to(torch::kUInt8),
+                    dir_ / "pets" / split / cls / (std::to_string(i) + ".jpg"));
+  const auto r = run({"init", out("pets")});
+  EXPECT_TRUE(contains_all(r.out, {"train: 20 images in 2 classes (cat: 10, dog: 10)",
+                                   "20x24, colour"}))
+      << last_;
+  write_file_atomic(dir_ / "pets.yaml", r.out);
+  const Config c = load_config(dir_ / "pets.yaml");
+  EXPECT_EQ(c.data.name, "folder");
+  EXPECT_EQ(c.data.root, out("pets"));
+  EXPECT_EQ(c.data.channels, 3);
+  EXPECT_EQ(c.data.image_size, (std::vector<int64_t>{20, 24}));
+  EXPECT_EQ(c.data.val_size, 2);
+  EXPECT_EQ(c.student.model, "cnn");
+  run({"distill", (dir_ / "pets.yaml").string(), "--epochs", "1", "--out", out("p"), "-q"});
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "p" / "distill" / "naive-seed0" / "result.json"))
+      << last_;
+  const auto bad = run({"init", out("nowhere")}, false);
+  EXPECT_TRUE(contains_all(bad.err, {out("nowhere"), "no such folder"})) << last_;
 }
 
 TEST_F(Cli, IntegrationMultilayerTrainsEveryMethodAndWritesTheTable) {
