@@ -3,6 +3,9 @@
 # Idempotent: packages already present are not reinstalled, and an up-to-date build does nothing.
 #   scripts/setup.sh            install (if needed) + configure + build (Release, into build/)
 #   BUILD_DIR=... BUILD_TYPE=... JOBS=... scripts/setup.sh
+#   EXTRA_PACKAGES="clang" CMAKE_ARGS="-D..." BUILD_TARGETS="t1 t2" scripts/setup.sh
+#     (used by scripts/sanitize.sh and scripts/fuzz.sh: more packages, configure options of a new
+#     build folder, and only these targets)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_dir="${BUILD_DIR:-$root/build}"
@@ -19,6 +22,8 @@ packages=(
   gnuplot-nox
   python3-torch python3-optuna python3-numpy python3-scipy  # golden-value scripts for tests
 )
+# shellcheck disable=SC2206  # word splitting wanted: a list of package names
+packages+=(${EXTRA_PACKAGES:-})
 
 missing=()
 for p in "${packages[@]}"; do
@@ -33,6 +38,9 @@ if ((${#missing[@]})); then
 fi
 
 if [ ! -f "$build_dir/CMakeCache.txt" ]; then
-  cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type"
+  # shellcheck disable=SC2086  # word splitting wanted: several -D options
+  cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" ${CMAKE_ARGS:-}
 fi
-cmake --build "$build_dir" -j "$jobs"
+targets=()
+for t in ${BUILD_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$build_dir" -j "$jobs" "${targets[@]}"
