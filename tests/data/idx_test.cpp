@@ -315,6 +315,11 @@ TEST(Idx, AbsurdHeaderDimensions) {
                {path.string(), "absurd header", "10 images of 100000x28 pixels"});
   write_plain(path, idx_bytes(2051, {4000000000u, 4000, 4000}, {}));
   expect_error([&] { read_idx_images(path); }, {path.string(), "absurd header"});
+  // Found by scripts/fuzz.sh: sides near 2^32 made n * rows * cols overflow (undefined
+  // behaviour) before the sides were checked.
+  write_plain(path, idx_bytes(2051, {788, 0xd025c24bu, 0x40ae3ac1u}, {}));
+  expect_error([&] { read_idx_images(path); },
+               {path.string(), "absurd header", "788 images of 3492135499x1085160129 pixels"});
 }
 
 TEST(Idx, MissingFile) {
