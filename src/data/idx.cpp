@@ -71,6 +71,17 @@ class IdxStream {
     return total;
   }
 
+  // Bytes the input can still hold after the `consumed` ones read so far, known before reading
+  // them: exact for a plain file; for gzip at most 1032 times the compressed size (deflate's
+  // largest expansion) plus a margin. So that a short file whose header promises gigabytes fails
+  // before they are allocated.
+  int64_t room(int64_t consumed) const {
+    const auto size = static_cast<int64_t>(fs::file_size(path_));
+    if (plain()) return size - consumed;
+    return 1032 * size + 4096;
+  }
+  bool plain() const { return gzdirect(file_) == 1; }
+
   // True when a gzip stream stopped before its end (a cut-off file or download).
   bool ended_early() const {
     int code = Z_OK;
@@ -117,6 +128,19 @@ std::vector<int64_t> read_header(IdxStream& in, int64_t magic, int ndims) {
   return dims;
 }
 
+// Before allocating: the input can hold the `data_size` bytes the header promised.
+void check_room(const IdxStream& in, int64_t data_size, int64_t header_size,
+                const std::string& promise) {
+  const int64_t room = in.room(header_size);
+  check(data_size <= room,
+        "IDX file {}: truncated: the header promises {} ({} bytes after the {}-byte header), "
+        "{}",
+        in.path(), promise, data_size, header_size,
+        in.plain() ? fmt::format("found {} bytes", room)
+                   : fmt::format("and this gzip file of {} bytes holds at most {}",
+                                 fs::file_size(in.path()), room));
+}
+
 // Reads the `data_size` bytes the header promised into `dst`, then checks that the input ends
 // there: nothing missing, nothing extra, and (for gzip) an intact trailer.
 void read_body(IdxStream& in, void* dst, int64_t data_size, int64_t header_size,
@@ -153,9 +177,10 @@ torch::Tensor read_idx_images(const fs::path& path) {
         "IDX file {}: absurd header: {} images of {}x{} pixels (expected 1 to {} rows and "
         "columns and at most {} bytes of pixels)",
         in.path(), n, rows, cols, kIdxMaxSide, kIdxMaxBytes);
+  const std::string promise = fmt::format("{} images of {}x{} pixels", n, rows, cols);
+  check_room(in, data_size, 16, promise);
   auto images = torch::empty({n, rows, cols}, torch::kUInt8);
-  read_body(in, images.data_ptr<uint8_t>(), data_size, 16,
-            fmt::format("{} images of {}x{} pixels", n, rows, cols));
+  read_body(in, images.data_ptr<uint8_t>(), data_size, 16, promise);
   return images;
 }
 
@@ -163,8 +188,10 @@ torch::Tensor read_idx_labels(const fs::path& path) {
   IdxStream in(path);
   // A 32-bit count stays below kIdxMaxBytes, so any count is a plausible header.
   const int64_t n = read_header(in, kIdxLabelsMagic, 1)[0];
+  const std::string promise = fmt::format("{} labels", n);
+  check_room(in, n, 8, promise);
   auto labels = torch::empty({n}, torch::kUInt8);
-  read_body(in, labels.data_ptr<uint8_t>(), n, 8, fmt::format("{} labels", n));
+  read_body(in, labels.data_ptr<uint8_t>(), n, 8, promise);
   return labels.to(torch::kLong);
 }
 

@@ -322,6 +322,27 @@ TEST(Idx, AbsurdHeaderDimensions) {
                {path.string(), "absurd header", "788 images of 3492135499x1085160129 pixels"});
 }
 
+// A short file whose header promises gigabytes fails before they are allocated: a plain file by
+// its size, a gzip'd one by deflate's largest expansion (1032:1). Found by scripts/fuzz.sh (a
+// 16-byte input made the reader allocate up to 4 GiB).
+TEST(Idx, ShortFilePromisingGigabytesFailsBeforeAllocating) {
+  TempDir dir;
+  const fs::path plain = dir / "plain", gz = dir / "images.gz";
+  write_plain(plain, idx_bytes(2051, {4000000, 28, 28}, {1, 2, 3}));
+  expect_error([&] { read_idx_images(plain); },
+               {plain.string(), "truncated", "4000000 images of 28x28 pixels", "3136000000 bytes",
+                "found 3 bytes"});
+  write_plain(plain, idx_bytes(2049, {4000000000u}, {}));
+  expect_error([&] { read_idx_labels(plain); },
+               {plain.string(), "truncated", "4000000000 labels", "found 0 bytes"});
+  write_gz(gz, idx_bytes(2051, {4000000, 28, 28}, {1, 2, 3}));
+  const auto gz_size = static_cast<int64_t>(fs::file_size(gz));
+  expect_error([&] { read_idx_images(gz); },
+               {gz.string(), "truncated", "3136000000 bytes",
+                fmt::format("gzip file of {} bytes holds at most {}", gz_size,
+                            1032 * gz_size + 4096)});
+}
+
 TEST(Idx, MissingFile) {
   TempDir dir;
   const fs::path path = dir / "nothing-here.gz";
