@@ -417,7 +417,7 @@ nlohmann::json Config::to_json() const {
           {"cache", cache}};
 }
 
-Config load_config(const std::filesystem::path& path) {
+static Config read_config(const std::filesystem::path& path) {
   Config c = default_config();
   c.source = path.string();
   check(std::filesystem::exists(path), "config {}: no such file", path.string());
@@ -557,6 +557,16 @@ Config load_config(const std::filesystem::path& path) {
   top.finish();
   c.validate();
   return c;
+}
+
+// yaml-cpp throws its own exceptions where a node has another shape than the reader expects (a
+// mapping used as a key, a list where a name belongs); they become errors naming the file.
+Config load_config(const std::filesystem::path& path) {
+  try {
+    return read_config(path);
+  } catch (const YAML::Exception& e) {
+    fail("config {}: {} (a key or value of the wrong kind)", path.string(), e.what());
+  }
 }
 
 }  // namespace metadistill

@@ -42,7 +42,7 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 
 }  // namespace
 
-MultiLayerConfig load_multilayer_config(const fs::path& path) {
+static MultiLayerConfig read_multilayer_config(const fs::path& path) {
   const std::string file = path.string();
   check(fs::exists(path), "config {}: no such file", file);
   YAML::Node root;
@@ -176,6 +176,16 @@ MultiLayerConfig load_multilayer_config(const fs::path& path) {
     }
   }
   return c;
+}
+
+// yaml-cpp throws its own exceptions where a node has another shape than the reader expects (a
+// mapping used as a key, a list where a name belongs); they become errors naming the file.
+MultiLayerConfig load_multilayer_config(const fs::path& path) {
+  try {
+    return read_multilayer_config(path);
+  } catch (const YAML::Exception& e) {
+    fail("config {}: {} (a key or value of the wrong kind)", path.string(), e.what());
+  }
 }
 
 }  // namespace metadistill

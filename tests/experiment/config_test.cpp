@@ -195,6 +195,16 @@ TEST(Config, AFolderGetsImageDefaultsAndItsChannelsFromTheFiles) {
   EXPECT_EQ(load("data: {name: fmnist}\n").student.model, default_config().student.model);
 }
 
+// Found by scripts/fuzz.sh: a mapping used as a key made yaml-cpp's own exception escape
+// (a crash for a library user, a message without the file for the CLI).
+TEST(Config, KeysOfTheWrongKindAreNamedWithTheFile) {
+  TempDir dir("cfgkeys");
+  auto msg = load_error(dir, "variants:\n  ? {a: 1}\n  : {method: none}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "line 2", "wrong kind"})) << msg;
+  msg = load_error(dir, "? [runs, seeds]\n: 3\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "wrong kind"})) << msg;
+}
+
 TEST(Config, SearchAndBudgetKeysAndTheirErrors) {
   TempDir dir("cfgsearch");
   Config d = default_config();
