@@ -115,6 +115,10 @@ struct Config {
   ModelTrainConfig teacher;
   /// Teacher file; empty = <out>/teacher.pt... resolved by `resolve_paths`.
   std::string teacher_file;
+  /// A teacher from elsewhere instead of a zoo model (train/external_teacher.h): a file saved by
+  /// `torch.jit.save` (`teacher.torchscript`), or precomputed logits (`teacher.logits`, .npy or
+  /// .pt). Empty = the zoo teacher of `teacher.model` in `teacher_file`.
+  std::string teacher_torchscript, teacher_logits;
   ModelTrainConfig student;
   MethodOptions method;
   /// Methods an experiment compares (empty = all registered that apply).
