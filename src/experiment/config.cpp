@@ -180,9 +180,14 @@ void Config::validate() const {
         "{}: teacher.torchscript and teacher.logits are both given; a teacher is one or the other",
         source);
   static const std::set<std::string> datasets = {"synthetic", "fmnist", "cifar10",
-                                                 "cifar10-reduced", "folder"};
+                                                 "cifar10-reduced", "folder", "table"};
   check(datasets.count(data.name) > 0, "{}: data.name '{}': expected synthetic, fmnist, cifar10, "
-        "cifar10-reduced or folder", source, data.name);
+        "cifar10-reduced, folder or table", source, data.name);
+  check(data.name != "table" || (!data.file.empty() && !data.label.empty()),
+        "{}: a 'table' data set needs data.file (.csv or .npy) and data.label (its label column)",
+        source);
+  check(data.test_size >= -1, "{}: data.test_size = {}: expected rows >= 0, or -1 for a fifth",
+        source, data.test_size);
   check(data.name != "folder" || !data.root.empty(),
         "{}: data.root: a 'folder' data set needs the folder holding its split folders", source);
   check(data.on_bad_image == "fail" || data.on_bad_image == "skip",
@@ -364,6 +369,12 @@ nlohmann::json Config::to_json() const {
                      {"cache", cache}};
   // Keys of later features only where they are used, so that the settings keys of runs stored
   // before them (results/) stay what they were.
+  if (data.name == "table") {
+    j["data"]["file"] = data.file;
+    j["data"]["label"] = data.label;
+    j["data"]["test_file"] = data.test_file;
+    j["data"]["test_size"] = data.test_size;
+  }
   if (!teacher_torchscript.empty()) j["teacher"]["torchscript"] = teacher_torchscript;
   if (!teacher_logits.empty()) j["teacher"]["logits"] = teacher_logits;
   return j;
@@ -446,6 +457,10 @@ Config load_config(const std::filesystem::path& path) {
     d.get("std", c.data.std);
     d.get("synthetic_seed", c.data.synthetic_seed);
     d.get("synthetic_val_rows", c.data.synthetic_val_rows);
+    d.get("file", c.data.file);
+    d.get("label", c.data.label);
+    d.get("test_file", c.data.test_file);
+    d.get("test_size", c.data.test_size);
     d.finish();
   }
   // Defaults follow the kind of data: image trainings take minutes to hours, so they checkpoint

@@ -10,6 +10,7 @@
 #include "metadistill/data/fashion_mnist.h"
 #include "metadistill/data/image_folder.h"
 #include "metadistill/data/synthetic.h"
+#include "metadistill/data/table.h"
 #include "metadistill/experiment/search_run.h"
 #include "metadistill/meta/meta_optimizer.h"
 #include "metadistill/train/external_teacher.h"
@@ -39,6 +40,13 @@ DataBundle load_data(const DataConfig& c, const std::string& cache_dir) {
     o.limit_train = c.limit_train;
     o.limit_test = c.limit_test;
     return load_fashion_mnist(o);
+  }
+  if (c.name == "table") {
+    TableOptions t(c.file, c.label);
+    t.tested_on(c.test_file).test_rows(c.test_size).val_rows(c.val_size).seeded(c.split_seed);
+    t.limit_train = c.limit_train;
+    t.limit_test = c.limit_test;
+    return load_table(t);
   }
   const auto apply_folder_settings = [&](ImageFolderDataOptions& f) {
     f.folder.cached_in(cache_dir)
@@ -203,6 +211,11 @@ void check_before_start(const Config& config, const std::vector<std::string>& me
                                   std::pair{"logits", &config.teacher_logits}})
     check(file->empty() || fs::is_regular_file(*file), "{}: teacher.{} {}: no such file",
           config.source, key, *file);
+  if (config.data.name == "table")
+    for (const auto& [key, file] : {std::pair{"file", &config.data.file},
+                                    std::pair{"test_file", &config.data.test_file}})
+      check(file->empty() || fs::is_regular_file(*file), "{}: data.{} {}: no such file",
+            config.source, key, *file);
   check_writable(config.out, "output folder", config.source);
   if (!external_teacher(config) && !config.teacher_file.empty() &&
       !fs::exists(config.teacher_file)) {

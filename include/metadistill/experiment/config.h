@@ -53,6 +53,11 @@ struct DataConfig {
   /// Synthetic: numpy seed of the draw (42 = the authors' data) and the validation rows.
   uint32_t synthetic_seed = 42;
   int64_t synthetic_val_rows = 15;
+  /// "table" (data/table.h): the file of rows (.csv with a header row, or a 2-D .npy), the label
+  /// column (a header name; for .npy a column index), an optional file of test rows (else
+  /// `test_size` rows of `file` are drawn with `split_seed`; -1 = a fifth).
+  std::string file, label, test_file;
+  int64_t test_size = -1;
 };
 
 /// A model and how to train it.
