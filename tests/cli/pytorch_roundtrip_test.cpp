@@ -144,6 +144,44 @@ method: {name: fixed, lambda1: 0.5, temperature: 2}
   EXPECT_EQ(check.output.find("self-check"), std::string::npos) << check.output;
 }
 
+// Multi-layer distillation takes its teacher taps from the TorchScript module's features(x).
+TEST(PyTorchRoundTrip, IntegrationMultilayerTapsFromATorchScriptTeacher) {
+  TempDir dir("roundtrip-ml");
+  write_images(dir / "images");
+  const auto py_dir = dir / "py";
+  PyRun made = run_python({script("pytorch_teacher.py"), "--out-dir", py_dir.string(),
+                           "--input-shape", "1,28,28", "--classes", "2"},
+                          dir / "teacher.log");
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  const auto config = [&](const std::string& teacher_taps) {
+    const std::string path = (dir / ("ml-" + teacher_taps + ".yaml")).string();
+    write_file_atomic(path, R"(preset: tiny
+runs: 1
+threads: 1
+data: {name: folder, root: )" + (dir / "images").string() + R"(, channels: 1, val_size: 10}
+teacher: {torchscript: )" + (py_dir / "teacher.pt").string() + R"(}
+student:
+  model: cnn
+  train: {epochs: 1, batch_size: 16, lr: 0.05, lr_step: 0, eval_every: 1}
+multilayer:
+  methods: [all-pairs-fd]
+  teacher_taps: [)" + teacher_taps + R"(]
+  student_taps: [conv1, conv2]
+)");
+    return path;
+  };
+  const std::vector<std::string> good = {"multilayer", config("conv1, conv2"), "--out",
+                                         (dir / "m").string(), "-q"};
+  const auto r = metadistill::testing::run_cli(good);
+  ASSERT_EQ(r.exit_code, 0) << describe(good, r);
+  EXPECT_TRUE(contains_all(r.out, {"| all-pairs-fd | 1 |"})) << describe(good, r);
+  const std::vector<std::string> bad = {"multilayer", config("conv1, conv9"), "--out",
+                                        (dir / "bad").string(), "-q"};
+  const auto b = metadistill::testing::run_cli(bad);
+  EXPECT_NE(b.exit_code, 0) << describe(bad, b);
+  EXPECT_TRUE(contains_all(b.err, {"conv9", "conv1"})) << describe(bad, b);
+}
+
 TEST(PyTorchRoundTrip, ExportOfAFolderWithoutAStudentNamesIt) {
   TempDir dir("noexport");
   const std::vector<std::string> args = {"export", (dir / "empty").string()};

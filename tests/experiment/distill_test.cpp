@@ -130,3 +130,37 @@ TEST(Distill, PrecomputedTeacherLogitsReplaceTheTeacher) {
   c.teacher_logits.clear();
   expect_error([&] { check_before_start(c, {"fixed"}); }, {"teacher.torchscript", "teacher.ts", "no such file"});
 }
+
+// `data: {name: table, ...}` from a YAML config to a distilled student: the zoo's vector
+// students on a user's CSV rows, teacher trained on D_train.
+TEST(Distill, TableDataFromAConfig) {
+  TempDir dir("table-config");
+  std::string csv = "a,b,label\n";
+  for (int i = 0; i < 60; ++i)
+    csv += fmt::format("{},{},{}\n", (i * 37 % 60) / 10.0, (i * 11 % 7) - 3.0,
+                       (i * 37 % 60) < 30 ? "low" : "high");
+  write_file_atomic(dir / "rows.csv", csv);
+  write_file_atomic(dir / "table.yaml", R"(threads: 1
+data: {name: table, file: )" + (dir / "rows.csv").string() + R"(, label: label, test_size: 12, val_size: 6}
+teacher:
+  model: mlp
+  train: {epochs: 30, batch_size: 0, lr: 0.5, lr_step: 0, checkpoint_every: 0}
+student:
+  model: logreg
+  train: {epochs: 30, batch_size: 0, lr: 0.5, lr_step: 0, eval_every: 10, checkpoint_every: 0}
+)");
+  Config c = load_config(dir / "table.yaml");
+  c.out = (dir / "out").string();
+  c.resolve_paths();
+  EXPECT_EQ(c.to_json()["data"]["label"], "label");
+  Prepared p = prepare(c);
+  EXPECT_EQ(p.data.num_classes, 2);
+  EXPECT_EQ(p.data.test.size(), 12);
+  EXPECT_EQ(p.data.pool.x.size(1), 2);
+  EXPECT_GT(p.teacher_test_accuracy, 0.75);  // a threshold on the first column
+  const auto r = run_distill(c, p, "fixed", 0, dir / "fixed");
+  EXPECT_GT(r.train.final_test_accuracy, 0.7);
+
+  c.data.label = "";
+  expect_error([&] { c.validate(); }, {"data.file", "data.label"});
+}
