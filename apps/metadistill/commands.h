@@ -27,5 +27,6 @@ void setup_search(CLI::App& app);
 void setup_multilayer(CLI::App& app);
 void setup_diagnose(CLI::App& app);
 void setup_init(CLI::App& app);
+void setup_export(CLI::App& app);
 
 }  // namespace metadistill::cli

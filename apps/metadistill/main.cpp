@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   cli::setup_multilayer(app);
   cli::setup_diagnose(app);
   cli::setup_init(app);
+  cli::setup_export(app);
   try {
     app.parse(argc, argv);
   } catch (const cli::CommandResult& r) {

@@ -22,6 +22,10 @@ int run(const TrainTeacherOptions& o) {
   Config c = resolve_config(o.common);
   if (o.file) c.teacher_file = *o.file;
   if (o.teacher_epochs) c.teacher.trainer.epochs = *o.teacher_epochs;
+  check(c.teacher_torchscript.empty() && c.teacher_logits.empty(),
+        "{}: the teacher is external (teacher.{} {}); train-teacher trains zoo teachers only",
+        c.source, c.teacher_torchscript.empty() ? "logits" : "torchscript",
+        c.teacher_torchscript.empty() ? c.teacher_logits : c.teacher_torchscript);
   DataBundle data = load_data(c.data, c.cache);
   ModelSpec spec(c.teacher.model, data.num_classes,
                  data.pool.teacher_input().sizes().slice(1).vec());

@@ -236,10 +236,18 @@ void Config::resolve_paths() {
 }
 
 void Config::validate() const {
+  check(teacher_torchscript.empty() || teacher_logits.empty(),
+        "{}: teacher.torchscript and teacher.logits are both given; a teacher is one or the other",
+        source);
   static const std::set<std::string> datasets = {"synthetic", "fmnist", "cifar10",
-                                                 "cifar10-reduced", "folder"};
+                                                 "cifar10-reduced", "folder", "table"};
   check(datasets.count(data.name) > 0, "{}: data.name '{}': expected synthetic, fmnist, cifar10, "
-        "cifar10-reduced or folder", source, data.name);
+        "cifar10-reduced, folder or table", source, data.name);
+  check(data.name != "table" || (!data.file.empty() && !data.label.empty()),
+        "{}: a 'table' data set needs data.file (.csv or .npy) and data.label (its label column)",
+        source);
+  check(data.test_size >= -1, "{}: data.test_size = {}: expected rows >= 0, or -1 for a fifth",
+        source, data.test_size);
   check(data.name != "folder" || !data.root.empty(),
         "{}: data.root: a 'folder' data set needs the folder holding its split folders", source);
   check(data.on_bad_image == "fail" || data.on_bad_image == "skip",
@@ -364,57 +372,72 @@ nlohmann::json Config::to_json() const {
     if (!v.kd_scale.empty()) j["kd_scale"] = v.kd_scale;
     vs[name] = j;
   }
-  return {{"preset", preset},
-          {"first_seed", first_seed},
-          {"reference", reference},
-          {"variants", vs},
-          {"source", source},
-          {"data",
-           {{"name", data.name},
-            {"variant", data.variant},
-            {"root", data.root},
-            {"format", data.format},
-            {"val_size", data.val_size},
-            {"split_seed", data.split_seed},
-            {"limit_train", data.limit_train},
-            {"limit_test", data.limit_test},
-            {"val_is_test", data.val_is_test},
-            {"on_bad_image", data.on_bad_image},
-            {"on_size_mismatch", data.on_size_mismatch},
-            {"classes", data.classes},
-            {"image_size", data.image_size},
-            {"channels", data.channels},
-            {"train_split", data.train_split},
-            {"test_split", data.test_split},
-            {"mean", data.mean},
-            {"std", data.std},
-            {"synthetic_seed", data.synthetic_seed},
-            {"synthetic_val_rows", data.synthetic_val_rows}}},
-          {"teacher", {{"model", teacher.model}, {"file", teacher_file}, {"train", trainer_json(teacher.trainer)}}},
-          {"student", {{"model", student.model}, {"train", trainer_json(student.trainer)}}},
-          {"method",
-           {{"name", method.method},
-            {"lambda1", method.fixed.lambda1},
-            {"temperature", method.fixed.temperature},
-            {"temperature_prior", method.temperature_prior},
-            {"settings", method.extra}}},
-          {"methods", methods},
-          {"runs", runs},
-          {"search",
-           {{"trials", search.trials},
-            {"startup", search.startup},
-            {"objective", search.objective},
-            {"gamma_rule", search.gamma_rule},
-            {"candidates", search.candidates},
-            {"trial_epochs", search.trial_epochs},
-            {"prune", search.prune},
-            {"max_failures", search.max_failures}}},
-          {"budget", {{"seconds", budget.seconds}}},
-          {"seed", seed},
-          {"threads", threads},
-          {"device", device},
-          {"out", out},
-          {"cache", cache}};
+  nlohmann::json j = {{"preset", preset},
+                     {"first_seed", first_seed},
+                     {"reference", reference},
+                     {"variants", vs},
+                     {"source", source},
+                     {"data",
+                      {{"name", data.name},
+                       {"variant", data.variant},
+                       {"root", data.root},
+                       {"format", data.format},
+                       {"val_size", data.val_size},
+                       {"split_seed", data.split_seed},
+                       {"limit_train", data.limit_train},
+                       {"limit_test", data.limit_test},
+                       {"val_is_test", data.val_is_test},
+                       {"on_bad_image", data.on_bad_image},
+                       {"on_size_mismatch", data.on_size_mismatch},
+                       {"classes", data.classes},
+                       {"image_size", data.image_size},
+                       {"channels", data.channels},
+                       {"train_split", data.train_split},
+                       {"test_split", data.test_split},
+                       {"mean", data.mean},
+                       {"std", data.std},
+                       {"synthetic_seed", data.synthetic_seed},
+                       {"synthetic_val_rows", data.synthetic_val_rows}}},
+                     {"teacher",
+                      {{"model", teacher.model},
+                       {"file", teacher_file},
+                       {"train", trainer_json(teacher.trainer)}}},
+                     {"student",
+                      {{"model", student.model}, {"train", trainer_json(student.trainer)}}},
+                     {"method",
+                      {{"name", method.method},
+                       {"lambda1", method.fixed.lambda1},
+                       {"temperature", method.fixed.temperature},
+                       {"temperature_prior", method.temperature_prior},
+                       {"settings", method.extra}}},
+                     {"methods", methods},
+                     {"runs", runs},
+                     {"search",
+                      {{"trials", search.trials},
+                       {"startup", search.startup},
+                       {"objective", search.objective},
+                       {"gamma_rule", search.gamma_rule},
+                       {"candidates", search.candidates},
+                       {"trial_epochs", search.trial_epochs},
+                       {"prune", search.prune},
+                       {"max_failures", search.max_failures}}},
+                     {"budget", {{"seconds", budget.seconds}}},
+                     {"seed", seed},
+                     {"threads", threads},
+                     {"device", device},
+                     {"out", out},
+                     {"cache", cache}};
+  // Keys of later features only where they are used, so that the settings keys of runs stored
+  // before them (results/) stay what they were.
+  if (data.name == "table") {
+    j["data"]["file"] = data.file;
+    j["data"]["label"] = data.label;
+    j["data"]["test_file"] = data.test_file;
+    j["data"]["test_size"] = data.test_size;
+  }
+  if (!teacher_torchscript.empty()) j["teacher"]["torchscript"] = teacher_torchscript;
+  if (!teacher_logits.empty()) j["teacher"]["logits"] = teacher_logits;
+  return j;
 }
 
 static Config read_config(const std::filesystem::path& path) {
@@ -495,6 +518,10 @@ static Config read_config(const std::filesystem::path& path) {
     d.get("std", c.data.std);
     d.get("synthetic_seed", c.data.synthetic_seed);
     d.get("synthetic_val_rows", c.data.synthetic_val_rows);
+    d.get("file", c.data.file);
+    d.get("label", c.data.label);
+    d.get("test_file", c.data.test_file);
+    d.get("test_size", c.data.test_size);
     d.finish();
   }
   // Defaults follow the kind of data: image trainings take minutes to hours, so they checkpoint
@@ -515,6 +542,8 @@ static Config read_config(const std::filesystem::path& path) {
     Section t = top.child("teacher");
     t.get("model", c.teacher.model);
     t.get("file", c.teacher_file);
+    t.get("torchscript", c.teacher_torchscript);
+    t.get("logits", c.teacher_logits);
     read_trainer(t.child("train"), c.teacher.trainer);
     t.finish();
   }

@@ -10,8 +10,10 @@
 #include "metadistill/data/fashion_mnist.h"
 #include "metadistill/data/image_folder.h"
 #include "metadistill/data/synthetic.h"
+#include "metadistill/data/table.h"
 #include "metadistill/experiment/search_run.h"
 #include "metadistill/meta/meta_optimizer.h"
+#include "metadistill/train/external_teacher.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
 #include "metadistill/util/runtime.h"
@@ -38,6 +40,13 @@ DataBundle load_data(const DataConfig& c, const std::string& cache_dir) {
     o.limit_train = c.limit_train;
     o.limit_test = c.limit_test;
     return load_fashion_mnist(o);
+  }
+  if (c.name == "table") {
+    TableOptions t(c.file, c.label);
+    t.tested_on(c.test_file).test_rows(c.test_size).val_rows(c.val_size).seeded(c.split_seed);
+    t.limit_train = c.limit_train;
+    t.limit_test = c.limit_test;
+    return load_table(t);
   }
   const auto apply_folder_settings = [&](ImageFolderDataOptions& f) {
     f.folder.cached_in(cache_dir)
@@ -167,6 +176,10 @@ nlohmann::json method_settings(const Config& config, const std::string& method) 
   return j;
 }
 
+bool external_teacher(const Config& c) {
+  return !c.teacher_torchscript.empty() || !c.teacher_logits.empty();
+}
+
 }  // namespace
 
 void check_before_start(const Config& config, const std::vector<std::string>& methods) {
@@ -190,11 +203,22 @@ void check_before_start(const Config& config, const std::vector<std::string>& me
   }
   if (const auto shape = known_shape(config.data)) {
     check_model_fits(config, "student", config.student.model, *shape);
-    if (!config.teacher_file.empty() && !fs::exists(config.teacher_file))
+    if (!external_teacher(config) && !config.teacher_file.empty() &&
+        !fs::exists(config.teacher_file))
       check_model_fits(config, "teacher", config.teacher.model, *shape);
   }
+  for (const auto& [key, file] : {std::pair{"torchscript", &config.teacher_torchscript},
+                                  std::pair{"logits", &config.teacher_logits}})
+    check(file->empty() || fs::is_regular_file(*file), "{}: teacher.{} {}: no such file",
+          config.source, key, *file);
+  if (config.data.name == "table")
+    for (const auto& [key, file] : {std::pair{"file", &config.data.file},
+                                    std::pair{"test_file", &config.data.test_file}})
+      check(file->empty() || fs::is_regular_file(*file), "{}: data.{} {}: no such file",
+            config.source, key, *file);
   check_writable(config.out, "output folder", config.source);
-  if (!config.teacher_file.empty() && !fs::exists(config.teacher_file)) {
+  if (!external_teacher(config) && !config.teacher_file.empty() &&
+      !fs::exists(config.teacher_file)) {
     const fs::path parent = fs::path(config.teacher_file).parent_path();
     check_writable(parent.empty() ? fs::path(".") : parent, "teacher file's folder",
                    config.source);
@@ -229,8 +253,32 @@ Prepared prepare(const Config& config) {
   Prepared p;
   p.data = load_data(config.data, config.cache);
   const auto device = parse_device(config.device);
-  ModelSpec spec(config.teacher.model, p.data.num_classes,
-                 p.data.pool.teacher_input().sizes().slice(1).vec());
+  const auto input_shape = p.data.pool.teacher_input().sizes().slice(1).vec();
+  if (!config.teacher_logits.empty()) {
+    // No teacher to run: its outputs come from the file, the test rows' too when given.
+    TeacherLogits logits = load_teacher_logits(config.teacher_logits, p.data);
+    p.teacher.spec = ModelSpec("logits-file", p.data.num_classes, input_shape);
+    p.teacher_hash = hash_string(read_file(config.teacher_logits));
+    p.teacher_logits = logits.pool;
+    p.teacher_test_accuracy =
+        logits.test.defined()
+            ? logits.test.argmax(1).eq(p.data.test.y).to(torch::kDouble).mean().item<double>()
+            : std::nan("");
+    return p;
+  }
+  if (!config.teacher_torchscript.empty()) {
+    auto teacher = load_torchscript_teacher(config.teacher_torchscript, input_shape,
+                                            p.data.num_classes, device);
+    p.teacher.model = teacher;
+    p.teacher.spec = ModelSpec("torchscript", p.data.num_classes, input_shape);
+    p.teacher_hash = hash_string(read_file(config.teacher_torchscript));
+    p.teacher_logits = cached_teacher_logits(*teacher, config.teacher_torchscript, p.data,
+                                             config.cache, device);
+    p.teacher_test_accuracy =
+        evaluate_accuracy(*teacher, teacher_view(p.data.test), 1024, device);
+    return p;
+  }
+  ModelSpec spec(config.teacher.model, p.data.num_classes, input_shape);
   TrainerOptions t = config.teacher.trainer;
   t.device = device;
   p.teacher = ensure_teacher(p.data, spec, t, config.teacher_file);

@@ -423,7 +423,10 @@ ExperimentResult load_experiment(const fs::path& dir) {
   r.data = j.value("data", "");
   r.preset = j.value("preset", "");
   r.source = j.value("source", "");
-  r.teacher_accuracy = j.value("teacher_accuracy", 0.0);
+  // null: a teacher without test outputs (a logits file of the pool rows only) wrote NaN.
+  r.teacher_accuracy = j.contains("teacher_accuracy") && j.at("teacher_accuracy").is_null()
+                           ? std::nan("")
+                           : j.value("teacher_accuracy", 0.0);
   r.budget_seconds = j.value("budget_seconds", 0.0);
   if (j.contains("notes")) r.notes = j.at("notes").get<std::map<std::string, std::string>>();
   r.methods = j.at("methods").get<std::vector<std::string>>();

@@ -11,6 +11,7 @@
 #include "metadistill/experiment/distill.h"
 #include "metadistill/experiment/plots.h"
 #include "metadistill/experiment/statistics.h"
+#include "metadistill/train/external_teacher.h"
 #include "metadistill/train/teacher.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
@@ -83,17 +84,34 @@ std::unique_ptr<MultiLayerSession> open_multilayer_session(const MultiLayerConfi
   s->device = parse_device(c.device);
   s->bundle = load_data(c.data, c.cache);
   const DataBundle& data = s->bundle;
-  ModelSpec teacher_spec(c.teacher.model, data.num_classes,
-                         data.pool.teacher_input().sizes().slice(1).vec());
-  TrainerOptions tt = c.teacher.trainer;
-  tt.device = s->device;
-  s->teacher = ensure_teacher(data, teacher_spec, tt, c.teacher_file);
-  s->teacher.model->to(s->device);
-  s->teacher_hash = hash_string(read_file(c.teacher_file));
+  const auto teacher_shape = data.pool.teacher_input().sizes().slice(1).vec();
+  check(c.teacher_logits.empty(),
+        "{}: teacher.logits {}: multi-layer distillation needs a teacher that runs (its "
+        "intermediate layers); give teacher.torchscript or a zoo teacher",
+        c.source, c.teacher_logits);
+  if (!c.teacher_torchscript.empty()) {
+    // Taps by the convention of train/external_teacher.h: a `features` method.
+    auto t = load_torchscript_teacher(c.teacher_torchscript, teacher_shape, data.num_classes,
+                                      s->device);
+    for (const auto& tap : config.options.teacher_taps())
+      check(tap == "logits" || t->has_features(),
+            "teacher.torchscript {}: teacher tap '{}' needs a method `features(self, x) -> "
+            "Dict[str, Tensor]` (decorated with @torch.jit.export); the module offers {}",
+            c.teacher_torchscript, tap, t->offers());
+    s->teacher = {t, ModelSpec("torchscript", data.num_classes, teacher_shape)};
+    s->teacher_hash = hash_string(read_file(c.teacher_torchscript));
+  } else {
+    ModelSpec teacher_spec(c.teacher.model, data.num_classes, teacher_shape);
+    TrainerOptions tt = c.teacher.trainer;
+    tt.device = s->device;
+    s->teacher = ensure_teacher(data, teacher_spec, tt, c.teacher_file);
+    s->teacher.model->to(s->device);
+    s->teacher_hash = hash_string(read_file(c.teacher_file));
+  }
   s->teacher_test_accuracy =
       evaluate_accuracy(*s->teacher.model, teacher_view(data.test), 1024, s->device);
   if (verbose)
-    std::cerr << fmt::format("teacher {} test accuracy {:.4f}\n", c.teacher.model,
+    std::cerr << fmt::format("teacher {} test accuracy {:.4f}\n", s->teacher.spec.name,
                              s->teacher_test_accuracy);
 
   // Check the taps of both models before any training, so a typo fails at once.
@@ -183,7 +201,7 @@ MultiLayerExperimentResult run_multilayer_experiment(const MultiLayerConfig& con
   MultiLayerExperimentResult r;
   r.data = session->bundle.name;
   r.preset = c.preset;
-  r.teacher_model = c.teacher.model;
+  r.teacher_model = c.teacher_torchscript.empty() ? c.teacher.model : "torchscript";
   r.student_model = c.student.model;
   r.methods = methods;
   r.teacher_test_accuracy = session->teacher_test_accuracy;

@@ -5,6 +5,8 @@
 #include <fstream>
 
 #include "metadistill/data/image_codec.h"
+#include "metadistill/data/npy.h"
+#include "metadistill/util/files.h"
 #include "metadistill/util/error.h"
 #include "test_util.h"
 
@@ -92,4 +94,73 @@ TEST(Distill, LoadsAGeneralImageFolderWithTheConfiguredPolicies) {
   DataBundle given = load_data(c, (dir / "cache").string());
   const double first = given.test.x[0][0][0][0].item<double>();
   EXPECT_NEAR(first, (0.0 / 255.0 - 0.5) / 0.25, 1e-5);
+}
+
+// `teacher: {logits: FILE}`: the file's rows are the teacher's outputs (pool, then test), its
+// hash the teacher's identity; no zoo teacher is trained.
+TEST(Distill, PrecomputedTeacherLogitsReplaceTheTeacher) {
+  TempDir dir("logits-teacher");
+  Config c = quick_synthetic(dir);
+  const DataBundle data = load_data(c.data);
+  const int64_t pool = data.pool.size(), test = data.test.size();
+  auto logits = torch::randn({pool + test, 2});
+  // The test rows' teacher is right on the first 10 test rows, wrong on the rest.
+  for (int64_t i = 0; i < test; ++i) {
+    const int64_t y = data.test.y[i].item<int64_t>();
+    logits[pool + i][y] = i < 10 ? 5.0 : -5.0;
+    logits[pool + i][1 - y] = 0.0;
+  }
+  c.teacher_logits = (dir / "teacher-logits.npy").string();
+  write_npy(logits, c.teacher_logits);
+  Prepared p = prepare(c);
+  EXPECT_FALSE(std::filesystem::exists(c.teacher_file));
+  EXPECT_TRUE(p.teacher_logits.equal(logits.slice(0, 0, pool)));
+  EXPECT_NEAR(p.teacher_test_accuracy, 10.0 / test, 1e-12);
+  EXPECT_EQ(p.teacher_hash, hash_string(read_file(c.teacher_logits)));
+  const auto r = run_distill(c, p, "fixed", 0, dir / "fixed");
+  EXPECT_TRUE(std::isfinite(r.train.final_test_accuracy));
+
+  // Another file: another teacher identity, so stored runs are not reused for it.
+  write_npy(logits * 2, c.teacher_logits);
+  EXPECT_NE(prepare(c).teacher_hash, p.teacher_hash);
+
+  // Both kinds of external teacher at once, or a missing file, fail before any work.
+  c.teacher_torchscript = (dir / "teacher.ts").string();
+  expect_error([&] { c.validate(); }, {"teacher.torchscript and teacher.logits"});
+  c.teacher_logits.clear();
+  expect_error([&] { check_before_start(c, {"fixed"}); }, {"teacher.torchscript", "teacher.ts", "no such file"});
+}
+
+// `data: {name: table, ...}` from a YAML config to a distilled student: the zoo's vector
+// students on a user's CSV rows, teacher trained on D_train.
+TEST(Distill, TableDataFromAConfig) {
+  TempDir dir("table-config");
+  std::string csv = "a,b,label\n";
+  for (int i = 0; i < 60; ++i)
+    csv += fmt::format("{},{},{}\n", (i * 37 % 60) / 10.0, (i * 11 % 7) - 3.0,
+                       (i * 37 % 60) < 30 ? "low" : "high");
+  write_file_atomic(dir / "rows.csv", csv);
+  write_file_atomic(dir / "table.yaml", R"(threads: 1
+data: {name: table, file: )" + (dir / "rows.csv").string() + R"(, label: label, test_size: 12, val_size: 6}
+teacher:
+  model: mlp
+  train: {epochs: 30, batch_size: 0, lr: 0.5, lr_step: 0, checkpoint_every: 0}
+student:
+  model: logreg
+  train: {epochs: 30, batch_size: 0, lr: 0.5, lr_step: 0, eval_every: 10, checkpoint_every: 0}
+)");
+  Config c = load_config(dir / "table.yaml");
+  c.out = (dir / "out").string();
+  c.resolve_paths();
+  EXPECT_EQ(c.to_json()["data"]["label"], "label");
+  Prepared p = prepare(c);
+  EXPECT_EQ(p.data.num_classes, 2);
+  EXPECT_EQ(p.data.test.size(), 12);
+  EXPECT_EQ(p.data.pool.x.size(1), 2);
+  EXPECT_GT(p.teacher_test_accuracy, 0.75);  // a threshold on the first column
+  const auto r = run_distill(c, p, "fixed", 0, dir / "fixed");
+  EXPECT_GT(r.train.final_test_accuracy, 0.7);
+
+  c.data.label = "";
+  expect_error([&] { c.validate(); }, {"data.file", "data.label"});
 }

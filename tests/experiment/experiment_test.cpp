@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "cli_runner.h"
+#include "metadistill/data/npy.h"
+#include "metadistill/experiment/distill.h"
 #include "metadistill/experiment/plots.h"
 #include "metadistill/meta/study.h"
 #include "metadistill/util/files.h"
@@ -278,4 +280,26 @@ TEST(Experiment, IntegrationCliBudgetFlagWritesItsOwnFolder) {
   EXPECT_NE(refused.exit_code, 0);
   EXPECT_TRUE(metadistill::testing::contains_all(refused.err, {"--budget-seconds", "-1"}))
       << metadistill::testing::describe(negative, refused);
+}
+
+// A teacher given as logits of the pool rows only has no test accuracy: the table says nan, and
+// `report` reads the folder back (the JSON holds null there).
+TEST(Experiment, IntegrationLogitsTeacherWithoutTestRows) {
+  TempDir dir("exp-logits");
+  write_file_atomic(dir / "tiny.yaml", kTinyConfig);
+  Config c = load_config(dir / "tiny.yaml");
+  c.runs = 1;
+  c.student.trainer.epochs = 50;
+  const DataBundle data = load_data(c.data);
+  c.teacher_logits = (dir / "logits.npy").string();
+  write_npy(torch::randn({data.pool.size(), 2}), c.teacher_logits);
+  ExperimentOptions o;
+  o.out = dir / "out";
+  o.methods = {"fixed"};
+  auto r = run_experiment(c, o);
+  EXPECT_TRUE(std::isnan(r.teacher_accuracy));
+  EXPECT_FALSE(std::filesystem::exists(dir / "out" / "teacher.pt"));
+  auto again = load_experiment(dir / "out");
+  EXPECT_TRUE(std::isnan(again.teacher_accuracy));
+  EXPECT_EQ(table_csv(again), table_csv(r));
 }

@@ -53,6 +53,11 @@ struct DataConfig {
   /// Synthetic: numpy seed of the draw (42 = the authors' data) and the validation rows.
   uint32_t synthetic_seed = 42;
   int64_t synthetic_val_rows = 15;
+  /// "table" (data/table.h): the file of rows (.csv with a header row, or a 2-D .npy), the label
+  /// column (a header name; for .npy a column index), an optional file of test rows (else
+  /// `test_size` rows of `file` are drawn with `split_seed`; -1 = a fifth).
+  std::string file, label, test_file;
+  int64_t test_size = -1;
 };
 
 /// A model and how to train it.
@@ -115,6 +120,10 @@ struct Config {
   ModelTrainConfig teacher;
   /// Teacher file; empty = <out>/teacher.pt... resolved by `resolve_paths`.
   std::string teacher_file;
+  /// A teacher from elsewhere instead of a zoo model (train/external_teacher.h): a file saved by
+  /// `torch.jit.save` (`teacher.torchscript`), or precomputed logits (`teacher.logits`, .npy or
+  /// .pt). Empty = the zoo teacher of `teacher.model` in `teacher_file`.
+  std::string teacher_torchscript, teacher_logits;
   ModelTrainConfig student;
   MethodOptions method;
   /// Methods an experiment compares (empty = all registered that apply).
