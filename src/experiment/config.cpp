@@ -10,6 +10,7 @@
 #include "metadistill/experiment/search_run.h"
 #include "metadistill/meta/gradient_method.h"
 #include "metadistill/util/error.h"
+#include "metadistill/util/files.h"
 
 namespace metadistill {
 
@@ -440,12 +441,38 @@ nlohmann::json Config::to_json() const {
   return j;
 }
 
+// Every string of a config ends up in JSON (config.json, settings keys, messages), which holds
+// UTF-8 only: a file with other bytes is refused here, naming the line, rather than failing later
+// in a JSON writer (found by fuzz_config).
+static void check_utf8(const std::string& text, const std::string& file) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  int64_t line = 1;
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = p[i];
+    if (c == '\n') ++line;
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    bool ok = len > 0 && i + len <= n;
+    for (size_t k = 1; ok && k < len; ++k) ok = (p[i + k] >> 6) == 0x2;
+    if (ok && len > 1) {
+      // Overlong forms, surrogates and code points above U+10FFFF are not UTF-8 either.
+      uint32_t cp = c & (0xff >> (len + 1));
+      for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (p[i + k] & 0x3f);
+      static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+      ok = cp >= min_cp[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+    }
+    check(ok, "config {}: line {}: not UTF-8 text (byte 0x{:02x} at offset {})", file, line, c, i);
+    i += len;
+  }
+}
+
 static Config read_config(const std::filesystem::path& path) {
   Config c = default_config();
   c.source = path.string();
   check(std::filesystem::exists(path), "config {}: no such file", path.string());
   check(!std::filesystem::is_directory(path), "config {}: is a folder; expected a YAML file",
         path.string());
+  check_utf8(read_file(path), path.string());
   YAML::Node root;
   try {
     root = YAML::LoadFile(path.string());

@@ -203,6 +203,14 @@ TEST(Config, KeysOfTheWrongKindAreNamedWithTheFile) {
   EXPECT_TRUE(contains_all(msg, {"c.yaml", "line 2", "wrong kind"})) << msg;
   msg = load_error(dir, "? [runs, seeds]\n: 3\n");
   EXPECT_TRUE(contains_all(msg, {"c.yaml", "wrong kind"})) << msg;
+  // Found by scripts/fuzz.sh: bytes that are not UTF-8 reached the JSON writer, whose exception
+  // named no file.
+  msg = load_error(dir, "runs: 3\nmethod:\n  settings: {gamma: \"a\xff\"}\n");
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "line 3", "not UTF-8", "0xff"})) << msg;
+  msg = load_error(dir, "out: \"\xed\xa0\x80\"\n");  // a UTF-16 surrogate
+  EXPECT_TRUE(contains_all(msg, {"c.yaml", "line 1", "not UTF-8"})) << msg;
+  write_file_atomic(dir / "c.yaml", "out: \"r\xc3\xa9sultats-\xce\xbb\xf0\x9f\x99\x82\"\n");
+  EXPECT_EQ(load_config(dir / "c.yaml").out, "r\xc3\xa9sultats-\xce\xbb\xf0\x9f\x99\x82");
 }
 
 TEST(Config, SearchAndBudgetKeysAndTheirErrors) {

@@ -271,7 +271,7 @@ TEST(Zoo, ShapesAModelCannotTakeAreNamed) {
     std::vector<int64_t> shape;
     std::string shown;
   };
-  for (const auto& bad : std::vector<Bad>{{"cnn", {3, 28, 28}, "[3, 28, 28]"},
+  for (const auto& bad : std::vector<Bad>{{"cnn", {3, 6, 28}, "[3, 6, 28]"},  // cnn takes any image >= 8x8
                                           {"cnn", {784}, "[784]"},
                                           {"resnet18", {20}, "[20]"},
                                           {"resnet20", {3, 7, 32}, "[3, 7, 32]"},
