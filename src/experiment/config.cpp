@@ -7,6 +7,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "metadistill/data/image_codec.h"
+#include "metadistill/data/image_folder.h"
 #include "metadistill/experiment/search_run.h"
 #include "metadistill/meta/gradient_method.h"
 #include "metadistill/util/error.h"
@@ -149,29 +150,17 @@ nlohmann::json trainer_json(const TrainerOptions& t) {
 // is grey (R = G = B everywhere, whatever the file's colour type), else 3. 3 too when the folder
 // cannot be read here: the loader then names the problem.
 int64_t folder_channels(const DataConfig& d) {
-  namespace fs = std::filesystem;
   try {
-    const fs::path split = fs::path(d.root) / d.train_split;
-    if (!fs::is_directory(split)) return 3;
-    std::vector<fs::path> classes;
-    for (const auto& e : fs::directory_iterator(split))
-      if (e.is_directory() && e.path().filename().string().rfind('.', 0) != 0)
-        classes.push_back(e.path());
-    std::sort(classes.begin(), classes.end());
+    // The loader's own listing (its rules for class folders and image files).
+    const ImageFolderListing listing = list_image_folder(ImageFolderOptions(d.root), d.train_split);
     int checked = 0;
-    for (const auto& cls : classes) {
-      if (checked == 8) break;
-      std::vector<fs::path> files;
-      for (const auto& e : fs::directory_iterator(cls)) {
-        std::string ext = e.path().extension().string();
-        std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-        if (e.is_regular_file() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg"))
-          files.push_back(e.path());
-      }
-      if (files.empty()) continue;
-      const torch::Tensor img = read_image(*std::min_element(files.begin(), files.end()), 3);
+    int64_t label = -1;
+    for (const auto& f : listing.files) {  // sorted by label, then name: a class's first file
+      if (f.label == label) continue;
+      label = f.label;
+      const torch::Tensor img = read_image(listing.folder / f.relative, 3);
       if (!img[0].equal(img[1]) || !img[1].equal(img[2])) return 3;
-      ++checked;
+      if (++checked == 8) break;
     }
     return checked > 0 ? 1 : 3;
   } catch (const std::exception&) {
