@@ -34,7 +34,11 @@ inline void write_input(const std::filesystem::path& path, const uint8_t* data, 
   std::fclose(f);
 }
 
-// One intra-op thread: inputs are small, and a fuzzer process runs one input at a time.
-inline void init_torch() { torch::set_num_threads(1); }
-
 }  // namespace metadistill::fuzz
+
+// Each harness is its own program and includes this header once: one intra-op thread, since
+// inputs are small and a fuzzer process runs one input at a time.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  torch::set_num_threads(1);
+  return 0;
+}

@@ -2,11 +2,6 @@
 #include "fuzz_common.h"
 #include "metadistill/experiment/config.h"
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  metadistill::fuzz::init_torch();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto path = metadistill::fuzz::input_file(".yaml");
   metadistill::fuzz::write_input(path, data, size);

@@ -2,11 +2,6 @@
 #include "fuzz_common.h"
 #include "metadistill/data/image_codec.h"
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  metadistill::fuzz::init_torch();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (int64_t channels : {1, 3}) {
     try {

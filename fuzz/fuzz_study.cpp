@@ -3,11 +3,6 @@
 #include "fuzz_common.h"
 #include "metadistill/meta/study.h"
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  metadistill::fuzz::init_torch();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto path = metadistill::fuzz::input_file(".db");
   // A stale write-ahead log of the previous input must not be replayed into this one.
