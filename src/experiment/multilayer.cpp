@@ -140,18 +140,19 @@ MultiLayerResult train_multilayer_run(MultiLayerSession& session, const MultiLay
   t.device = session.device;
   t.out_dir = dir;
   t.verbose = verbose;
-  t.resume = false;
-  // Everything that shapes the run; threads, output folder and device do not.
+  // Everything that shapes the run; threads, output folder and device do not. A killed run
+  // continues from its checkpoint when that was made with these settings (else it is refused,
+  // naming the settings that differ).
   const nlohmann::json settings = c.to_json();
-  const std::string key = hash_string(
-      nlohmann::json({{"data", settings.at("data")},
-                      {"fingerprint", session.bundle.fingerprint},
-                      {"teacher", session.teacher_hash},
-                      {"student", settings.at("student")},
-                      {"time_limit", t.time_limit},
-                      {"options", options.to_json()},
-                      {"seed", seed}})
-          .dump());
+  t.settings = {{"data", settings.at("data")},
+                {"fingerprint", session.bundle.fingerprint},
+                {"teacher", session.teacher_hash},
+                {"student", settings.at("student")},
+                {"time_limit", t.time_limit},
+                {"options", options.to_json()},
+                {"seed", seed}};
+  t.resume = reuse;
+  const std::string key = hash_string(t.settings.dump());
   const fs::path file = dir / "result.json";
   if (reused != nullptr) *reused = false;
   if (reuse && fs::exists(file)) {
@@ -225,7 +226,10 @@ MultiLayerExperimentResult run_multilayer_experiment(const MultiLayerConfig& con
   };
   // --fresh: what it discards goes before any process looks, so workers can always reuse.
   if (!options.reuse && !options.worker)
-    for (const auto& p : plan) fs::remove(p.dir / "result.json");
+    for (const auto& p : plan) {
+      fs::remove(p.dir / "result.json");
+      fs::remove(p.dir / "checkpoint.pt");
+    }
   std::vector<ChildProcess> workers;
   if (!options.worker && options.jobs > 1) {
     const size_t extra = std::min<size_t>(static_cast<size_t>(options.jobs - 1),

@@ -1,7 +1,6 @@
 #include "metadistill/train/multilayer.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <functional>
 #include <iostream>
@@ -11,19 +10,17 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "metadistill/data/augment.h"
-#include "metadistill/data/loader.h"
 #include "metadistill/losses/hinton.h"
 #include "metadistill/meta/generic_hypergradient.h"
 #include "metadistill/meta/online_hypergradient.h"
 #include "metadistill/meta/parameter_ops.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
+#include "metadistill/train/loop.h"
 
 namespace metadistill {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 std::vector<std::string> multilayer_method_names() {
   return {"none",          "hinton",           "pairwise",       "all-pairs-fixed",
@@ -200,33 +197,6 @@ namespace {
 
 std::string fmt_num(double v) { return std::isfinite(v) ? fmt::format("{:.9g}", v) : ""; }
 
-// Student parameters in group 0 (the trainer's weight decay), VID parameters in group 1 (none,
-// unless asked for): the regressors and variances are part of the loss, not of the model.
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainerOptions& o,
-                                                        const std::vector<torch::Tensor>& student,
-                                                        const std::vector<torch::Tensor>& vid,
-                                                        double vid_decay) {
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  if (o.optimizer == "adam") {
-    auto options = [&](double wd) {
-      return std::make_unique<torch::optim::AdamOptions>(
-          torch::optim::AdamOptions(o.lr).betas({o.momentum, 0.999}).weight_decay(wd));
-    };
-    groups.emplace_back(student, options(o.weight_decay));
-    if (!vid.empty()) groups.emplace_back(vid, options(vid_decay));
-    return std::make_unique<torch::optim::Adam>(std::move(groups),
-                                                torch::optim::AdamOptions(o.lr));
-  }
-  const double momentum = o.optimizer == "momentum" ? o.momentum : 0.0;
-  auto options = [&](double wd) {
-    return std::make_unique<torch::optim::SGDOptions>(
-        torch::optim::SGDOptions(o.lr).momentum(momentum).weight_decay(wd));
-  };
-  groups.emplace_back(student, options(o.weight_decay));
-  if (!vid.empty()) groups.emplace_back(vid, options(vid_decay));
-  return std::make_unique<torch::optim::SGD>(std::move(groups), torch::optim::SGDOptions(o.lr));
-}
-
 std::vector<torch::Tensor> trainable(torch::nn::Module& m) {
   std::vector<torch::Tensor> out;
   for (auto& p : m.parameters())
@@ -269,6 +239,14 @@ class MetaStep {
     }
     return out;
   }
+  nlohmann::json state() const { return {{"m", m_}, {"v", v_}, {"t", t_}}; }
+  void load_state(const nlohmann::json& j) {
+    m_ = j.at("m").get<std::vector<double>>();
+    v_ = j.at("v").get<std::vector<double>>();
+    t_ = j.at("t").get<int64_t>();
+    check(m_.size() == v_.size(), "meta-step state: {} first and {} second moments", m_.size(),
+          v_.size());
+  }
 
  private:
   std::string kind_;
@@ -276,7 +254,7 @@ class MetaStep {
   int64_t t_ = 0;
 };
 
-void write_outputs(const fs::path& dir, const MultiLayerResult& r) {
+void write_multilayer_outputs(const fs::path& dir, const MultiLayerResult& r) {
   std::ostringstream m;
   m << "epoch,lr,train_loss,val_accuracy,val_loss,test_accuracy,beta,seconds\n";
   for (const auto& e : r.history)
@@ -305,11 +283,230 @@ void write_outputs(const fs::path& dir, const MultiLayerResult& r) {
 
 }  // namespace
 
+namespace {
+
+// Multi-layer distillation as a body of the one epoch loop (train/loop.h): the loss head
+// L = β · CE + (1 − β) · Σ λij · VID (or CE, or Hinton, by method) and the greedy or online
+// hyper-steps on m = [a_1..a_P, β], λ = softmax(a).
+class VidBody : public LoopBody {
+ public:
+  VidBody(const MultiLayerOptions& ml, const TrainerOptions& o, std::vector<TapPair> pairs,
+          ClassifierImpl& student, ClassifierImpl& teacher, MultiVID vid,
+          torch::optim::Optimizer& optimizer, std::vector<torch::Tensor> all_params,
+          const DataSet& train_set, std::vector<double> a, double beta, MultiLayerResult& result)
+      : ml_(ml), o_(o), pairs_(std::move(pairs)), student_(student), teacher_(teacher),
+        vid_(std::move(vid)), optimizer_(optimizer), all_params_(std::move(all_params)),
+        teacher_inputs_(train_set.teacher_input()),
+        own_teacher_inputs_(train_set.x_teacher.defined()), a_(std::move(a)), beta_(beta),
+        meta_step_(ml.meta_optimizer(), pairs_.size() + 1), result_(result),
+        dtype_(student.parameters().front().scalar_type()) {
+    guarded_ = {&student_};
+    if (vid_) guarded_.push_back(vid_.get());
+    if (ml_.method() == "all-pairs-online")
+      online_ = std::make_unique<OnlineHypergradient>(
+          OnlineHypergradientOptions().mu(ml_.online_mu()).fd_scale(ml_.fd_scale()));
+  }
+
+  std::string name() const override { return ml_.method(); }
+
+  double step(const LoopStep& s) override {
+    const Batch& batch = *s.batch;
+    const size_t P = pairs_.size();
+    // The teacher sees what the student sees unless the data give it its own inputs.
+    Features tf;
+    if (ml_.method() != "none") {
+      torch::NoGradGuard no_grad;
+      auto xt = own_teacher_inputs_
+                    ? teacher_inputs_.index_select(0, batch.idx.cpu()).to(o_.device)
+                    : batch.x;
+      tf = teacher_.forward_features(xt);
+    }
+    // L(m) at the current weights; m = [a_1..a_P, β] (only for the pair methods).
+    const TrainLossFn train_loss = [&](const torch::Tensor& m) -> torch::Tensor {
+      if (ml_.method() == "none")
+        return torch::nn::functional::cross_entropy(student_.forward(batch.x), batch.y);
+      if (ml_.method() == "hinton")
+        return functional::hinton_loss(student_.forward(batch.x), tf.back().second, batch.y,
+                                       ml_.hinton_lambda1(), ml_.temperature());
+      auto sf = student_.forward_features(batch.x);
+      auto ce = torch::nn::functional::cross_entropy(sf.back().second, batch.y);
+      auto lambda = torch::softmax(m.slice(0, 0, static_cast<int64_t>(P)), 0);  // [P]
+      auto b_ = m[static_cast<int64_t>(P)];
+      return b_ * ce + (1 - b_) * vid_->forward(tf, sf, lambda);
+    };
+    const double val_temperature = ml_.val_temperature();
+    auto val_loss_of = [this, val_temperature](const Batch& val) -> ValLossFn {
+      return [this, val, val_temperature]() {
+        return torch::nn::functional::cross_entropy(student_.forward(val.x) / val_temperature,
+                                                    val.y);
+      };
+    };
+    PairWeightsPoint point;
+    point.step = s.step;
+    // A meta-step on (a, β) from the hypergradient h(m), m = [a_1..a_P, β].
+    auto meta_update = [&](const torch::Tensor& gradient) {
+      auto hg = gradient.to(torch::kCPU, torch::kDouble).contiguous();
+      const double* hp = hg.data_ptr<double>();
+      check(std::all_of(hp, hp + P + 1, [](double v) { return std::isfinite(v); }),
+            "hypergradient became non-finite at step {}", s.step);
+      const auto step = meta_step_.step(std::vector<double>(hp, hp + P + 1));
+      for (size_t i = 0; i < P; ++i) a_[i] -= ml_.meta_lr() * step[i];
+      beta_ = std::clamp(beta_ - ml_.beta_lr() * step[P], ml_.beta_min(), ml_.beta_max());
+      point.hypergradient_norm = hg.norm().item<double>();
+      point.hypergradient.assign(hp, hp + P + 1);
+      ++result_.hyper_steps;
+    };
+    const bool hyper_due = ml_.learns() && s.step % ml_.hyper_every() == 0;
+    if (hyper_due && !online_) {
+      const Batch val = s.next_val();
+      auto h = generic_hypergradient(
+          all_params_, optimizer_, o_.optimizer, s.lr, train_loss, val_loss_of(val), meta_tensor(),
+          guarded_,
+          GenericHypergradientOptions()
+              .mode(ml_.method() == "all-pairs-exact" ? "exact" : "fd")
+              .fd_scale(ml_.fd_scale()));
+      meta_update(h.gradient);
+    }
+
+    const torch::Tensor m_used = ml_.uses_pairs() ? meta_tensor() : torch::Tensor();
+    auto loss = train_loss(m_used);
+    const double loss_value = loss.item<double>();
+    s.check_loss(loss_value, fmt::format("method {}, beta {}", ml_.method(), beta_));
+    std::vector<torch::Tensor> w_before;
+    if (online_) w_before = snapshot_parameters(all_params_);
+    optimizer_.zero_grad();
+    loss.backward();
+    if (online_) {
+      // The step's gradients before the optimizer reads them (VID parameters included).
+      std::vector<torch::Tensor> grads;
+      for (const auto& p : all_params_)
+        grads.push_back(p.grad().defined() ? p.grad().detach().clone() : torch::zeros_like(p));
+      optimizer_.step();
+      // Tangents through this step, then (when due) the meta-step from them: the new (a, β)
+      // take effect from the next step.
+      online_->carry(all_params_, w_before, grads, optimizer_, o_.optimizer, s.lr, train_loss,
+                     m_used, guarded_);
+      if (hyper_due) {
+        const Batch val = s.next_val();
+        meta_update(online_->hypergradient(all_params_, val_loss_of(val), guarded_).gradient);
+      }
+    } else {
+      optimizer_.step();
+    }
+    if (ml_.uses_pairs()) {
+      point.beta = beta_;
+      point.lambda = softmax(a_);
+      result_.trajectory.push_back(std::move(point));
+    }
+    return loss_value;
+  }
+
+  void end_epoch(const LoopEpoch& e, int64_t epochs, bool verbose) override {
+    MultiLayerEpoch m;
+    m.epoch = e.epoch;
+    m.lr = e.lr;
+    m.train_loss = e.train_loss;
+    m.val_accuracy = e.val.accuracy;
+    m.val_loss = e.val.loss;
+    m.test_accuracy = e.test.accuracy;
+    m.beta = beta_;
+    m.seconds = e.seconds;
+    result_.history.push_back(m);
+    if (verbose)
+      std::cerr << fmt::format(
+          "[{}] epoch {}/{} loss {:.4f} val {:.4f} test {:.4f} beta {:.3f} ({:.1f}s)\n",
+          ml_.method(), m.epoch, epochs, m.train_loss, m.val_accuracy, m.test_accuracy, beta_,
+          m.seconds);
+  }
+
+  void save(nlohmann::json& j, torch::serialize::OutputArchive& archive) const override {
+    finish();
+    j["multilayer"] = {{"result", multilayer_result_to_json(result_)},
+                       {"a", a_},
+                       {"beta", beta_},
+                       {"meta_step", meta_step_.state()}};
+    j["hyper_steps"] = result_.hyper_steps;
+    if (vid_) {
+      torch::serialize::OutputArchive sub;
+      vid_->save(sub);
+      archive.write("vid", sub);
+    }
+    if (online_) {
+      torch::serialize::OutputArchive sub;
+      online_->save(sub);
+      archive.write("online", sub);
+    }
+  }
+
+  void load(const nlohmann::json& j, torch::serialize::InputArchive& archive, bool fork) override {
+    const auto& ml = j.at("multilayer");
+    const auto stored = multilayer_result_from_json(ml.at("result"));
+    check(stored.pairs.size() == pairs_.size(), "checkpoint of {} pairs, but this run has {}",
+          stored.pairs.size(), pairs_.size());
+    result_.history = stored.history;
+    result_.trajectory = stored.trajectory;
+    result_.hyper_steps = stored.hyper_steps;
+    if (vid_) {
+      torch::serialize::InputArchive sub;
+      archive.read("vid", sub);
+      vid_->load(sub);
+    }
+    if (fork) return;
+    a_ = ml.at("a").get<std::vector<double>>();
+    check(a_.size() == pairs_.size(), "checkpoint of {} pair weights for {} pairs", a_.size(),
+          pairs_.size());
+    beta_ = ml.at("beta").get<double>();
+    meta_step_.load_state(ml.at("meta_step"));
+    if (online_) {
+      torch::serialize::InputArchive sub;
+      if (archive.try_read("online", sub)) online_->load(sub);
+    }
+  }
+
+  void write_outputs(const fs::path& dir) const override {
+    finish();
+    write_multilayer_outputs(dir, result_);
+  }
+
+  /// Writes the final λ and β into the result.
+  void finish() const {
+    result_.lambda = softmax(a_);
+    result_.beta = beta_;
+  }
+  double beta() const { return beta_; }
+
+ private:
+  torch::Tensor meta_tensor() const {
+    std::vector<double> v(a_);
+    v.push_back(beta_);
+    return torch::tensor(v, torch::TensorOptions().dtype(torch::kDouble)).to(o_.device, dtype_);
+  }
+
+  const MultiLayerOptions& ml_;
+  const TrainerOptions& o_;
+  std::vector<TapPair> pairs_;
+  ClassifierImpl& student_;
+  ClassifierImpl& teacher_;
+  MultiVID vid_;
+  torch::optim::Optimizer& optimizer_;
+  std::vector<torch::Tensor> all_params_;
+  std::vector<torch::nn::Module*> guarded_;
+  torch::Tensor teacher_inputs_;
+  bool own_teacher_inputs_;
+  std::vector<double> a_;
+  double beta_;
+  MetaStep meta_step_;
+  std::unique_ptr<OnlineHypergradient> online_;
+  MultiLayerResult& result_;
+  torch::ScalarType dtype_;
+};
+
+}  // namespace
+
 MultiLayerTrainer::MultiLayerTrainer(MultiLayerOptions options, TrainerOptions trainer)
     : options_(std::move(options)), trainer_(std::move(trainer)) {
   options_.validate();
   trainer_.validate();
-  check(!trainer_.resume, "multilayer training does not resume from checkpoints (resume is set)");
 }
 
 MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl& teacher,
@@ -326,15 +523,12 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
   }
   check_taps(teacher, teacher_taps, "teacher");
   check_taps(student, student_taps, "student");
-  const bool needs_val = ml.learns();
-  check(!needs_val || (data.val_set != nullptr && data.val_set->size() > 0),
+  check(!ml.learns() || (data.val_set != nullptr && data.val_set->size() > 0),
         "multilayer method '{}' needs validation data, but there is none", ml.method());
 
   student.to(o.device);
   teacher.to(o.device);
   teacher.eval();
-  const torch::Tensor teacher_inputs = data.train_set->teacher_input();
-  const bool own_teacher_inputs = data.train_set->x_teacher.defined();
 
   // The VID terms, built from one example forward of each model (eval mode, so no BatchNorm
   // statistic moves); initialised from their own seed so that runs are reproducible whatever
@@ -344,7 +538,7 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
     torch::NoGradGuard no_grad;
     auto ex = data.train_ids.slice(0, 0, std::min<int64_t>(2, data.train_ids.size(0)));
     auto xs = data.train_set->x.index_select(0, ex).to(o.device);
-    auto xt = teacher_inputs.index_select(0, ex).to(o.device);
+    auto xt = data.train_set->teacher_input().index_select(0, ex).to(o.device);
     const bool was_training = student.is_training();
     student.eval();
     auto sf = student.forward_features(xs);
@@ -362,8 +556,7 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
   student.train();
 
   // Metaparameters: a (λ = softmax(a)) and β, kept in double.
-  const size_t P = pairs.size();
-  std::vector<double> a(P, 0.0);
+  std::vector<double> a(pairs.size(), 0.0);
   // β is the weight of CE in every method: 1 for "none", λ1 for "hinton".
   double beta = ml.method() == "none"     ? 1.0
                 : ml.method() == "hinton" ? ml.hinton_lambda1()
@@ -378,198 +571,31 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
 
   const auto student_params = trainable(student);
   const auto vid_params = vid_ ? trainable(*vid_) : std::vector<torch::Tensor>{};
-  auto optimizer = make_optimizer(o, student_params, vid_params,
-                                  ml.vid_weight_decay() ? o.weight_decay : 0.0);
+  std::vector<std::vector<torch::Tensor>> groups = {student_params};
+  if (!vid_params.empty()) groups.push_back(vid_params);
+  auto optimizer =
+      make_student_optimizer(o, groups, ml.vid_weight_decay() ? o.weight_decay : 0.0);
   std::vector<torch::Tensor> all_params = student_params;
   all_params.insert(all_params.end(), vid_params.begin(), vid_params.end());
-  std::vector<torch::nn::Module*> guarded = {&student};
-  if (vid_) guarded.push_back(vid_.get());
-
-  BatchLoader loader(*data.train_set, data.train_ids,
-                     LoaderOptions().batch(o.batch_size).seeded(o.seed), o.device);
-  std::unique_ptr<BatchLoader> val_loader;
-  if (data.val_set != nullptr && data.val_set->size() > 0)
-    val_loader = std::make_unique<BatchLoader>(
-        *data.val_set, torch::arange(data.val_set->size(), torch::kLong),
-        LoaderOptions()
-            .batch(o.val_batch_size > 0 ? o.val_batch_size : o.batch_size)
-            .seeded(o.seed + 1),
-        o.device);
-  int64_t val_epoch = -1;
-  MetaStep meta_step(ml.meta_optimizer(), P + 1);
-  std::unique_ptr<OnlineHypergradient> online;
-  if (ml.method() == "all-pairs-online")
-    online = std::make_unique<OnlineHypergradient>(OnlineHypergradientOptions()
-                                                       .mu(ml.online_mu())
-                                                       .fd_scale(ml.fd_scale()));
-
-  bool augment = false;
-  const AugmentOptions augment_options = parse_augmentation(o.augmentation, &augment);
-  if (augment && data.train_set->x.dim() != 4) augment = false;
 
   MultiLayerResult result;
   result.method = ml.method();
   result.pairs = pairs;
-  const auto run_start = Clock::now();
-  const auto dtype = student.parameters().front().scalar_type();
-  auto meta_tensor = [&]() {
-    std::vector<double> v(a);
-    v.push_back(beta);
-    return torch::tensor(v, torch::TensorOptions().dtype(torch::kDouble)).to(o.device, dtype);
-  };
-
-  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
-    const auto epoch_start = Clock::now();
-    const double lr = scheduled_lr(o, epoch);
-    for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
-    loader.start_epoch(epoch);
-    double loss_sum = 0;
-    int64_t loss_count = 0;
-    const int64_t nb = loader.batches_per_epoch();
-    for (int64_t b = 0; b < nb; ++b) {
-      Batch batch = loader.batch(b);
-      if (augment) batch.x = augment_batch_at_step(batch.x, augment_options, o.seed, result.steps);
-      // The teacher sees what the student sees unless the data give it its own inputs.
-      Features tf;
-      if (ml.method() != "none") {
-        torch::NoGradGuard no_grad;
-        auto xt = own_teacher_inputs ? teacher_inputs.index_select(0, batch.idx.cpu()).to(o.device)
-                                     : batch.x;
-        tf = teacher.forward_features(xt);
-      }
-      // L(m) at the current weights; m = [a_1..a_P, β] (only for the pair methods).
-      std::function<torch::Tensor(const torch::Tensor&)> train_loss =
-          [&](const torch::Tensor& m) -> torch::Tensor {
-        if (ml.method() == "none") {
-          return torch::nn::functional::cross_entropy(student.forward(batch.x), batch.y);
-        }
-        if (ml.method() == "hinton") {
-          return functional::hinton_loss(student.forward(batch.x), tf.back().second, batch.y,
-                                         ml.hinton_lambda1(), ml.temperature());
-        }
-        auto sf = student.forward_features(batch.x);
-        auto ce = torch::nn::functional::cross_entropy(sf.back().second, batch.y);
-        auto lambda = torch::softmax(m.slice(0, 0, static_cast<int64_t>(P)), 0);  // [P]
-        auto b_ = m[static_cast<int64_t>(P)];
-        return b_ * ce + (1 - b_) * vid_->forward(tf, sf, lambda);
-      };
-
-      PairWeightsPoint point;
-      point.step = result.steps;
-      const bool hyper_due = ml.learns() && result.steps % ml.hyper_every() == 0;
-      auto next_val = [&]() {
-        const int64_t vnb = val_loader->batches_per_epoch();
-        if (result.steps / vnb != val_epoch) {
-          val_epoch = result.steps / vnb;
-          val_loader->start_epoch(val_epoch);
-        }
-        return val_loader->batch(result.steps % vnb);
-      };
-      // A meta-step on (a, β) from the hypergradient h(m), m = [a_1..a_P, β].
-      auto meta_update = [&](const torch::Tensor& gradient) {
-        auto hg = gradient.to(torch::kCPU, torch::kDouble).contiguous();
-        const double* hp = hg.data_ptr<double>();
-        check(std::all_of(hp, hp + P + 1, [](double v) { return std::isfinite(v); }),
-              "hypergradient became non-finite at step {}", result.steps);
-        const auto step = meta_step.step(std::vector<double>(hp, hp + P + 1));
-        for (size_t i = 0; i < P; ++i) a[i] -= ml.meta_lr() * step[i];
-        beta = std::clamp(beta - ml.beta_lr() * step[P], ml.beta_min(), ml.beta_max());
-        point.hypergradient_norm = hg.norm().item<double>();
-        point.hypergradient.assign(hp, hp + P + 1);
-        ++result.hyper_steps;
-      };
-      auto val_loss_of = [&](const Batch& val) {
-        return [&student, &ml, val]() {
-          return torch::nn::functional::cross_entropy(
-              student.forward(val.x) / ml.val_temperature(), val.y);
-        };
-      };
-      if (hyper_due && !online) {
-        const Batch val = next_val();
-        auto h = generic_hypergradient(
-            all_params, *optimizer, o.optimizer, lr, train_loss, val_loss_of(val), meta_tensor(),
-            guarded,
-            GenericHypergradientOptions()
-                .mode(ml.method() == "all-pairs-exact" ? "exact" : "fd")
-                .fd_scale(ml.fd_scale()));
-        meta_update(h.gradient);
-      }
-
-      const torch::Tensor m_used = ml.uses_pairs() ? meta_tensor() : torch::Tensor();
-      auto loss = train_loss(m_used);
-      const double loss_value = loss.item<double>();
-      check(std::isfinite(loss_value), "multilayer training loss became {} at step {} (epoch {}, "
-            "method {}, beta {}, lr {})", loss_value, result.steps, epoch + 1, ml.method(), beta, lr);
-      std::vector<torch::Tensor> w_before;
-      if (online) w_before = snapshot_parameters(all_params);
-      optimizer->zero_grad();
-      loss.backward();
-      if (online) {
-        // The step's gradients before the optimizer reads them (VID parameters included).
-        std::vector<torch::Tensor> grads;
-        for (const auto& p : all_params)
-          grads.push_back(p.grad().defined() ? p.grad().detach().clone() : torch::zeros_like(p));
-        optimizer->step();
-        // Tangents through this step, then (when due) the meta-step from them: the new (a, β)
-        // take effect from the next step.
-        online->carry(all_params, w_before, grads, *optimizer, o.optimizer, lr, train_loss, m_used,
-                      guarded);
-        if (hyper_due) {
-          const Batch val = next_val();
-          meta_update(online->hypergradient(all_params, val_loss_of(val), guarded).gradient);
-        }
-      } else {
-        optimizer->step();
-      }
-      loss_sum += loss_value;
-      ++loss_count;
-      if (ml.uses_pairs()) {
-        point.beta = beta;
-        point.lambda = softmax(a);
-        result.trajectory.push_back(std::move(point));
-      }
-      ++result.steps;
-      if (o.time_limit > 0 &&
-          std::chrono::duration<double>(Clock::now() - run_start).count() >= o.time_limit) {
-        result.stopped_by_time_limit = b + 1 < nb || epoch + 1 < o.epochs;
-        break;
-      }
-    }
-    if ((epoch + 1) % o.eval_every == 0 || epoch + 1 == o.epochs || result.stopped_by_time_limit) {
-      MultiLayerEpoch m;
-      m.epoch = epoch + 1;
-      m.lr = lr;
-      m.train_loss = loss_sum / static_cast<double>(std::max<int64_t>(1, loss_count));
-      if (data.val_set != nullptr && data.val_set->size() > 0) {
-        auto v = evaluate(student, *data.val_set, o.eval_batch_size, o.device);
-        m.val_accuracy = v.accuracy;
-        m.val_loss = v.loss;
-      }
-      m.test_accuracy = evaluate_accuracy(student, *data.test_set, o.eval_batch_size, o.device);
-      m.beta = beta;
-      m.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-      result.history.push_back(m);
-      if (o.verbose)
-        std::cerr << fmt::format("[{}] epoch {}/{} loss {:.4f} val {:.4f} test {:.4f} beta {:.3f} ({:.1f}s)\n",
-                                 ml.method(), m.epoch, o.epochs, m.train_loss, m.val_accuracy,
-                                 m.test_accuracy, beta, m.seconds);
-    }
-    if (result.stopped_by_time_limit) {
-      if (o.verbose)
-        std::cerr << fmt::format("[{}] time limit of {:.0f}s reached after {} steps\n", ml.method(),
-                                 o.time_limit, result.steps);
-      break;
-    }
-  }
-  result.seconds = std::chrono::duration<double>(Clock::now() - run_start).count();
-  result.lambda = softmax(a);
-  result.beta = beta;
+  VidBody body(ml, o, pairs, student, teacher, vid_, *optimizer, all_params, *data.train_set,
+               std::move(a), beta, result);
+  const LoopOutcome outcome = run_epochs(o, student, *optimizer, *data.train_set, data.train_ids,
+                                         data.val_set, *data.test_set, body);
+  body.finish();
+  result.seconds = outcome.seconds;
+  result.steps = outcome.steps;
+  result.stopped_by_time_limit = outcome.stopped_by_time_limit;
+  result.best_test_accuracy = 0;
   for (const auto& e : result.history)
     result.best_test_accuracy = std::max(result.best_test_accuracy, e.test_accuracy);
   if (!result.history.empty()) result.final_test_accuracy = result.history.back().test_accuracy;
 
   if (!o.out_dir.empty()) {
-    write_outputs(o.out_dir, result);
+    write_multilayer_outputs(o.out_dir, result);
     ModelSpec spec(student.kind(), 0, data.train_set->x.sizes().slice(1).vec());
     {
       torch::NoGradGuard no_grad;
@@ -578,7 +604,8 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
       spec.num_classes = student.forward(data.train_set->x.slice(0, 0, 1).to(o.device)).size(1);
       student.train(was_training);
     }
-    nlohmann::json extra = {{"method", ml.method()}, {"beta", beta}, {"lambda", result.lambda}};
+    nlohmann::json extra = {{"method", ml.method()}, {"beta", body.beta()},
+                            {"lambda", result.lambda}};
     for (const auto& p : pairs) extra["pairs"].push_back({p.teacher, p.student});
     save_multilayer_student(o.out_dir / "student.pt", student, spec, vid_ ? vid_.get() : nullptr,
                             extra);

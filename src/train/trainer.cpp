@@ -1,7 +1,6 @@
 #include "metadistill/train/trainer.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <iostream>
 #include <sstream>
@@ -9,9 +8,9 @@
 #include <fmt/format.h>
 
 #include "metadistill/data/augment.h"
-#include "metadistill/data/loader.h"
 #include "metadistill/losses/hinton.h"
 #include "metadistill/train/checkpoint.h"
+#include "metadistill/train/loop.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
 #include "metadistill/util/settings_key.h"
@@ -19,7 +18,6 @@
 namespace metadistill {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -206,22 +204,6 @@ void normalize_to_cross_entropy(ClassifierImpl& model, const torch::Tensor& logi
 
 }  // namespace
 
-Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) { options_.validate(); }
-
-std::unique_ptr<torch::optim::Optimizer> Trainer::make_optimizer(ClassifierImpl& model) const {
-  auto params = model.parameters();
-  if (options_.optimizer == "adam") {
-    return std::make_unique<torch::optim::Adam>(
-        params, torch::optim::AdamOptions(options_.lr)
-                    .betas({options_.momentum, 0.999})
-                    .weight_decay(options_.weight_decay));
-  }
-  const double momentum = options_.optimizer == "momentum" ? options_.momentum : 0.0;
-  return std::make_unique<torch::optim::SGD>(
-      params,
-      torch::optim::SGDOptions(options_.lr).momentum(momentum).weight_decay(options_.weight_decay));
-}
-
 double scheduled_lr(const TrainerOptions& o, int64_t epoch) {
   if (o.lr_schedule == "cosine") {
     const double progress = static_cast<double>(epoch) / static_cast<double>(o.epochs);
@@ -229,69 +211,6 @@ double scheduled_lr(const TrainerOptions& o, int64_t epoch) {
   }
   if (o.lr_step <= 0) return o.lr;
   return o.lr * std::pow(o.lr_gamma, static_cast<double>(epoch / o.lr_step));
-}
-
-double Trainer::lr_at(int64_t epoch) const {
-  if (epoch >= 0 && epoch < static_cast<int64_t>(options_.lr_by_epoch.size()))
-    return options_.lr_by_epoch[static_cast<size_t>(epoch)];
-  return scheduled_lr(options_, epoch);
-}
-
-void Trainer::write_outputs(const TrainResult& r) const {
-  if (options_.out_dir.empty()) return;
-  std::ostringstream m;
-  m << "epoch,lr,train_loss,val_accuracy,val_loss,test_accuracy,lambda1,temperature,seconds,"
-       "test_loss,val_ece,test_ece,effective_lr\n";
-  auto opt = [](double v) { return v >= 0 ? fmt_num(v) : std::string(); };
-  for (const auto& e : r.history)
-    m << fmt::format("{},{},{},{},{},{},{},{},{:.3f},{},{},{},{}\n", e.epoch, fmt_num(e.lr),
-                     fmt_num(e.train_loss), opt(e.val_accuracy), opt(e.val_loss),
-                     fmt_num(e.test_accuracy), fmt_num(e.lambda.lambda1),
-                     fmt_num(e.lambda.temperature), e.seconds, opt(e.test_loss), opt(e.val_ece),
-                     opt(e.test_ece), opt(e.effective_lr));
-  write_file_atomic(options_.out_dir / "metrics.csv", m.str());
-  std::ostringstream t;
-  t << "step,lambda1,temperature,hypergradient_lambda1,hypergradient_temperature,r2_lambda1,"
-       "r2_temperature,phase\n";
-  for (const auto& p : r.trajectory) {
-    const double h0 = p.hypergradient.size() > 0 ? p.hypergradient[0] : std::nan("");
-    const double h1 = p.hypergradient.size() > 1 ? p.hypergradient[1] : std::nan("");
-    t << fmt::format("{},{},{},{},{},{},{},{}\n", p.step, fmt_num(p.value.lambda1),
-                     fmt_num(p.value.temperature), fmt_num(h0), fmt_num(h1), fmt_num(p.r2_lambda1),
-                     fmt_num(p.r2_temperature), p.phase);
-  }
-  write_file_atomic(options_.out_dir / "trajectory.csv", t.str());
-}
-
-void Trainer::save_checkpoint(ClassifierImpl& model, torch::optim::Optimizer& opt,
-                              MetaOptimizer& meta, const TrainResult& r,
-                              int64_t epochs_done) const {
-  if (options_.out_dir.empty()) return;
-  nlohmann::json j = {{"format", "metadistill-checkpoint"},
-                      {"version", 1},
-                      {"epochs_done", epochs_done},
-                      {"method", meta.name()},
-                      {"meta_state", meta.state()},
-                      {"steps", r.steps},
-                      {"hyper_steps", r.hyper_steps},
-                      {"seconds", r.seconds}};
-  if (!options_.settings.is_null()) j.update(settings_record(options_.settings));
-  for (const auto& e : r.history) j["history"].push_back(to_json(e));
-  for (const auto& p : r.trajectory) j["trajectory"].push_back(to_json(p));
-  torch::serialize::OutputArchive archive;
-  archive.write("state", c10::IValue(j.dump()));
-  torch::serialize::OutputArchive model_archive, opt_archive;
-  model.save(model_archive);
-  opt.save(opt_archive);
-  archive.write("model", model_archive);
-  archive.write("optimizer", opt_archive);
-  torch::serialize::OutputArchive meta_archive;
-  meta.save_tensors(meta_archive);
-  archive.write("meta_tensors", meta_archive);
-  // Metrics first, checkpoint last: a kill in between leaves metrics one epoch ahead, which the
-  // resumed run rewrites from the checkpoint's history.
-  write_outputs(r);
-  save_archive_atomic(archive, options_.out_dir / "checkpoint.pt");
 }
 
 nlohmann::json checkpoint_settings(const fs::path& path) {
@@ -312,213 +231,166 @@ nlohmann::json checkpoint_settings(const fs::path& path) {
   }
 }
 
-int64_t Trainer::load_checkpoint(const fs::path& path, ClassifierImpl& model,
-                                 torch::optim::Optimizer& opt, MetaOptimizer& meta,
-                                 TrainResult& r, bool fork) const {
-  check(fs::exists(path), "checkpoint {}: no such file", path.string());
-  torch::serialize::InputArchive archive;
-  load_archive(archive, path, options_.device);
-  try {
-    c10::IValue v;
-    archive.read("state", v);
-    auto j = nlohmann::json::parse(v.toStringRef());
-    check(j.value("format", "") == "metadistill-checkpoint", "{}: not a metadistill checkpoint",
-          path.string());
-    check(fork || j.at("method") == meta.name(),
-          "{}: checkpoint of method '{}', but this run is '{}'", path.string(),
-          j.at("method").get<std::string>(), meta.name());
-    // A resumed run continues only a checkpoint of the same settings (a fork starts from another
-    // run's on purpose); one stored before settings keys is taken as the current settings'.
-    if (!fork && !options_.settings.is_null() &&
-        check_stored_settings(j, options_.settings, path.string()) == StoredSettings::kLegacy)
-      std::cerr << legacy_settings_warning(path.string()) << "\n";
-    torch::serialize::InputArchive model_archive, opt_archive;
-    archive.read("model", model_archive);
-    archive.read("optimizer", opt_archive);
-    model.load(model_archive);
-    opt.load(opt_archive);
-    if (!fork) {
-      meta.load_state(j.at("meta_state"));
-      torch::serialize::InputArchive meta_archive;
-      if (archive.try_read("meta_tensors", meta_archive)) meta.load_tensors(meta_archive);
-    }
-    r.steps = j.at("steps");
-    r.hyper_steps = j.at("hyper_steps");
-    r.seconds = j.at("seconds");
-    if (j.contains("history"))
-      for (const auto& e : j["history"]) r.history.push_back(epoch_from_json(e));
-    if (j.contains("trajectory"))
-      for (const auto& p : j["trajectory"]) r.trajectory.push_back(point_from_json(p));
-    return j.at("epochs_done");
-  } catch (const c10::Error& e) {
-    fail("{}: checkpoint does not fit this model ({})", path.string(),
-         std::string(e.what_without_backtrace()).substr(0, 200));
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: corrupt checkpoint state ({})", path.string(), e.what());
+namespace {
+
+// metrics.csv (one row per evaluated epoch) and trajectory.csv (the metaparameter trajectory).
+void write_trainer_outputs(const fs::path& dir, const TrainResult& r) {
+  std::ostringstream m;
+  m << "epoch,lr,train_loss,val_accuracy,val_loss,test_accuracy,lambda1,temperature,seconds,"
+       "test_loss,val_ece,test_ece,effective_lr\n";
+  auto opt = [](double v) { return v >= 0 ? fmt_num(v) : std::string(); };
+  for (const auto& e : r.history)
+    m << fmt::format("{},{},{},{},{},{},{},{},{:.3f},{},{},{},{}\n", e.epoch, fmt_num(e.lr),
+                     fmt_num(e.train_loss), opt(e.val_accuracy), opt(e.val_loss),
+                     fmt_num(e.test_accuracy), fmt_num(e.lambda.lambda1),
+                     fmt_num(e.lambda.temperature), e.seconds, opt(e.test_loss), opt(e.val_ece),
+                     opt(e.test_ece), opt(e.effective_lr));
+  write_file_atomic(dir / "metrics.csv", m.str());
+  std::ostringstream t;
+  t << "step,lambda1,temperature,hypergradient_lambda1,hypergradient_temperature,r2_lambda1,"
+       "r2_temperature,phase\n";
+  for (const auto& p : r.trajectory) {
+    const double h0 = p.hypergradient.size() > 0 ? p.hypergradient[0] : std::nan("");
+    const double h1 = p.hypergradient.size() > 1 ? p.hypergradient[1] : std::nan("");
+    t << fmt::format("{},{},{},{},{},{},{},{}\n", p.step, fmt_num(p.value.lambda1),
+                     fmt_num(p.value.temperature), fmt_num(h0), fmt_num(h1), fmt_num(p.r2_lambda1),
+                     fmt_num(p.r2_temperature), p.phase);
   }
+  write_file_atomic(dir / "trajectory.csv", t.str());
 }
+
+// The Hinton loss under a metaparameter method: one student step per batch, with the method's
+// hyper-steps before and after it (meta_optimizer.h), the trajectory and the epoch history.
+class HintonBody : public LoopBody {
+ public:
+  HintonBody(const TrainerOptions& o, ClassifierImpl& model, torch::optim::Optimizer& optimizer,
+             MetaOptimizer& meta, torch::Tensor teacher_logits, TrainResult& result)
+      : o_(o), model_(model), optimizer_(optimizer), meta_(meta),
+        teacher_logits_(std::move(teacher_logits)), result_(result),
+        kd_scale_(parse_kd_scale(o.kd_scale)), step_norm_(parse_step_norm(o.step_norm)) {}
+
+  std::string name() const override { return meta_.name(); }
+
+  double step(const LoopStep& s) override {
+    Batch& batch = *s.batch;
+    HyperStepContext ctx;
+    ctx.student = &model_;
+    ctx.optimizer = &optimizer_;
+    ctx.optimizer_kind = o_.optimizer;
+    ctx.train = &batch;
+    ctx.next_val = s.next_val;
+    ctx.lr = s.lr;
+    ctx.step = s.step;
+    ctx.kd_scale = kd_scale_;
+    ctx.step_norm = step_norm_;
+    if (meta_.uses_teacher()) {
+      check(teacher_logits_.defined(), "method '{}' distills, but no teacher logits were given",
+            meta_.name());
+      ctx.teacher_logits = teacher_logits_.index_select(0, batch.idx.to(o_.device));
+    }
+    const Metaparameters lambda = meta_.before_step(ctx);
+    auto logits = model_.forward(batch.x);
+    auto loss = functional::hinton_loss(logits, ctx.teacher_logits, batch.y, lambda.lambda1,
+                                        lambda.temperature, ctx.kd_scale);
+    const double loss_value = loss.item<double>();
+    s.check_loss(loss_value, lambda.to_string());
+    optimizer_.zero_grad();
+    // The epoch's last step also measures the effective learning rate (one extra backward).
+    const bool measure = s.index + 1 == s.batches;
+    const bool normed = ctx.step_norm == StepNorm::kCrossEntropy && lambda.lambda1 < 1.0;
+    loss.backward({}, /*retain_graph=*/measure || normed);
+    if (normed) normalize_to_cross_entropy(model_, logits, batch.y, /*retain_graph=*/measure);
+    if (measure) effective_lr_ = measure_effective_lr(model_, logits, batch.y, s.lr);
+    optimizer_.step();
+    ctx.logits = logits.detach();
+    meta_.after_step(ctx);
+    TrajectoryPoint point = meta_.last_point();
+    if (!point.hypergradient.empty()) ++result_.hyper_steps;
+    if (s.step % o_.trajectory_every == 0) result_.trajectory.push_back(std::move(point));
+    return loss_value;
+  }
+
+  void end_epoch(const LoopEpoch& e, int64_t epochs, bool verbose) override {
+    EpochMetrics m;
+    m.epoch = e.epoch;
+    m.lr = e.lr;
+    m.train_loss = e.train_loss;
+    if (e.val.accuracy >= 0) {
+      m.val_accuracy = e.val.accuracy;
+      m.val_loss = e.val.loss;
+      m.val_ece = e.val.ece;
+    }
+    m.test_accuracy = e.test.accuracy;
+    m.test_loss = e.test.loss;
+    m.test_ece = e.test.ece;
+    m.effective_lr = effective_lr_;
+    m.lambda = meta_.current();
+    m.seconds = e.seconds;
+    result_.history.push_back(m);
+    if (verbose)
+      std::cerr << fmt::format("[{}] epoch {}/{} loss {:.4f} val {:.4f} test {:.4f} {} ({:.1f}s)\n",
+                               meta_.name(), m.epoch, epochs, m.train_loss, m.val_accuracy,
+                               m.test_accuracy, m.lambda.to_string(), m.seconds);
+  }
+
+  void save(nlohmann::json& j, torch::serialize::OutputArchive& archive) const override {
+    j["meta_state"] = meta_.state();
+    j["hyper_steps"] = result_.hyper_steps;
+    for (const auto& e : result_.history) j["history"].push_back(to_json(e));
+    for (const auto& p : result_.trajectory) j["trajectory"].push_back(to_json(p));
+    torch::serialize::OutputArchive meta_archive;
+    meta_.save_tensors(meta_archive);
+    archive.write("meta_tensors", meta_archive);
+  }
+
+  void load(const nlohmann::json& j, torch::serialize::InputArchive& archive, bool fork) override {
+    if (!fork) {
+      meta_.load_state(j.at("meta_state"));
+      torch::serialize::InputArchive meta_archive;
+      if (archive.try_read("meta_tensors", meta_archive)) meta_.load_tensors(meta_archive);
+    }
+    result_.hyper_steps = j.at("hyper_steps");
+    if (j.contains("history"))
+      for (const auto& e : j["history"]) result_.history.push_back(epoch_from_json(e));
+    if (j.contains("trajectory"))
+      for (const auto& p : j["trajectory"]) result_.trajectory.push_back(point_from_json(p));
+  }
+
+  void write_outputs(const fs::path& dir) const override { write_trainer_outputs(dir, result_); }
+
+ private:
+  const TrainerOptions& o_;
+  ClassifierImpl& model_;
+  torch::optim::Optimizer& optimizer_;
+  MetaOptimizer& meta_;
+  torch::Tensor teacher_logits_;
+  TrainResult& result_;
+  KdScale kd_scale_;
+  StepNorm step_norm_;
+  double effective_lr_ = -1;
+};
+
+}  // namespace
+
+Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) { options_.validate(); }
 
 TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimizer& meta) {
   check(data.train_set != nullptr && data.test_set != nullptr, "fit: train and test data needed");
   const auto& o = options_;
   model.to(o.device);
   model.train();
-  auto optimizer = make_optimizer(model);
-
+  auto optimizer = make_student_optimizer(o, {model.parameters()});
   TrainResult result;
-  int64_t start_epoch = 0;
-  if (o.resume && fs::exists(o.out_dir / "checkpoint.pt")) {
-    start_epoch = load_checkpoint(o.out_dir / "checkpoint.pt", model, *optimizer, meta, result,
-                                  /*fork=*/false);
-    result.resumed = true;
-    if (o.verbose) std::cerr << fmt::format("resuming {} after epoch {}\n", meta.name(), start_epoch);
-  } else if (!o.fork_from.empty()) {
-    start_epoch = load_checkpoint(o.fork_from, model, *optimizer, meta, result, /*fork=*/true);
-    if (o.verbose)
-      std::cerr << fmt::format("{} forked from {} after epoch {}\n", meta.name(),
-                               o.fork_from.string(), start_epoch);
-  }
-
-  BatchLoader loader(*data.train_set, data.train_ids,
-                     LoaderOptions().batch(o.batch_size).seeded(o.seed), o.device);
-  std::unique_ptr<BatchLoader> val_loader;
-  if (data.val_set != nullptr && data.val_set->size() > 0)
-    val_loader = std::make_unique<BatchLoader>(
-        *data.val_set, torch::arange(data.val_set->size(), torch::kLong),
-        LoaderOptions().batch(o.val_batch_size > 0 ? o.val_batch_size : o.batch_size)
-            .seeded(o.seed + 1),
-        o.device);
-  // Validation batches cycle through D_val, indexed by the global step so that a resumed run
-  // sees the same batches as an uninterrupted one.
-  int64_t val_epoch = 0;
-  std::function<Batch()> next_val = [&]() -> Batch {
-    check(val_loader != nullptr, "method '{}' needs validation data, but there is none",
-          meta.name());
-    const int64_t nb = val_loader->batches_per_epoch();
-    if (result.steps / nb != val_epoch) {
-      val_epoch = result.steps / nb;
-      val_loader->start_epoch(val_epoch);
-    }
-    return val_loader->batch(result.steps % nb);
-  };
-  torch::Tensor teacher_logits = data.teacher_logits.defined()
-                                     ? data.teacher_logits.to(o.device)
-                                     : torch::Tensor();
-
-  bool augment = false;
-  const AugmentOptions augment_options = parse_augmentation(o.augmentation, &augment);
-  if (augment && data.train_set->x.dim() != 4) augment = false;  // vectors: nothing to crop
-
-  const auto run_start = Clock::now();
-  const double seconds_before = result.seconds;
-  int64_t last_checkpoint = start_epoch;
-  for (int64_t epoch = start_epoch; epoch < o.epochs; ++epoch) {
-    const auto epoch_start = Clock::now();
-    const double lr = lr_at(epoch);
-    for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
-    loader.start_epoch(epoch);
-    double loss_sum = 0, effective_lr = -1;
-    int64_t loss_count = 0;
-    const int64_t nb = loader.batches_per_epoch();
-    for (int64_t b = 0; b < nb; ++b) {
-      Batch batch = loader.batch(b);
-      if (augment) batch.x = augment_batch_at_step(batch.x, augment_options, o.seed, result.steps);
-      HyperStepContext ctx;
-      ctx.student = &model;
-      ctx.optimizer = optimizer.get();
-      ctx.optimizer_kind = o.optimizer;
-      ctx.train = &batch;
-      ctx.next_val = next_val;
-      ctx.lr = lr;
-      ctx.step = result.steps;
-      ctx.kd_scale = parse_kd_scale(o.kd_scale);
-      ctx.step_norm = parse_step_norm(o.step_norm);
-      const bool distill = meta.uses_teacher();
-      if (distill) {
-        check(teacher_logits.defined(), "method '{}' distills, but no teacher logits were given",
-              meta.name());
-        ctx.teacher_logits = teacher_logits.index_select(0, batch.idx.to(o.device));
-      }
-      const Metaparameters lambda = meta.before_step(ctx);
-      auto logits = model.forward(batch.x);
-      auto loss = functional::hinton_loss(logits, ctx.teacher_logits, batch.y, lambda.lambda1,
-                                          lambda.temperature, ctx.kd_scale);
-      const double loss_value = loss.item<double>();
-      if (!std::isfinite(loss_value)) {
-        std::string kept = o.out_dir.empty() || last_checkpoint == 0
-                               ? std::string("no checkpoint was written")
-                               : fmt::format("last good checkpoint (epoch {}) kept at {}",
-                                             last_checkpoint,
-                                             (o.out_dir / "checkpoint.pt").string());
-        fail("training loss became {} at step {} (epoch {}, {}, lr {}); {}", loss_value,
-             result.steps, epoch + 1, lambda.to_string(), lr, kept);
-      }
-      optimizer->zero_grad();
-      // The epoch's last step also measures the effective learning rate (one extra backward).
-      const bool measure = b + 1 == nb;
-      const bool normed = ctx.step_norm == StepNorm::kCrossEntropy && lambda.lambda1 < 1.0;
-      loss.backward({}, /*retain_graph=*/measure || normed);
-      if (normed) normalize_to_cross_entropy(model, logits, batch.y, /*retain_graph=*/measure);
-      if (measure) effective_lr = measure_effective_lr(model, logits, batch.y, lr);
-      optimizer->step();
-      ctx.logits = logits.detach();
-      meta.after_step(ctx);
-      loss_sum += loss_value;
-      ++loss_count;
-      TrajectoryPoint point = meta.last_point();
-      if (!point.hypergradient.empty()) ++result.hyper_steps;
-      if (result.steps % o.trajectory_every == 0) result.trajectory.push_back(std::move(point));
-      ++result.steps;
-      if (o.time_limit > 0 &&
-          seconds_before + std::chrono::duration<double>(Clock::now() - run_start).count() >=
-              o.time_limit) {
-        result.stopped_by_time_limit = b + 1 < nb || epoch + 1 < o.epochs;
-        break;
-      }
-    }
-    const bool last = epoch + 1 == o.epochs || result.stopped_by_time_limit;
-    if ((epoch + 1) % o.eval_every == 0 || last) {
-      EpochMetrics m;
-      m.epoch = epoch + 1;
-      m.lr = lr;
-      m.train_loss = loss_sum / std::max<int64_t>(1, loss_count);
-      if (data.val_set != nullptr && data.val_set->size() > 0) {
-        auto v = evaluate(model, *data.val_set, o.eval_batch_size, o.device);
-        m.val_accuracy = v.accuracy;
-        m.val_loss = v.loss;
-        m.val_ece = v.ece;
-      }
-      const auto t = evaluate(model, *data.test_set, o.eval_batch_size, o.device);
-      m.test_accuracy = t.accuracy;
-      m.test_loss = t.loss;
-      m.test_ece = t.ece;
-      m.effective_lr = effective_lr;
-      m.lambda = meta.current();
-      m.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-      result.history.push_back(m);
-      if (o.verbose)
-        std::cerr << fmt::format("[{}] epoch {}/{} loss {:.4f} val {:.4f} test {:.4f} {} ({:.1f}s)\n",
-                                 meta.name(), m.epoch, o.epochs, m.train_loss, m.val_accuracy,
-                                 m.test_accuracy, m.lambda.to_string(), m.seconds);
-    }
-    result.seconds =
-        seconds_before + std::chrono::duration<double>(Clock::now() - run_start).count();
-    if (last || (o.checkpoint_every > 0 && (epoch + 1) % o.checkpoint_every == 0)) {
-      save_checkpoint(model, *optimizer, meta, result, epoch + 1);
-      last_checkpoint = epoch + 1;
-    }
-    if (!o.out_dir.empty() && std::find(o.keep_checkpoints.begin(), o.keep_checkpoints.end(),
-                                        epoch + 1) != o.keep_checkpoints.end()) {
-      if (last_checkpoint != epoch + 1) save_checkpoint(model, *optimizer, meta, result, epoch + 1);
-      last_checkpoint = epoch + 1;
-      const fs::path kept = o.out_dir / fmt::format("checkpoint-epoch{}.pt", epoch + 1);
-      fs::copy_file(o.out_dir / "checkpoint.pt", kept.string() + ".tmp",
-                    fs::copy_options::overwrite_existing);
-      fs::rename(kept.string() + ".tmp", kept);  // atomic, as every checkpoint
-    }
-    if (result.stopped_by_time_limit) break;
-  }
-  result.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - run_start).count();
+  HintonBody body(o, model, *optimizer, meta,
+                  data.teacher_logits.defined() ? data.teacher_logits.to(o.device)
+                                                : torch::Tensor(),
+                  result);
+  const LoopOutcome outcome = run_epochs(o, model, *optimizer, *data.train_set, data.train_ids,
+                                         data.val_set, *data.test_set, body);
+  result.steps = outcome.steps;
+  result.seconds = outcome.seconds;
+  result.resumed = outcome.resumed;
+  result.stopped_by_time_limit = outcome.stopped_by_time_limit;
   for (const auto& e : result.history) {
     if (e.test_accuracy > result.best_test_accuracy || result.best_epoch == 0) {
       result.best_test_accuracy = e.test_accuracy;
@@ -526,7 +398,6 @@ TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimiz
     }
   }
   if (!result.history.empty()) result.final_test_accuracy = result.history.back().test_accuracy;
-  write_outputs(result);
   return result;
 }
 

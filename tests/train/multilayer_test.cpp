@@ -436,5 +436,85 @@ TEST(MultiLayerTrainer, ValBatchSizeSetsTheHyperStepBatch) {
   EXPECT_NE(run(3), full);
 }
 
+// Multi-layer runs train in the one epoch loop and resume like every run: a run killed after 2
+// of 4 epochs (here: stopped there) and resumed gives the uninterrupted run's λ and β trajectory,
+// student and VID weights, bit for bit — with Adam meta-steps (their moments travel in the
+// checkpoint) and with the online method (its tangents travel too), through a learning-rate drop.
+TEST(MultiLayerTrainer, ResumeFromCheckpointEqualsUninterruptedRun) {
+  TinyData d;
+  for (const std::string method : {"all-pairs-fd", "all-pairs-online"}) {
+    auto o = all_pairs(method).meta_optimizer("adam").meta_lr(0.05).beta_lr(0.05).online_mu(0.9);
+    TempDir full_dir("full"), part_dir("part");
+    auto t = quick(3, full_dir.path());
+    t.epochs = 4;
+    t.lr_step = 3;
+    Models full;
+    MultiLayerTrainer whole(o, t);
+    const auto r_full = whole.fit(*full.student, *full.teacher, d.data());
+
+    auto t_part = t;
+    t_part.out_dir = part_dir.path();
+    t_part.epochs = 2;
+    {
+      Models first;
+      MultiLayerTrainer(o, t_part).fit(*first.student, *first.teacher, d.data());
+    }
+    ASSERT_TRUE(std::filesystem::exists(part_dir / "checkpoint.pt"));
+    t_part.epochs = 4;
+    t_part.resume = true;
+    Models part;
+    MultiLayerTrainer resumed(o, t_part);
+    const auto r_part = resumed.fit(*part.student, *part.teacher, d.data());
+
+    ASSERT_EQ(r_part.trajectory.size(), r_full.trajectory.size()) << method;
+    for (size_t k = 0; k < r_full.trajectory.size(); ++k) {
+      EXPECT_EQ(r_part.trajectory[k].lambda, r_full.trajectory[k].lambda) << method << " " << k;
+      EXPECT_EQ(r_part.trajectory[k].beta, r_full.trajectory[k].beta) << method << " " << k;
+    }
+    EXPECT_NE(r_full.trajectory.front().lambda, r_full.trajectory.back().lambda);  // λ moved
+    EXPECT_EQ(r_part.lambda, r_full.lambda);
+    EXPECT_EQ(r_part.beta, r_full.beta);
+    EXPECT_EQ(r_part.steps, r_full.steps);
+    EXPECT_EQ(r_part.hyper_steps, r_full.hyper_steps);
+    ASSERT_EQ(r_part.history.size(), 4u);
+    EXPECT_EQ(r_part.history[3].test_accuracy, r_full.history[3].test_accuracy);
+    auto pa = full.student->parameters(), pb = part.student->parameters();
+    for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(pa[i].equal(pb[i])) << method << " " << i;
+    auto va = whole.vid()->parameters(), vb = resumed.vid()->parameters();
+    ASSERT_EQ(va.size(), vb.size());
+    for (size_t i = 0; i < va.size(); ++i) EXPECT_TRUE(va[i].equal(vb[i])) << method << " " << i;
+    EXPECT_EQ(read_lines(part_dir / "pair_weights.csv").size(),
+              read_lines(full_dir / "pair_weights.csv").size());
+  }
+}
+
+// A checkpoint of another method, or of other settings, is not continued.
+TEST(MultiLayerTrainer, ResumeRefusesACheckpointOfAnotherMethodOrSettings) {
+  TinyData d;
+  TempDir dir("ml");
+  auto t = quick(0, dir.path());
+  t.settings = {{"beta", 0.5}};
+  {
+    Models m;
+    MultiLayerTrainer(all_pairs("all-pairs-fd"), t).fit(*m.student, *m.teacher, d.data());
+  }
+  t.resume = true;
+  expect_error(
+      [&] {
+        Models m;
+        MultiLayerTrainer(all_pairs("pairwise").student_taps({"conv1", "conv2", "conv3"}), t)
+            .fit(*m.student, *m.teacher, d.data());
+      },
+      {"checkpoint of method 'all-pairs-fd'", "'pairwise'"});
+  t.settings = {{"beta", 0.4}};
+  expect_error(
+      [&] {
+        Models m;
+        MultiLayerTrainer(all_pairs("all-pairs-fd").beta(0.4), t)
+            .fit(*m.student, *m.teacher, d.data());
+      },
+      {"beta"});
+}
+
 }  // namespace
 }  // namespace metadistill

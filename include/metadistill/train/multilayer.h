@@ -14,7 +14,7 @@
 ///   `online_mu`), a meta-step after every `hyper_every`-th student step.
 /// The VID regressors and variances (losses/vid.h) train with the student, in a second optimizer
 /// group without weight decay unless asked for. The teacher runs per batch in eval mode without
-/// gradients.
+/// gradients. The epochs, checkpoints and resume are those of every trainer (train/loop.h).
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -144,9 +144,11 @@ MultiLayerResult multilayer_result_from_json(const nlohmann::json& j);
 /// Trains one student by multi-layer distillation; one instance per run.
 class MultiLayerTrainer {
  public:
-  /// Validates both option sets; `trainer.resume` is not supported (an experiment reuses
-  /// finished runs instead). Honours `time_limit` (checked after every step; the run ends with an
-  /// evaluated epoch) and `val_batch_size` (the hyper-step's validation batch).
+  /// Validates both option sets. Training runs in the one epoch loop of train/loop.h, so every
+  /// `TrainerOptions` field applies as in `Trainer`: checkpoints (`checkpoint_every`, with the VID
+  /// terms, λ, β, the meta-step's moments and the online tangents), `resume` (a killed run
+  /// continues to the numbers of an uninterrupted one), `fork_from`, `time_limit` (counted across
+  /// resumes; the run ends with an evaluated epoch) and `val_batch_size`.
   MultiLayerTrainer(MultiLayerOptions options, TrainerOptions trainer);
 
   /// Trains `student` from `teacher` on `data`. Checks the taps first (an `Error` lists the taps

@@ -191,17 +191,6 @@ class Trainer {
   const TrainerOptions& options() const { return options_; }
 
  private:
-  std::unique_ptr<torch::optim::Optimizer> make_optimizer(ClassifierImpl& model) const;
-  double lr_at(int64_t epoch) const;
-  void write_outputs(const TrainResult& result) const;
-  void save_checkpoint(ClassifierImpl& model, torch::optim::Optimizer& opt, MetaOptimizer& meta,
-                       const TrainResult& result, int64_t epochs_done) const;
-  /// Reads `path` into the model, optimizer and result; the metaparameter method's state too,
-  /// unless `fork` (then the method may differ and keeps its own state). Returns epochs done.
-  int64_t load_checkpoint(const std::filesystem::path& path, ClassifierImpl& model,
-                          torch::optim::Optimizer& opt, MetaOptimizer& meta, TrainResult& result,
-                          bool fork) const;
-
   TrainerOptions options_;
 };
 
