@@ -1,7 +1,7 @@
-// Opening a search study (meta/study.h) from an arbitrary file: SQLite's own checks, then ours
+// Opening a search study (search/study.h) from an arbitrary file: SQLite's own checks, then ours
 // on the tables and the stored settings.
 #include "fuzz_common.h"
-#include "metadistill/meta/study.h"
+#include "metadistill/search/study.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto path = metadistill::fuzz::input_file(".db");

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Golden values of Optuna's TPE for the C++ parity tests (tests/meta/tpe_test.cpp, search_test.cpp).
+"""Golden values of Optuna's TPE for the C++ parity tests (tests/search/tpe_test.cpp, search_test.cpp).
 
-Runs the TPE of Optuna 3.1 (Debian: python3-optuna) and writes tests/meta/golden/tpe_optuna.json:
+Runs the TPE of Optuna 3.1 (Debian: python3-optuna) and writes tests/search/golden/tpe_optuna.json:
 
 - `gamma`, `weights`: the good/bad split sizes (hyperopt and Optuna rules) and the linear-forgetting
   weights;
@@ -63,7 +63,7 @@ def splitmix64(x):
 
 
 def trial_seed(seed, number):
-    """metadistill's per-trial seed (src/meta/sampler.cpp)."""
+    """metadistill's per-trial seed (src/search/sampler.cpp)."""
     return splitmix64((splitmix64(seed) + number) & MASK64) & 0xFFFFFFFF
 
 

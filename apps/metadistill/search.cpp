@@ -6,7 +6,7 @@
 //
 // Several processes may run the same command on one study at once (`--jobs N` starts N - 1
 // workers that do so); re-running it after a crash resumes the study (see
-// metadistill/meta/study.h). With --jobs the random sampler proposes what a serial search
+// metadistill/search/study.h). With --jobs the random sampler proposes what a serial search
 // proposes (its draws depend on the trial number only); TPE's proposals depend on which trials
 // have finished when a trial starts, so they differ from a serial search's, as in Optuna.
 #include <iostream>
@@ -15,7 +15,7 @@
 #include "common.h"
 #include "metadistill/experiment/distill.h"
 #include "metadistill/experiment/search_run.h"
-#include "metadistill/meta/study_history.h"
+#include "metadistill/search/study_history.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/process.h"
 
@@ -144,7 +144,7 @@ int run(SearchCliOptions o) {
     return 0;
   }
   // Workers start once the teacher and its cached outputs exist, so that they only load them;
-  // they share the study (meta/study.h) and this process retrains once all trials are done.
+  // they share the study (search/study.h) and this process retrains once all trials are done.
   std::vector<ChildProcess> workers;
   for (int k = 1; k < o.jobs; ++k) workers.emplace_back(worker_command_line(c.threads));
   if (!workers.empty()) std::cout << fmt::format("{} worker processes started\n", workers.size());

@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "metadistill/meta/tpe.h"
+#include "metadistill/search/tpe.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
 

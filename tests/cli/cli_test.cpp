@@ -13,7 +13,7 @@
 #include "cli_runner.h"
 #include "metadistill/data/image_codec.h"
 #include "metadistill/experiment/config.h"
-#include "metadistill/meta/study.h"
+#include "metadistill/search/study.h"
 #include "metadistill/util/files.h"
 #include "test_util.h"
 

@@ -12,7 +12,7 @@
 #include "metadistill/data/npy.h"
 #include "metadistill/experiment/distill.h"
 #include "metadistill/experiment/plots.h"
-#include "metadistill/meta/study.h"
+#include "metadistill/search/study.h"
 #include "metadistill/util/files.h"
 #include "test_util.h"
 

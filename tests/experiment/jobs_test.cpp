@@ -4,7 +4,7 @@
 #include <set>
 
 #include "metadistill/experiment/experiment.h"
-#include "metadistill/meta/study.h"
+#include "metadistill/search/study.h"
 #include "metadistill/util/files.h"
 #include "cli_runner.h"
 #include "test_util.h"

@@ -1,7 +1,7 @@
 #pragma once
 /// The black-box baselines of the paper (DESIGN.md 3.3) on a distillation config: random search
 /// or TPE over (λ1, T), each trial one student training with fixed metaparameters, stored in a
-/// resumable SQLite study (meta/study.h); then the best metaparameters are retrained and tested.
+/// resumable SQLite study (search/study.h); then the best metaparameters are retrained and tested.
 ///
 /// Trials: `run_distill(method "fixed", λ1, T)` with the run seed (the same model initialization
 /// and batch order in every trial, so that trials differ only in λ; the sampler is seeded with
@@ -37,8 +37,8 @@
 
 #include "metadistill/experiment/config.h"
 #include "metadistill/experiment/distill.h"
-#include "metadistill/meta/search.h"
-#include "metadistill/meta/study.h"
+#include "metadistill/search/search.h"
+#include "metadistill/search/study.h"
 
 namespace metadistill {
 

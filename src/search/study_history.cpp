@@ -1,4 +1,4 @@
-#include "metadistill/meta/study_history.h"
+#include "metadistill/search/study_history.h"
 
 #include <algorithm>
 #include <cstdlib>

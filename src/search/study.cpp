@@ -1,4 +1,4 @@
-#include "metadistill/meta/study.h"
+#include "metadistill/search/study.h"
 
 #include <algorithm>
 #include <chrono>

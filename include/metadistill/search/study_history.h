@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "metadistill/meta/study.h"
+#include "metadistill/search/study.h"
 
 namespace metadistill {
 

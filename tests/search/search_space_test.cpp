@@ -1,10 +1,10 @@
-#include "metadistill/meta/search_space.h"
+#include "metadistill/search/search_space.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "metadistill/meta/sampler.h"
+#include "metadistill/search/sampler.h"
 #include "metadistill/util/error.h"
 #include "test_util.h"
 

@@ -25,7 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "metadistill/meta/sampler.h"
+#include "metadistill/search/sampler.h"
 
 namespace metadistill {
 

@@ -1,4 +1,4 @@
-#include "metadistill/meta/search_space.h"
+#include "metadistill/search/search_space.h"
 
 #include <cmath>
 

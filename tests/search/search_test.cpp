@@ -1,4 +1,4 @@
-#include "metadistill/meta/search.h"
+#include "metadistill/search/search.h"
 
 #include <gtest/gtest.h>
 
@@ -10,11 +10,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "metadistill/meta/study_history.h"
-#include "metadistill/meta/tpe.h"
+#include "metadistill/search/study_history.h"
+#include "metadistill/search/tpe.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
-#include "meta/golden.h"
+#include "search/golden.h"
 #include "test_util.h"
 
 using namespace metadistill;

@@ -1,8 +1,8 @@
-#include "metadistill/meta/sampler.h"
+#include "metadistill/search/sampler.h"
 
 #include <cmath>
 
-#include "metadistill/meta/tpe.h"
+#include "metadistill/search/tpe.h"
 #include "metadistill/util/error.h"
 
 namespace metadistill {

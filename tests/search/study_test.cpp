@@ -1,4 +1,4 @@
-#include "metadistill/meta/study.h"
+#include "metadistill/search/study.h"
 
 #include <gtest/gtest.h>
 
@@ -13,8 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "metadistill/meta/search.h"
-#include "metadistill/meta/tpe.h"
+#include "metadistill/search/search.h"
+#include "metadistill/search/tpe.h"
 #include "metadistill/util/error.h"
 #include "test_util.h"
 

@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "metadistill/meta/search_space.h"
+#include "metadistill/search/search_space.h"
 
 namespace metadistill {
 

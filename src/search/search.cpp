@@ -1,4 +1,4 @@
-#include "metadistill/meta/search.h"
+#include "metadistill/search/search.h"
 
 #include <cmath>
 

@@ -8,9 +8,9 @@
 #include <optional>
 #include <string>
 
-#include "metadistill/meta/pruner.h"
-#include "metadistill/meta/sampler.h"
-#include "metadistill/meta/study.h"
+#include "metadistill/search/pruner.h"
+#include "metadistill/search/sampler.h"
+#include "metadistill/search/study.h"
 
 namespace metadistill {
 

@@ -1,4 +1,4 @@
-#include "metadistill/meta/pruner.h"
+#include "metadistill/search/pruner.h"
 
 #include <algorithm>
 #include <cmath>

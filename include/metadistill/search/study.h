@@ -24,8 +24,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "metadistill/meta/sampler.h"
-#include "metadistill/meta/search_space.h"
+#include "metadistill/search/sampler.h"
+#include "metadistill/search/search_space.h"
 
 namespace metadistill {
 

@@ -1,4 +1,4 @@
-#include "metadistill/meta/tpe.h"
+#include "metadistill/search/tpe.h"
 
 #include <algorithm>
 #include <cfloat>

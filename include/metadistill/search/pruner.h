@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "metadistill/meta/sampler.h"
+#include "metadistill/search/sampler.h"
 
 namespace metadistill {
 

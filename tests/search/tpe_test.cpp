@@ -1,8 +1,8 @@
-#include "metadistill/meta/tpe.h"
+#include "metadistill/search/tpe.h"
 
 #include <gtest/gtest.h>
 
-#include "meta/golden.h"
+#include "search/golden.h"
 
 #include <cmath>
 #include <fstream>
