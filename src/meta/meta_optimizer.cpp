@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "metadistill/meta/gradient_method.h"
+#include "metadistill/meta/trajectory.h"
 #include "metadistill/util/error.h"
 
 namespace metadistill {

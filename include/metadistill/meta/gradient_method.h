@@ -1,7 +1,8 @@
 #pragma once
-/// The gradient-based metaparameter methods: `gradient` (a greedy hyper-step every k student
-/// steps, paper eq. 3) and `proposed` (hyper-steps for e1 steps, then λ extrapolated along a
-/// least-squares line for e2 steps with no hypergradient; paper Algorithm 1, DESIGN.md 3.2).
+/// The gradient metaparameter method `gradient`: a greedy hyper-step every k student steps
+/// (paper eq. 3; the hypergradient itself is in hypergradient.h), or the long-horizon online
+/// hypergradient (online_hypergradient.h). `proposed`, which extrapolates its trajectory, builds
+/// on it in trajectory.h.
 #include <array>
 #include <memory>
 #include <optional>
@@ -13,7 +14,6 @@
 #include "metadistill/meta/hypergradient.h"
 #include "metadistill/meta/meta_optimizer.h"
 #include "metadistill/meta/online_hypergradient.h"
-#include "metadistill/meta/trajectory.h"
 
 namespace metadistill {
 
@@ -117,29 +117,6 @@ class GradientMetaOptimizer : public MetaOptimizer {
   // Meta-step state per coordinate: Adam's moments and step count; sign steps and last signs.
   std::array<double, 2> adam_m_{}, adam_v_{}, sign_step_{}, last_sign_{};
   int64_t meta_steps_ = 0;
-};
-
-/// `proposed`: e1 hyper-steps recording λ, a line fitted per metaparameter, λ set from the
-/// extrapolated line for the next e2 steps (no hypergradient), repeated; global step counter.
-class TrajectoryMetaOptimizer : public GradientMetaOptimizer {
- public:
-  TrajectoryMetaOptimizer(const MethodOptions& method, GradientMethodOptions options);
-  std::string name() const override { return options_.guarded ? "proposed-guarded" : "proposed"; }
-  Metaparameters before_step(const HyperStepContext& ctx) override;
-  void after_step(const HyperStepContext& ctx) override;
-  nlohmann::json state() const override;
-  void load_state(const nlohmann::json& state) override;
-
- private:
-  void fit_window();
-  /// Records λ after a hyper-step into the window; fits and starts extrapolating when full.
-  void record_hyper(const HyperStepContext& ctx);
-
-  std::vector<double> window1_, window2_;  // coordinates after each hyper-step of the window
-  LineFit fit1_, fit2_;
-  int64_t predict_len_ = 0;  // steps to extrapolate after the current window
-  int64_t phase_start_ = 0;  // global step where the current window began
-  bool predicting_ = false;
 };
 
 }  // namespace metadistill
