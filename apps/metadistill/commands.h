@@ -1,6 +1,8 @@
 #pragma once
 // One setup function per subcommand (one file each); a subcommand's callback throws
 // CommandResult with its exit code so that main can return it.
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,20 @@ void remember_command_line(int argc, char** argv);
 /// The command line of a worker: this program's, without `--jobs` and `--threads`, with
 /// `--worker --threads THREADS`.
 std::vector<std::string> worker_command_line(int threads);
+
+struct CommonOptions;
+/// `metadistill multilayer` (and `experiment` with a config that has a `multilayer:` section):
+/// every method × runs of a multi-layer experiment, or its sensitivity study.
+struct MultiLayerRun {
+  std::vector<std::string> methods;
+  int64_t runs = 0;
+  std::optional<uint64_t> seed;
+  bool sensitivity = false;
+  bool fresh = false;
+  int jobs = 1;
+  bool worker = false;
+};
+int run_multilayer(const CommonOptions& common, const MultiLayerRun& run);
 
 void setup_distill(CLI::App& app);
 void setup_train_teacher(CLI::App& app);

@@ -7,6 +7,8 @@
 #include "commands.h"
 #include "common.h"
 #include "metadistill/experiment/experiment.h"
+#include "metadistill/experiment/multilayer.h"
+#include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
 
 namespace metadistill::cli {
@@ -24,6 +26,19 @@ struct ExperimentCliOptions {
 };
 
 int run_experiment_command(const ExperimentCliOptions& o) {
+  // One experiment command: a config with a `multilayer:` section is a multi-layer experiment.
+  if (!o.common.config_path.empty() && has_multilayer_section(o.common.config_path)) {
+    check(!o.budget_seconds, "--budget-seconds: multi-layer experiments ({}) have no "
+          "equal-budget mode; give `time_limit` in the student's train: section instead",
+          o.common.config_path);
+    MultiLayerRun run;
+    run.methods = o.methods;
+    run.runs = o.runs;
+    run.fresh = o.fresh;
+    run.jobs = o.jobs;
+    run.worker = o.worker;
+    return run_multilayer(o.common, run);
+  }
   Config c = resolve_config(o.common);
   if (o.jobs > 1 && !o.common.threads) c.threads = threads_per_job(c.threads, o.jobs);
   ExperimentOptions eo;
@@ -68,7 +83,8 @@ void setup_experiment(CLI::App& app) {
   sub->add_option("--methods", o->methods,
                   "methods to compare: MetaOptimizers (none, naive, random, gradient, proposed, "
                   "...) and the searches tpe, random-search (default: the config's, or "
-                  "none,naive,random,gradient,proposed,tpe)")
+                  "none,naive,random,gradient,proposed,tpe); for a config with a multilayer: "
+                  "section the multi-layer methods (none, hinton, pairwise, all-pairs-*)")
       ->delimiter(',');
   sub->add_option("--budget-seconds", o->budget_seconds,
                   "equal wall-clock budget per run and method (overrides the config's "

@@ -15,18 +15,15 @@ namespace {
 
 struct MultiLayerCliOptions {
   CommonOptions common;
-  std::vector<std::string> methods;
-  int64_t runs = 0;
-  std::optional<uint64_t> seed;
-  bool sensitivity = false;
-  bool fresh = false;
-  int jobs = 1;
-  bool worker = false;
+  MultiLayerRun run;
 };
 
 constexpr const char* kDefaultConfig = "configs/multilayer-fmnist.yaml";
 
-int run_multilayer(const MultiLayerCliOptions& o) {
+}  // namespace
+
+int run_multilayer(const CommonOptions& common, const MultiLayerRun& run) {
+  const MultiLayerCliOptions o{common, run};
   const std::string path = o.common.config_path.empty() ? kDefaultConfig : o.common.config_path;
   MultiLayerConfig c = load_multilayer_config(path);
   // The shared flags, as `resolve_config` applies them to an ordinary config.
@@ -35,36 +32,35 @@ int run_multilayer(const MultiLayerCliOptions& o) {
   if (o.common.out) c.base.out = *o.common.out;
   if (o.common.epochs) c.base.student.trainer.epochs = *o.common.epochs;
   if (o.common.data_root) c.base.data.root = *o.common.data_root;
-  if (o.seed) c.base.seed = *o.seed;
+  if (o.run.seed) c.base.seed = *o.run.seed;
   c.base.resolve_paths();
   c.base.validate();
   parse_device(c.base.device);
   set_threads(c.base.threads);
-  if (o.jobs > 1 && !o.common.threads) c.base.threads = threads_per_job(c.base.threads, o.jobs);
+  if (o.run.jobs > 1 && !o.common.threads)
+    c.base.threads = threads_per_job(c.base.threads, o.run.jobs);
 
   MultiLayerExperimentOptions eo;
-  eo.jobs = o.jobs;
-  eo.worker = o.worker;
-  if (o.jobs > 1) eo.worker_command = worker_command_line(c.base.threads);
-  eo.methods = o.methods;
-  eo.runs = o.runs;
+  eo.jobs = o.run.jobs;
+  eo.worker = o.run.worker;
+  if (o.run.jobs > 1) eo.worker_command = worker_command_line(c.base.threads);
+  eo.methods = o.run.methods;
+  eo.runs = o.run.runs;
   eo.verbose = !o.common.quiet;
-  eo.reuse = !o.fresh;
-  if (o.sensitivity) {
-    check(o.jobs == 1, "--jobs {}: the sensitivity study runs in one process", o.jobs);
+  eo.reuse = !o.run.fresh;
+  if (o.run.sensitivity) {
+    check(o.run.jobs == 1, "--jobs {}: the sensitivity study runs in one process", o.run.jobs);
     auto r = run_multilayer_sensitivity(c, eo);
     std::cout << sensitivity_table(r) << "\nsensitivity.csv, sensitivity.md and plots in "
               << (std::filesystem::path(c.base.out) / "sensitivity").string() << "\n";
     return 0;
   }
   auto r = run_multilayer_experiment(c, eo);
-  if (o.worker) return 0;
+  if (o.run.worker) return 0;
   std::cout << multilayer_table(r) << "\nper-run CSVs, results.csv, table.md and plots in "
             << c.base.out << "\n";
   return 0;
 }
-
-}  // namespace
 
 void setup_multilayer(CLI::App& app) {
   auto o = std::make_shared<MultiLayerCliOptions>();
@@ -73,21 +69,21 @@ void setup_multilayer(CLI::App& app) {
       "multi-layer VID distillation (none, hinton, pairwise, all-pairs fixed/random/learned); "
       "prints the table, writes CSVs and plots");
   add_common_options(*sub, o->common);
-  sub->add_option("--methods", o->methods,
+  sub->add_option("--methods", o->run.methods,
                   "methods: none, hinton, pairwise, all-pairs-fixed, all-pairs-random, "
                   "all-pairs-exact, all-pairs-fd, all-pairs-online (default: the config's)")
       ->delimiter(',');
-  sub->add_option("--runs", o->runs, "runs per method (default: the config's)")
+  sub->add_option("--runs", o->run.runs, "runs per method (default: the config's)")
       ->check(CLI::PositiveNumber);
-  sub->add_option("--seed", o->seed, "seed of the first run (default: the config's)")
+  sub->add_option("--seed", o->run.seed, "seed of the first run (default: the config's)")
       ->check(seed_validator());
-  sub->add_flag("--sensitivity", o->sensitivity,
+  sub->add_flag("--sensitivity", o->run.sensitivity,
                 "run the config's sensitivity study (accuracy against beta and T) instead; "
                 "--methods then names the methods whose beta is swept");
-  sub->add_flag("--fresh", o->fresh,
+  sub->add_flag("--fresh", o->run.fresh,
                 "retrain every run (default: reuse runs finished with the same settings)");
-  add_jobs_options(*sub, o->jobs, o->worker);
-  sub->callback([o]() { throw CommandResult(run_multilayer(*o)); });
+  add_jobs_options(*sub, o->run.jobs, o->run.worker);
+  sub->callback([o]() { throw CommandResult(run_multilayer(o->common, o->run)); });
 }
 
 }  // namespace metadistill::cli

@@ -15,6 +15,7 @@
 #include "metadistill/train/teacher.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
+#include "metadistill/util/settings_key.h"
 #include "metadistill/util/process.h"
 #include "metadistill/util/runtime.h"
 
@@ -152,34 +153,46 @@ MultiLayerResult train_multilayer_run(MultiLayerSession& session, const MultiLay
                 {"options", options.to_json()},
                 {"seed", seed}};
   t.resume = reuse;
+  // The legacy key of results stored before settings records (the same hash as then).
   const std::string key = hash_string(t.settings.dump());
   const fs::path file = dir / "result.json";
   if (reused != nullptr) *reused = false;
+  nlohmann::json j;
   if (reuse && fs::exists(file)) {
     try {
-      const auto j = nlohmann::json::parse(read_file(file));
-      if (j.value("key", "") == key) {
-        auto r = multilayer_result_from_json(j.at("result"));
-        if (!r.stopped_by_time_limit) {
-          if (reused != nullptr) *reused = true;
-          if (verbose)
-            std::cerr << fmt::format("{} seed {}: reusing the finished run in {}\n",
-                                     options.method(), seed, dir.string());
-          return r;
-        }
-      }
+      j = nlohmann::json::parse(read_file(file));
+      multilayer_result_from_json(j.at("result"));
     } catch (const std::exception& e) {
       std::cerr << fmt::format("warning: {}: unreadable ({}); training the run again\n",
                                file.string(), e.what());
+      j = nlohmann::json();
+    }
+  }
+  if (!j.is_null()) {
+    // A run stored with other settings is refused, naming them (never shown as this run's).
+    if (j.contains("settings_key"))
+      check_stored_settings(j, t.settings, file.string());
+    else
+      check(j.value("key", "") == key,
+            "{}: stored with other settings than this run's; refusing to reuse or continue it "
+            "(run again with --fresh to discard it and start afresh)",
+            file.string());
+    auto r = multilayer_result_from_json(j.at("result"));
+    if (!r.stopped_by_time_limit) {
+      if (reused != nullptr) *reused = true;
+      if (verbose)
+        std::cerr << fmt::format("{} seed {}: reusing the finished run in {}\n", options.method(),
+                                 seed, dir.string());
+      return r;
     }
   }
   seed_everything(seed);
   Classifier student = make_model(session.student_spec);
   MultiLayerTrainer trainer(options, t);
   auto r = trainer.fit(*student, *session.teacher.model, session.data);
-  write_file_atomic(file,
-                    nlohmann::json({{"key", key}, {"result", multilayer_result_to_json(r)}}).dump() +
-                        "\n");
+  nlohmann::json stored = {{"key", key}, {"result", multilayer_result_to_json(r)}};
+  stored.update(settings_record(t.settings));
+  write_file_atomic(file, stored.dump() + "\n");
   return r;
 }
 

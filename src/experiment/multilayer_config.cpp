@@ -180,6 +180,17 @@ static MultiLayerConfig read_multilayer_config(const fs::path& path) {
 
 // yaml-cpp throws its own exceptions where a node has another shape than the reader expects (a
 // mapping used as a key, a list where a name belongs); they become errors naming the file.
+bool has_multilayer_section(const fs::path& path) {
+  // Anything unreadable is left to the config reader, whose errors say what is wrong.
+  if (!fs::is_regular_file(path)) return false;
+  try {
+    const YAML::Node top = YAML::LoadFile(path.string());
+    return top.IsMap() && top["multilayer"].IsDefined() && !top["multilayer"].IsNull();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 MultiLayerConfig load_multilayer_config(const fs::path& path) {
   try {
     return read_multilayer_config(path);

@@ -336,6 +336,26 @@ multilayer:
                        false);
   EXPECT_TRUE(contains_all(bad.err, {"unknown method 'bogus'", "all-pairs-fd"})) << last_;
   EXPECT_FALSE(fs::exists(dir_ / "bad" / "teacher.pt")) << "trained a teacher before failing";
+
+  // One experiment command: `experiment` runs a config with a multilayer: section as the
+  // multi-layer experiment, to the same numbers (same seeds) as `multilayer`.
+  const auto e = run({"experiment", config, "--out", out("e"), "--methods", "none,all-pairs-fd",
+                      "-q"});
+  EXPECT_TRUE(contains_all(e.out, {"| none | 1 |", "| all-pairs-fd | 1 |"})) << last_;
+  const auto e_rows = lines(read_file(dir_ / "e" / "results.csv"));
+  ASSERT_EQ(e_rows.size(), 3u) << read_file(dir_ / "e" / "results.csv");
+  auto accuracy_of = [](const std::vector<std::string>& table, const std::string& method) {
+    for (const auto& row : table)
+      if (row.rfind(method + ",", 0) == 0) {
+        const auto after_seed = row.find(',', method.size() + 1);
+        return row.substr(after_seed + 1, row.find(',', after_seed + 1) - after_seed - 1);
+      }
+    return std::string("absent");
+  };
+  EXPECT_EQ(accuracy_of(e_rows, "none"), accuracy_of(rows, "none"));
+  EXPECT_EQ(accuracy_of(e_rows, "all-pairs-fd"), accuracy_of(rows, "all-pairs-fd"));
+  const auto budget = run({"experiment", config, "--out", out("e"), "--budget-seconds", "5"}, false);
+  EXPECT_TRUE(contains_all(budget.err, {"--budget-seconds", "multi-layer", "time_limit"})) << last_;
 }
 
 // Everything that can be checked is checked before a teacher is trained or data decoded

@@ -115,9 +115,15 @@ TEST(Sensitivity, IntegrationEveryPointTrainsOnceAndFinishedRunsAreReused) {
   auto mo = sensitivity_options(c.options, "pairwise", "beta", 0.8);
   train_multilayer_run(*session, c, mo, 0, student.parent_path(), true, false, &reused);
   EXPECT_TRUE(reused);
-  train_multilayer_run(*session, c, mo.vid_hidden(4), 0, student.parent_path(), true, false,
-                       &reused);
-  EXPECT_FALSE(reused);
+  // A run stored with other settings is refused naming them, never reused or continued ...
+  expect_error(
+      [&] {
+        auto other = mo;
+        train_multilayer_run(*session, c, other.vid_hidden(4), 0, student.parent_path(), true,
+                             false, &reused);
+      },
+      {"result.json", "vid_hidden: 0 -> 4", "--fresh"});
+  // ... and retrained when reuse is off (--fresh).
   train_multilayer_run(*session, c, mo, 0, student.parent_path(), false, false, &reused);
   EXPECT_FALSE(reused);
 }

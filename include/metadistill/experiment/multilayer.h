@@ -62,6 +62,11 @@ struct MultiLayerConfig {
 /// unknown key, a wrong type or a bad value (the other sections as `load_config` checks them).
 MultiLayerConfig load_multilayer_config(const std::filesystem::path& path);
 
+/// True when the YAML file at `path` has a top-level `multilayer:` section (then `experiment`
+/// runs it as a multi-layer experiment); false for a file that is missing or not YAML, which the
+/// config reader then reports.
+bool has_multilayer_section(const std::filesystem::path& path);
+
 /// Options of `run_multilayer_experiment` and `run_multilayer_sensitivity`.
 struct MultiLayerExperimentOptions {
   /// Methods to run (empty = the config's).
