@@ -15,6 +15,7 @@
 #include "metadistill/data/loader.h"
 #include "metadistill/losses/hinton.h"
 #include "metadistill/meta/generic_hypergradient.h"
+#include "metadistill/meta/lstm_optimizer.h"
 #include "metadistill/meta/online_hypergradient.h"
 #include "metadistill/meta/parameter_ops.h"
 #include "metadistill/util/error.h"
@@ -207,6 +208,15 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainerOptions& o,
                                                         const std::vector<torch::Tensor>& vid,
                                                         double vid_decay) {
   std::vector<torch::optim::OptimizerParamGroup> groups;
+  if (o.optimizer == "lstm") {
+    auto options = [&](double wd) {
+      return std::make_unique<LstmOptimizerOptions>(LstmOptimizerOptions(o.lr).weight_decay(wd));
+    };
+    groups.emplace_back(student, options(o.weight_decay));
+    if (!vid.empty()) groups.emplace_back(vid, options(vid_decay));
+    return std::make_unique<LstmOptimizer>(std::move(groups), load_lstm_optimizer(o.optimizer_file),
+                                           LstmOptimizerOptions(o.lr));
+  }
   if (o.optimizer == "adam") {
     auto options = [&](double wd) {
       return std::make_unique<torch::optim::AdamOptions>(

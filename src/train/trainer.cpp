@@ -11,6 +11,7 @@
 #include "metadistill/data/augment.h"
 #include "metadistill/data/loader.h"
 #include "metadistill/losses/hinton.h"
+#include "metadistill/meta/lstm_optimizer.h"
 #include "metadistill/train/checkpoint.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
@@ -86,8 +87,11 @@ void TrainerOptions::validate() const {
   check(lr_gamma > 0 && lr_gamma <= 1, "lr_gamma = {}: expected a value in (0, 1]", lr_gamma);
   check(lr_schedule == "step" || lr_schedule == "cosine",
         "lr_schedule '{}': expected step or cosine", lr_schedule);
-  check(optimizer == "sgd" || optimizer == "momentum" || optimizer == "adam",
-        "optimizer '{}': expected sgd, momentum or adam", optimizer);
+  check(optimizer == "sgd" || optimizer == "momentum" || optimizer == "adam" || optimizer == "lstm",
+        "optimizer '{}': expected sgd, momentum, adam or lstm", optimizer);
+  check(optimizer != "lstm" || !optimizer_file.empty(),
+        "optimizer 'lstm' needs the learned optimizer's file (optimizer: {{kind: lstm, file: FILE}}, "
+        "written by `metadistill train-optimizer`)");
   check(momentum >= 0 && momentum < 1, "momentum = {}: expected a value in [0, 1)", momentum);
   check(weight_decay >= 0, "weight_decay = {}: expected >= 0", weight_decay);
   check(eval_every >= 1, "eval_every = {}: expected >= 1", eval_every);
@@ -210,6 +214,11 @@ Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) { option
 
 std::unique_ptr<torch::optim::Optimizer> Trainer::make_optimizer(ClassifierImpl& model) const {
   auto params = model.parameters();
+  if (options_.optimizer == "lstm") {
+    return std::make_unique<LstmOptimizer>(
+        params, load_lstm_optimizer(options_.optimizer_file),
+        LstmOptimizerOptions(options_.lr).weight_decay(options_.weight_decay));
+  }
   if (options_.optimizer == "adam") {
     return std::make_unique<torch::optim::Adam>(
         params, torch::optim::AdamOptions(options_.lr)
