@@ -166,7 +166,7 @@ class LstmOptimizer : public torch::optim::Optimizer {
   LstmStep compute(const torch::Tensor& d, const LstmState& state, bool jacobian,
                    LstmState* next) const;
   const LstmParamState* state_of(const torch::Tensor& param) const;
-  LstmOptimizerNet net_{nullptr};
+  mutable LstmOptimizerNet net_{nullptr};  // the weights never change; forward is not const
   torch::Dtype dtype_ = torch::kFloat32;
 };
 
