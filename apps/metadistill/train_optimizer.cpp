@@ -17,7 +17,7 @@ struct TrainOptimizerOptions {
   std::string task = "distill";
   std::optional<std::string> file;
   LstmMetaTrainingOptions training;
-  double lambda1 = 0.5, temperature = 2.0;
+  std::optional<double> lambda1, temperature;
   int64_t quadratic_dim = 10, quadratic_batch = 32;
   uint64_t seed = 0;
   bool fresh = false;
@@ -51,12 +51,16 @@ int run(TrainOptimizerOptions o) {
                            .with_seed(o.seed));
     r = train_lstm_optimizer(task, o.training);
   } else {
+    // The student's operator is what this command writes: its file need not exist yet.
+    c.student.trainer.optimizer = "sgd";
+    c.student.trainer.optimizer_file.clear();
     check_before_start(c, {});
     Prepared p = prepare(c);
     DistillationTaskOptions d;
     d.batch_size = c.student.trainer.batch_size;
-    d.lambda1 = o.lambda1;
-    d.temperature = o.temperature;
+    // The distillation loss: the config's fixed λ unless the flags say otherwise.
+    d.lambda1 = o.lambda1.value_or(c.method.fixed.lambda1);
+    d.temperature = o.temperature.value_or(c.method.fixed.temperature);
     d.kd_scale = parse_kd_scale(c.student.trainer.kd_scale);
     d.seed = o.seed;
     d.device = parse_device(c.device);
@@ -100,9 +104,9 @@ void setup_train_optimizer(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   sub->add_flag("--second-order", o->training.second_order,
                 "exact meta-gradient through the optimizee's gradients (quadratics only)");
-  sub->add_option("--lambda1", o->lambda1, "lambda1 of the distillation loss (default 0.5)")
+  sub->add_option("--lambda1", o->lambda1, "lambda1 of the distillation loss (default: the config's method.lambda1)")
       ->check(CLI::Range(0.0, 1.0));
-  sub->add_option("--temperature", o->temperature, "T of the distillation loss (default 2)")
+  sub->add_option("--temperature", o->temperature, "T of the distillation loss (default: the config's method.temperature)")
       ->check(CLI::PositiveNumber);
   sub->add_option("--dim", o->quadratic_dim, "quadratics: dimension (default 10)")->check(CLI::PositiveNumber);
   sub->add_option("--functions", o->quadratic_batch, "quadratics: functions per problem (default 32)")

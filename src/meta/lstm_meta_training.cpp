@@ -34,6 +34,7 @@ std::string tensor_string(const torch::Tensor& t) {
 
 std::pair<double, std::vector<torch::Tensor>> OptimizeeTask::loss_and_gradient(
     const std::vector<torch::Tensor>& theta, int64_t step) {
+  torch::AutoGradMode enable(true);  // also under a caller's NoGradGuard
   std::vector<torch::Tensor> leaves;
   for (const auto& t : theta) leaves.push_back(t.detach().requires_grad_());
   auto f = loss(leaves, step);
@@ -68,7 +69,7 @@ torch::Tensor QuadraticTask::loss(const std::vector<torch::Tensor>& theta, int64
   check(theta.size() == 1 && theta[0].sizes() == y_.sizes(),
         "quadratic task: expected one parameter of shape {}", y_.sizes());
   auto r = torch::bmm(W_, theta[0].unsqueeze(2)).squeeze(2) - y_;  // [B, n]
-  return r.pow(2).sum(1).mean();
+  return r.pow(2).sum();  // a sum: θ_b's gradient is f_b's own, whatever the batch
 }
 
 DistillationTask::DistillationTask(const DataSet& pool, torch::Tensor train_ids,
@@ -125,6 +126,7 @@ torch::Tensor DistillationTask::loss(const std::vector<torch::Tensor>&, int64_t)
 std::pair<double, std::vector<torch::Tensor>> DistillationTask::loss_and_gradient(
     const std::vector<torch::Tensor>& theta, int64_t step) {
   check(model_ != nullptr, "distillation task: no problem started");
+  torch::AutoGradMode enable(true);  // also under a caller's NoGradGuard
   std::vector<torch::Tensor> params;
   for (const auto& p : model_->parameters())
     if (p.requires_grad()) params.push_back(p);

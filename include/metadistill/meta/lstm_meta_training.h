@@ -54,7 +54,8 @@ class OptimizeeTask {
 struct QuadraticTaskOptions {
   /// Dimension n of θ (the paper: 10).
   int64_t dim = 10;
-  /// Functions per problem; f is their mean (the paper trains on batches of functions).
+  /// Functions per problem; f is their sum, so that each θ_b sees its own function's gradient
+  /// whatever the batch (the paper trains on batches of functions).
   int64_t batch = 1;
   /// Seed of the family: problem i draws W, y and θ_0 from a generator seeded with (seed, i).
   uint64_t seed = 0;
@@ -66,7 +67,7 @@ struct QuadraticTaskOptions {
   QuadraticTaskOptions& with_dtype(torch::Dtype v) { dtype = v; return *this; }
 };
 
-/// The paper's first experiment: f(θ) = mean_b ‖W_b θ_b − y_b‖² with W_b [n, n], y_b [n] and
+/// The paper's first experiment: f(θ) = Σ_b ‖W_b θ_b − y_b‖² with W_b [n, n], y_b [n] and
 /// θ_0 entries i.i.d. N(0, 1); θ is one tensor [batch, n].
 class QuadraticTask : public OptimizeeTask {
  public:
