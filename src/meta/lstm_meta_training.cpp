@@ -237,7 +237,10 @@ nlohmann::json LstmMetaTrainingOptions::to_json() const {
 LstmMetaTrainingResult train_lstm_optimizer(OptimizeeTask& task,
                                             const LstmMetaTrainingOptions& o) {
   o.validate();
-  const nlohmann::json settings = {{"training", o.to_json()}, {"task", task.settings()}};
+  // The episode count is not a setting of the checkpoint: episode e computes the same whatever
+  // the total, so a run may be extended or cut short from its checkpoint.
+  nlohmann::json settings = {{"training", o.to_json()}, {"task", task.settings()}};
+  settings["training"].erase("episodes");
   LstmMetaTrainingResult result;
   torch::manual_seed(o.seed);
   result.net = LstmOptimizerNet(o.net);
@@ -266,7 +269,11 @@ LstmMetaTrainingResult train_lstm_optimizer(OptimizeeTask& task,
     } catch (const nlohmann::json::exception&) {
       fail("meta-training checkpoint {}: corrupt settings record", o.checkpoint.string());
     }
-    check_stored_settings(record, settings, "meta-training checkpoint " + o.checkpoint.string());
+    nlohmann::json stored = record.value("settings", nlohmann::json());
+    if (stored.is_object() && stored.contains("training") && stored["training"].is_object())
+      stored["training"].erase("episodes");  // recorded by earlier versions
+    check_stored_settings(settings_record(stored), settings,
+                          "meta-training checkpoint " + o.checkpoint.string());
     torch::NoGradGuard no_grad;
     for (auto& p : net.named_parameters()) {
       torch::Tensor t;

@@ -177,8 +177,9 @@ TEST(LstmMetaTraining, BeatsTunedSgdOnHeldOutQuadratics) {
   EXPECT_LT(r.episode_loss.back(), r.episode_loss.front());
 }
 
-// The same seed gives the same network; a run checkpointed and resumed gives the uninterrupted
-// run's network bit for bit; a checkpoint of other settings is refused naming the difference.
+// The same seed gives the same network; a run checkpointed and resumed (or extended from a
+// shorter run's checkpoint) gives the uninterrupted run's network bit for bit; a checkpoint of
+// other settings is refused naming the difference.
 TEST(LstmMetaTraining, DeterministicAndResumesBitIdentically) {
   TempDir dir("lstm-meta");
   auto options = [&](int64_t episodes, std::filesystem::path checkpoint) {
@@ -192,21 +193,19 @@ TEST(LstmMetaTraining, DeterministicAndResumesBitIdentically) {
     return o;
   };
   auto task = [] { return QuadraticTask(QuadraticTaskOptions().with_dim(5).with_batch(4).with_seed(2)); };
-  auto t1 = task(), t2 = task(), t3 = task();
+  auto t1 = task(), t2 = task(), t3 = task(), t4 = task();
   auto straight = train_lstm_optimizer(t1, options(4, {}));
   auto again = train_lstm_optimizer(t2, options(4, {}));
+  // Extended: 2 episodes, then the same checkpoint continued to 4.
   const auto ckpt = dir / "meta.pt";
   auto half = train_lstm_optimizer(t3, options(2, ckpt));
   EXPECT_EQ(half.episode_loss.size(), 2u);
-  auto t4 = task();
-  // The episode count is a setting: resuming a 2-episode checkpoint as a 4-episode run is a
-  // different run; so the checkpoint records what it was started as. Start the 4-run with
-  // checkpoint_every 1 and stop it by hand after 2 episodes instead.
-  expect_error([&] { train_lstm_optimizer(t4, options(4, ckpt)); },
-               {ckpt.string(), "episodes: 2 -> 4"});
-  std::filesystem::remove(ckpt);
+  auto extended = train_lstm_optimizer(t4, options(4, ckpt));
+  EXPECT_EQ(extended.resumed_episodes, 2);
+  // Killed: a hook that throws after episode 2 (index 1), before its checkpoint is written.
+  const auto ckpt2 = dir / "meta2.pt";
   {
-    auto stop = options(4, ckpt);
+    auto stop = options(4, ckpt2);
     stop.on_episode = [](int64_t e, double) {
       if (e == 1) throw std::runtime_error("stop");
     };
@@ -214,15 +213,19 @@ TEST(LstmMetaTraining, DeterministicAndResumesBitIdentically) {
     EXPECT_THROW(train_lstm_optimizer(t5, stop), std::runtime_error);
   }
   auto t6 = task();
-  auto resumed = train_lstm_optimizer(t6, options(4, ckpt));
-  EXPECT_EQ(resumed.resumed_episodes, 1);  // the hook threw before episode 2's checkpoint
-  ASSERT_EQ(resumed.episode_loss.size(), 4u);
-  auto a = straight.net->parameters(), b = again.net->parameters(), c = resumed.net->parameters();
-  for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_TRUE(torch::equal(a[i], b[i])) << i;
-    EXPECT_TRUE(torch::equal(a[i], c[i])) << i;
+  auto resumed = train_lstm_optimizer(t6, options(4, ckpt2));
+  EXPECT_EQ(resumed.resumed_episodes, 1);
+  for (const auto* r : {&again, &extended, &resumed}) {
+    ASSERT_EQ(r->episode_loss.size(), 4u);
+    auto a = straight.net->parameters(), b = r->net->parameters();
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << i;
+    for (size_t i = 0; i < 4; ++i) EXPECT_EQ(straight.episode_loss[i], r->episode_loss[i]) << i;
   }
-  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(straight.episode_loss[i], resumed.episode_loss[i]) << i;
+  // Other settings: refused, naming the checkpoint and the setting.
+  auto other = options(4, ckpt);
+  other.meta_lr = 2e-2;
+  auto t7 = task();
+  expect_error([&] { train_lstm_optimizer(t7, other); }, {ckpt.string(), "meta_lr: 0.01 -> 0.02"});
 }
 
 TEST(LstmMetaTraining, BadSettingsAreNamed) {

@@ -155,7 +155,8 @@ struct LstmMetaTrainingOptions {
   LstmOptimizerNetOptions net;
   /// Checkpoint file (empty = none), written atomically every `checkpoint_every` episodes; an
   /// existing one with the same settings is resumed, one with other settings is refused naming
-  /// the differences.
+  /// the differences. `episodes` is not among them: a run may be extended (or, when the
+  /// checkpoint holds more episodes than asked for, its network is returned as it is).
   std::filesystem::path checkpoint;
   int64_t checkpoint_every = 10;
   /// Called after each episode with (episode, mean f over the episode's steps).
