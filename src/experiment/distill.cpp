@@ -12,8 +12,8 @@
 #include "metadistill/data/synthetic.h"
 #include "metadistill/data/table.h"
 #include "metadistill/experiment/search_run.h"
-#include "metadistill/meta/meta_optimizer.h"
 #include "metadistill/meta/lstm_optimizer.h"
+#include "metadistill/meta/meta_optimizer.h"
 #include "metadistill/train/external_teacher.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
@@ -245,6 +245,7 @@ nlohmann::json run_settings(const Config& given, const Prepared& prepared,
   data.erase("root");  // where the files are does not shape the run; their contents do
   nlohmann::json student = c.at("student");
   student["train"].erase("checkpoint_every");  // when it saves does not shape what it computes
+  student["train"].erase("optimizer_file");  // a learned optimizer counts by its contents' hash
   nlohmann::json j = {{"data", data},
                       {"data_fingerprint", prepared.data.fingerprint},
                       {"teacher", prepared.teacher_hash},
