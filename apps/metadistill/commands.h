@@ -44,5 +44,6 @@ void setup_multilayer(CLI::App& app);
 void setup_diagnose(CLI::App& app);
 void setup_init(CLI::App& app);
 void setup_export(CLI::App& app);
+void setup_train_optimizer(CLI::App& app);
 
 }  // namespace metadistill::cli

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   cli::setup_diagnose(app);
   cli::setup_init(app);
   cli::setup_export(app);
+  cli::setup_train_optimizer(app);
   try {
     app.parse(argc, argv);
   } catch (const cli::CommandResult& r) {

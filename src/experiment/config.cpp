@@ -91,7 +91,17 @@ void read_trainer(Section s, TrainerOptions& t) {
   s.get("lr_step", t.lr_step);
   s.get("lr_gamma", t.lr_gamma);
   s.get("lr_schedule", t.lr_schedule);
-  s.get("optimizer", t.optimizer);
+  if (s.raw("optimizer").IsMap()) {
+    // optimizer: {kind: lstm, file: FILE} (the learned optimizer, meta/lstm_optimizer.h)
+    Section o = s.child("optimizer");
+    o.get("kind", t.optimizer);
+    std::string file;
+    o.get("file", file);
+    t.optimizer_file = file;
+    o.finish();
+  } else {
+    s.get("optimizer", t.optimizer);
+  }
   s.get("momentum", t.momentum);
   s.get("weight_decay", t.weight_decay);
   s.get("eval_every", t.eval_every);
@@ -136,7 +146,7 @@ nlohmann::json yaml_to_json(const YAML::Node& n) {
 }
 
 nlohmann::json trainer_json(const TrainerOptions& t) {
-  return {{"epochs", t.epochs},         {"batch_size", t.batch_size}, {"lr", t.lr},
+  nlohmann::json j = {{"epochs", t.epochs},         {"batch_size", t.batch_size}, {"lr", t.lr},
           {"lr_step", t.lr_step},       {"lr_gamma", t.lr_gamma},     {"lr_schedule", t.lr_schedule},
           {"optimizer", t.optimizer},
           {"momentum", t.momentum},     {"weight_decay", t.weight_decay},
@@ -144,6 +154,14 @@ nlohmann::json trainer_json(const TrainerOptions& t) {
           {"trajectory_every", t.trajectory_every}, {"augmentation", t.augmentation},
           {"kd_scale", t.kd_scale},         {"step_norm", t.step_norm},
           {"val_batch_size", t.val_batch_size}};
+  if (!t.optimizer_file.empty()) {
+    // The learned optimizer shapes the run by its contents (a missing file is named later).
+    j["optimizer_file"] = t.optimizer_file.string();
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(t.optimizer_file, ec))
+      j["optimizer_file_hash"] = hash_string(read_file(t.optimizer_file));
+  }
+  return j;
 }
 
 // 1 when the first image of every class of the training split (at most 8 classes looked at)

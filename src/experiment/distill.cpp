@@ -12,6 +12,7 @@
 #include "metadistill/data/synthetic.h"
 #include "metadistill/data/table.h"
 #include "metadistill/experiment/search_run.h"
+#include "metadistill/meta/lstm_optimizer.h"
 #include "metadistill/meta/meta_optimizer.h"
 #include "metadistill/train/external_teacher.h"
 #include "metadistill/util/error.h"
@@ -211,6 +212,13 @@ void check_before_start(const Config& config, const std::vector<std::string>& me
                                   std::pair{"logits", &config.teacher_logits}})
     check(file->empty() || fs::is_regular_file(*file), "{}: teacher.{} {}: no such file",
           config.source, key, *file);
+  if (config.student.trainer.optimizer == "lstm") {
+    try {
+      (void)load_lstm_optimizer(config.student.trainer.optimizer_file);  // a learned optimizer file
+    } catch (const Error& e) {
+      fail("{}: student.train.optimizer: {}", config.source, e.what());
+    }
+  }
   if (config.data.name == "table")
     for (const auto& [key, file] : {std::pair{"file", &config.data.file},
                                     std::pair{"test_file", &config.data.test_file}})
@@ -237,6 +245,7 @@ nlohmann::json run_settings(const Config& given, const Prepared& prepared,
   data.erase("root");  // where the files are does not shape the run; their contents do
   nlohmann::json student = c.at("student");
   student["train"].erase("checkpoint_every");  // when it saves does not shape what it computes
+  student["train"].erase("optimizer_file");  // a learned optimizer counts by its contents' hash
   nlohmann::json j = {{"data", data},
                       {"data_fingerprint", prepared.data.fingerprint},
                       {"teacher", prepared.teacher_hash},

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "metadistill/meta/hypergradient.h"
+#include "metadistill/meta/lstm_optimizer.h"
 #include "metadistill/meta/parameter_ops.h"
 #include "metadistill/util/error.h"
 
@@ -13,6 +14,7 @@ namespace metadistill {
 namespace {
 
 double decay_of(torch::optim::OptimizerOptions& o, const std::string& kind) {
+  if (kind == "lstm") return static_cast<LstmOptimizerOptions&>(o).weight_decay();
   return kind == "adam" ? static_cast<torch::optim::AdamOptions&>(o).weight_decay()
                         : static_cast<torch::optim::SGDOptions&>(o).weight_decay();
 }
@@ -69,8 +71,8 @@ VirtualStep group_virtual_step(const std::vector<torch::Tensor>& params,
                                const std::vector<torch::Tensor>& grads,
                                torch::optim::Optimizer& optimizer, const std::string& kind,
                                double lr) {
-  check(kind == "sgd" || kind == "momentum" || kind == "adam",
-        "hypergradient: optimizer '{}': expected sgd, momentum or adam", kind);
+  check(kind == "sgd" || kind == "momentum" || kind == "adam" || kind == "lstm",
+        "hypergradient: optimizer '{}': expected sgd, momentum, adam or lstm", kind);
   auto adjusted = group_adjusted_grads(params, grads, optimizer, kind);
   return virtual_step(params, adjusted, optimizer, kind, lr);
 }
@@ -85,6 +87,7 @@ std::vector<double> parameter_weight_decays(const std::vector<torch::Tensor>& pa
   auto& first = groups.front().options();
   for (auto& g : groups) {
     auto& o = g.options();
+    if (kind == "lstm") continue;  // one network for every group: only the decay may differ
     if (kind == "adam") {
       auto& a = static_cast<torch::optim::AdamOptions&>(o);
       auto& b = static_cast<torch::optim::AdamOptions&>(first);

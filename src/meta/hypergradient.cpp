@@ -5,6 +5,7 @@
 #include <torch/csrc/autograd/forward_grad.h>
 
 #include "metadistill/losses/hinton.h"
+#include "metadistill/meta/lstm_optimizer.h"
 #include "metadistill/meta/parameter_ops.h"
 #include "metadistill/util/error.h"
 
@@ -74,6 +75,19 @@ VirtualStep virtual_step(const std::vector<torch::Tensor>& params,
   torch::NoGradGuard no_grad;
   VirtualStep out;
   auto& group_options = optimizer.param_groups().at(0).options();
+  if (kind == "lstm") {
+    // The learned operator (meta/lstm_optimizer.h): step γ·direction(d), P = ∂direction/∂d.
+    auto* lstm = dynamic_cast<LstmOptimizer*>(&optimizer);
+    check(lstm != nullptr, "hypergradient: optimizer kind 'lstm', but the optimizer is not an LstmOptimizer");
+    const double wd = static_cast<LstmOptimizerOptions&>(group_options).weight_decay();
+    for (size_t i = 0; i < params.size(); ++i) {
+      auto d = wd != 0 ? grads[i] + wd * params[i] : grads[i];
+      auto s = lstm->peek(params[i], d, /*jacobian=*/true);
+      out.step.push_back(lr * s.direction);
+      out.preconditioner.push_back(s.preconditioner);
+    }
+    return out;
+  }
   if (kind == "adam") {
     auto& o = static_cast<torch::optim::AdamOptions&>(group_options);
     check(!o.amsgrad(), "hypergradient: Adam with amsgrad is not supported");
@@ -282,6 +296,17 @@ std::vector<torch::Tensor> preconditioner_after_step(const std::vector<torch::Te
                                                      torch::optim::Optimizer& optimizer,
                                                      const std::string& kind) {
   std::vector<torch::Tensor> out;
+  if (kind == "lstm") {
+    // The learned operator keeps the state before its last step for this.
+    auto* lstm = dynamic_cast<LstmOptimizer*>(&optimizer);
+    check(lstm != nullptr, "lagged hypergradient: optimizer kind 'lstm', but the optimizer is not an LstmOptimizer");
+    const double wd =
+        static_cast<LstmOptimizerOptions&>(optimizer.param_groups().at(0).options()).weight_decay();
+    for (size_t i = 0; i < params.size(); ++i)
+      out.push_back(lstm->last_step_preconditioner(
+          params[i], wd != 0 ? grads[i] + wd * w_before[i] : grads[i]));
+    return out;
+  }
   if (kind != "adam") return out;  // SGD and momentum: ∂w'/∂g = −γ I
   torch::NoGradGuard no_grad;
   auto& o = static_cast<torch::optim::AdamOptions&>(optimizer.param_groups().at(0).options());

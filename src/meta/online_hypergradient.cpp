@@ -98,6 +98,10 @@ void OnlineHypergradient::carry(const std::vector<torch::Tensor>& params,
                                 torch::optim::Optimizer& optimizer, const std::string& kind,
                                 double lr, const TrainLossFn& train_loss, const torch::Tensor& m,
                                 const std::vector<torch::nn::Module*>& modules) {
+  check(kind != "lstm",
+        "online hypergradient: optimizer 'lstm' is not supported: the tangent of the learned "
+        "optimizer's hidden and cell states is not carried (meta/lstm_optimizer.h); use the "
+        "greedy hypergradient (hypergradient: exact or fd) with lstm");
   check(kind == "sgd" || kind == "momentum" || kind == "adam",
         "online hypergradient: optimizer '{}': expected sgd, momentum or adam", kind);
   check(params.size() == w_before.size() && params.size() == grads.size(),

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "metadistill/data/augment.h"
+#include "metadistill/meta/lstm_optimizer.h"
 #include "metadistill/train/checkpoint.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
@@ -22,6 +23,19 @@ std::unique_ptr<torch::optim::Optimizer> make_student_optimizer(
     const TrainerOptions& o, const std::vector<std::vector<torch::Tensor>>& groups,
     double extra_decay) {
   check(!groups.empty(), "make_student_optimizer: no parameter group");
+  if (o.optimizer == "lstm") {
+    const LstmOptimizerNet net = load_lstm_optimizer(o.optimizer_file);
+    if (groups.size() == 1)
+      return std::make_unique<LstmOptimizer>(
+          groups[0], net, LstmOptimizerOptions(o.lr).weight_decay(o.weight_decay));
+    std::vector<torch::optim::OptimizerParamGroup> param_groups;
+    for (size_t k = 0; k < groups.size(); ++k)
+      param_groups.emplace_back(groups[k], std::make_unique<LstmOptimizerOptions>(
+                                               LstmOptimizerOptions(o.lr).weight_decay(
+                                                   k == 0 ? o.weight_decay : extra_decay)));
+    return std::make_unique<LstmOptimizer>(std::move(param_groups), net,
+                                           LstmOptimizerOptions(o.lr));
+  }
   const bool adam = o.optimizer == "adam";
   const double momentum = o.optimizer == "momentum" ? o.momentum : 0.0;
   if (groups.size() == 1) {

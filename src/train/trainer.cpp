@@ -84,8 +84,11 @@ void TrainerOptions::validate() const {
   check(lr_gamma > 0 && lr_gamma <= 1, "lr_gamma = {}: expected a value in (0, 1]", lr_gamma);
   check(lr_schedule == "step" || lr_schedule == "cosine",
         "lr_schedule '{}': expected step or cosine", lr_schedule);
-  check(optimizer == "sgd" || optimizer == "momentum" || optimizer == "adam",
-        "optimizer '{}': expected sgd, momentum or adam", optimizer);
+  check(optimizer == "sgd" || optimizer == "momentum" || optimizer == "adam" || optimizer == "lstm",
+        "optimizer '{}': expected sgd, momentum, adam or lstm", optimizer);
+  check(optimizer != "lstm" || !optimizer_file.empty(),
+        "optimizer 'lstm' needs the learned optimizer's file (optimizer: {{kind: lstm, file: FILE}}, "
+        "written by `metadistill train-optimizer`)");
   check(momentum >= 0 && momentum < 1, "momentum = {}: expected a value in [0, 1)", momentum);
   check(weight_decay >= 0, "weight_decay = {}: expected >= 0", weight_decay);
   check(eval_every >= 1, "eval_every = {}: expected >= 1", eval_every);

@@ -90,7 +90,8 @@ LoopOutcome run_epochs(const TrainerOptions& options, ClassifierImpl& model,
                        const torch::Tensor& train_ids, const DataSet* val_set,
                        const DataSet& test_set, LoopBody& body);
 
-/// The student's optimizer U ("sgd", "momentum" or "adam" as `options.optimizer`): `groups[0]`
+/// The student's optimizer U ("sgd", "momentum", "adam" or "lstm" as `options.optimizer`; the
+/// learned LSTM read from `options.optimizer_file`): `groups[0]`
 /// with the options' weight decay, the others (loss-head parameters) with `extra_decay`.
 std::unique_ptr<torch::optim::Optimizer> make_student_optimizer(
     const TrainerOptions& options, const std::vector<std::vector<torch::Tensor>>& groups,

@@ -29,8 +29,11 @@ struct TrainerOptions {
   /// Learning-rate schedule: "step" (the decay above) or "cosine" (lr · ½(1 + cos(π·e/epochs))
   /// at epoch e, from lr down towards 0; lr_step and lr_gamma are then unused).
   std::string lr_schedule = "step";
-  /// Operator U: "sgd" (the paper), "momentum" or "adam".
+  /// Operator U: "sgd" (the paper), "momentum", "adam" or "lstm" (the learned optimizer of
+  /// `optimizer_file`, meta/lstm_optimizer.h).
   std::string optimizer = "sgd";
+  /// The learned optimizer's file (written by `metadistill train-optimizer`); "lstm" only.
+  std::filesystem::path optimizer_file;
   /// Momentum for "momentum"; β1 for "adam".
   double momentum = 0.9;
   double weight_decay = 0.0;
@@ -94,6 +97,7 @@ struct TrainerOptions {
   TrainerOptions& with_lr_step(int64_t step, double gamma) { lr_step = step; lr_gamma = gamma; return *this; }
   TrainerOptions& with_lr_schedule(std::string v) { lr_schedule = std::move(v); return *this; }
   TrainerOptions& with_optimizer(std::string v) { optimizer = std::move(v); return *this; }
+  TrainerOptions& with_optimizer_file(std::filesystem::path v) { optimizer_file = std::move(v); return *this; }
   TrainerOptions& with_seed(uint64_t v) { seed = v; return *this; }
   TrainerOptions& with_device(torch::Device v) { device = v; return *this; }
   TrainerOptions& with_out_dir(std::filesystem::path v) { out_dir = std::move(v); return *this; }
