@@ -25,12 +25,11 @@ int run(const DistillOptions& o) {
   if (o.lambda1) c.method.fixed.lambda1 = *o.lambda1;
   if (o.temperature) c.method.fixed.temperature = *o.temperature;
   if (o.lambda1 || o.temperature) {
-    // Given values are the fixed λ, or the initial λ of a gradient method.
-    const auto optimizing = [](const std::string& m) {
-      return m.rfind("gradient", 0) == 0 || m.rfind("proposed", 0) == 0;
-    };
-    if (!o.method && !optimizing(c.method.method)) c.method.method = "fixed";
-    check(c.method.method == "fixed" || optimizing(c.method.method),
+    // Given values are the fixed λ, or the initial λ of a learning method: each method says
+    // which (meta/meta_optimizer.h GivenLambda).
+    if (!o.method && method_given_lambda(c.method.method) == GivenLambda::kIgnored)
+      c.method.method = "fixed";
+    check(method_given_lambda(c.method.method) != GivenLambda::kIgnored,
           "--lambda1/--temperature apply to --method fixed (or as initial values of the gradient "
           "methods), not to '{}'", c.method.method);
     c.method.given_initial = true;

@@ -50,17 +50,6 @@ torch::Tensor hinton_loss(const torch::Tensor& student_logits, const torch::Tens
 
 }  // namespace functional
 
-HintonLoss::HintonLoss(HintonLossOptions options) : options_(options) {
-  validate_hinton(options_.lambda1, options_.temperature);
-}
-
-torch::Tensor HintonLoss::operator()(const torch::Tensor& student_logits,
-                                     const torch::Tensor& teacher_logits,
-                                     const torch::Tensor& targets) const {
-  return functional::hinton_loss(student_logits, teacher_logits, targets, options_.lambda1,
-                                 options_.temperature);
-}
-
 void validate_hinton(double lambda1, double temperature) {
   check(std::isfinite(lambda1) && lambda1 >= 0.0 && lambda1 <= 1.0,
         "lambda1 = {}: expected a value in [0, 1]", lambda1);

@@ -10,8 +10,13 @@ namespace metadistill {
 
 namespace {
 
-std::map<std::string, MetaOptimizerFactory>& registry() {
-  static std::map<std::string, MetaOptimizerFactory> r;
+struct Registered {
+  MetaOptimizerFactory factory;
+  GivenLambda given = GivenLambda::kIgnored;
+};
+
+std::map<std::string, Registered>& registry() {
+  static std::map<std::string, Registered> r;
   return r;
 }
 
@@ -31,28 +36,37 @@ void register_builtin_methods() {
   register_meta_optimizer("fixed", [](const MethodOptions& o) {
     o.fixed.validate();
     return std::make_unique<FixedMetaOptimizer>("fixed", o.fixed);
-  });
+  }, GivenLambda::kFixed);
   register_meta_optimizer("random", [](const MethodOptions& o) {
     return std::make_unique<FixedMetaOptimizer>("random",
                                                 draw_metaparameters(o.seed, o.temperature_prior));
   });
   register_meta_optimizer("gradient", [](const MethodOptions& o) {
     return std::make_unique<GradientMetaOptimizer>(o, GradientMethodOptions::from_json(o.extra));
-  });
+  }, GivenLambda::kInitial);
   register_meta_optimizer("proposed", [](const MethodOptions& o) {
     return std::make_unique<TrajectoryMetaOptimizer>(o, GradientMethodOptions::from_json(o.extra));
-  });
+  }, GivenLambda::kInitial);
   register_meta_optimizer("proposed-guarded", [](const MethodOptions& o) {
     auto settings = GradientMethodOptions::from_json(o.extra);
     settings.guarded = true;
     return std::make_unique<TrajectoryMetaOptimizer>(o, settings);
-  });
+  }, GivenLambda::kInitial);
 }
 
 }  // namespace
 
-void register_meta_optimizer(const std::string& name, MetaOptimizerFactory factory) {
-  registry()[name] = std::move(factory);
+void register_meta_optimizer(const std::string& name, MetaOptimizerFactory factory,
+                             GivenLambda given) {
+  registry()[name] = {std::move(factory), given};
+}
+
+GivenLambda method_given_lambda(const std::string& name) {
+  register_builtin_methods();
+  auto it = registry().find(name);
+  if (it == registry().end())
+    fail("unknown method '{}': expected one of {}", name, fmt::join(method_names(), ", "));
+  return it->second.given;
 }
 
 std::unique_ptr<MetaOptimizer> make_meta_optimizer(const MethodOptions& options) {
@@ -61,13 +75,13 @@ std::unique_ptr<MetaOptimizer> make_meta_optimizer(const MethodOptions& options)
   if (it == registry().end())
     fail("unknown method '{}': expected one of {}", options.method,
          fmt::join(method_names(), ", "));
-  return it->second(options);
+  return it->second.factory(options);
 }
 
 std::vector<std::string> method_names() {
   register_builtin_methods();
   std::vector<std::string> names;
-  for (const auto& [name, factory] : registry()) names.push_back(name);
+  for (const auto& [name, registered] : registry()) names.push_back(name);
   return names;
 }
 

@@ -47,28 +47,6 @@ torch::Tensor hinton_loss(const torch::Tensor& student_logits, const torch::Tens
 
 }  // namespace functional
 
-/// Options of `HintonLoss`.
-struct HintonLossOptions {
-  /// Weight λ1 of the classification term, in [0, 1].
-  double lambda1 = 0.5;
-  /// Temperature T > 0 of the distillation term.
-  double temperature = 1.0;
-  HintonLossOptions& with_lambda1(double v) { lambda1 = v; return *this; }
-  HintonLossOptions& with_temperature(double v) { temperature = v; return *this; }
-};
-
-/// Thin module-style wrapper over `functional::hinton_loss` with fixed metaparameters.
-class HintonLoss {
- public:
-  explicit HintonLoss(HintonLossOptions options = {});
-  torch::Tensor operator()(const torch::Tensor& student_logits, const torch::Tensor& teacher_logits,
-                           const torch::Tensor& targets) const;
-  const HintonLossOptions& options() const { return options_; }
-
- private:
-  HintonLossOptions options_;
-};
-
 /// Throws `Error` naming the value when λ1 ∉ [0, 1] or T is not a finite positive number.
 void validate_hinton(double lambda1, double temperature);
 

@@ -96,9 +96,17 @@ struct MethodOptions {
 
 using MetaOptimizerFactory = std::function<std::unique_ptr<MetaOptimizer>(const MethodOptions&)>;
 
-/// Registers a method under `name` (called once per method at static-initialization time via
-/// `MetaOptimizerRegistration`).
-void register_meta_optimizer(const std::string& name, MetaOptimizerFactory factory);
+/// What a method does with a λ given by the user (`MethodOptions::fixed`, the CLI's `--lambda1`
+/// and `--temperature`): nothing, train with it, or start from it.
+enum class GivenLambda { kIgnored, kFixed, kInitial };
+
+/// Registers a method under `name` with what it does with a given λ (called once per method by
+/// `register_builtin_methods`, one line each).
+void register_meta_optimizer(const std::string& name, MetaOptimizerFactory factory,
+                             GivenLambda given = GivenLambda::kIgnored);
+/// What method `name` does with a given λ; throws `Error` listing the known names for an
+/// unknown one.
+GivenLambda method_given_lambda(const std::string& name);
 /// Builds the method `options.method`; throws `Error` listing the known names for an unknown one.
 std::unique_ptr<MetaOptimizer> make_meta_optimizer(const MethodOptions& options);
 /// Registered method names, sorted.
