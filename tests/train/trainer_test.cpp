@@ -8,30 +8,15 @@
 #include "metadistill/util/files.h"
 #include "metadistill/util/runtime.h"
 #include "test_util.h"
+#include "train/train_student.h"
 
 using namespace metadistill;
 using metadistill::testing::TempDir;
+using metadistill::testing::train_student;
 
 namespace {
 
 DataBundle small_synthetic() { return make_synthetic(SyntheticOptions()); }
-
-TrainResult train_student(const DataBundle& b, const torch::Tensor& logits, MetaOptimizer& meta,
-                          TrainerOptions o, Classifier* out = nullptr) {
-  seed_everything(o.seed);
-  auto model = make_model(ModelSpec("logreg", 2, {3}));
-  FitData fit;
-  fit.train_set = &b.pool;
-  fit.train_ids = b.train_idx;
-  DataSet val = b.validation();
-  fit.val_set = &val;
-  fit.test_set = &b.test;
-  fit.teacher_logits = logits;
-  Trainer trainer(o);
-  auto r = trainer.fit(*model, fit, meta);
-  if (out) *out = model;
-  return r;
-}
 
 }  // namespace
 
