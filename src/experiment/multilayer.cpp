@@ -158,10 +158,11 @@ MultiLayerResult train_multilayer_run(MultiLayerSession& session, const MultiLay
   const fs::path file = dir / "result.json";
   if (reused != nullptr) *reused = false;
   nlohmann::json j;
+  MultiLayerResult stored_result;
   if (reuse && fs::exists(file)) {
     try {
       j = nlohmann::json::parse(read_file(file));
-      multilayer_result_from_json(j.at("result"));
+      stored_result = multilayer_result_from_json(j.at("result"));
     } catch (const std::exception& e) {
       std::cerr << fmt::format("warning: {}: unreadable ({}); training the run again\n",
                                file.string(), e.what());
@@ -177,13 +178,12 @@ MultiLayerResult train_multilayer_run(MultiLayerSession& session, const MultiLay
             "{}: stored with other settings than this run's; refusing to reuse or continue it "
             "(run again with --fresh to discard it and start afresh)",
             file.string());
-    auto r = multilayer_result_from_json(j.at("result"));
-    if (!r.stopped_by_time_limit) {
+    if (!stored_result.stopped_by_time_limit) {
       if (reused != nullptr) *reused = true;
       if (verbose)
         std::cerr << fmt::format("{} seed {}: reusing the finished run in {}\n", options.method(),
                                  seed, dir.string());
-      return r;
+      return stored_result;
     }
   }
   seed_everything(seed);
