@@ -80,9 +80,12 @@ def main():
         if run(["cmake", "-S", src, "-B", build, "-DCMAKE_BUILD_TYPE=Release",
                 "-DMETADISTILL_BUILD_BENCHMARKS=OFF"], scratch, log):
             sys.exit(f"configure failed; see {log}")
-    if run(["cmake", "--build", build, "-j", str(args.jobs)], scratch, log):
-        sys.exit(f"the unmutated code does not build; see {log}")
     labels = sorted({m["label"] for m in mutations})
+    # Only the test programs of the labels in play (and what they depend on) are built: a
+    # mutation relinks one test program, not all of them.
+    targets = [f"{label}_tests" for label in labels]
+    if run(["cmake", "--build", build, "-j", str(args.jobs), "--target", *targets], scratch, log):
+        sys.exit(f"the unmutated code does not build; see {log}")
     for label in labels:
         if run(["ctest", "-L", label, "-j", str(args.jobs), "--timeout", "600"], build, log):
             sys.exit(f"the unmutated code fails tests of label {label}; see {log}")
@@ -93,9 +96,11 @@ def main():
         t0 = time.time()
         try:
             open(path, "w", encoding="utf-8").write(original.replace(m["search"], m["replace"]))
-            if run(["cmake", "--build", build, "-j", str(args.jobs)], scratch, log):
+            if run(["cmake", "--build", build, "-j", str(args.jobs), "--target", f"{m['label']}_tests"],
+                   scratch, log):
                 result = "killed (does not compile)"
-            elif run(["ctest", "-L", m["label"], "-j", str(args.jobs), "--timeout", "600"], build, log):
+            elif run(["ctest", "-L", m["label"], "-j", str(args.jobs), "--timeout", "600",
+                      "--stop-on-failure"], build, log):
                 result = "killed"
             else:
                 result = "SURVIVED"
@@ -105,7 +110,7 @@ def main():
         print(f"[{i}/{len(mutations)}] {result:<26} {m['file']}: {m['what']} ({time.time() - t0:.0f} s)",
               flush=True)
     # Rebuild the unmutated code so that the scratch build is clean for the next call.
-    run(["cmake", "--build", build, "-j", str(args.jobs)], scratch, log)
+    run(["cmake", "--build", build, "-j", str(args.jobs), "--target", *targets], scratch, log)
     survived = [r for r in rows if r[1] == "SURVIVED"]
     report = ["| # | file | bug | label | result |", "|---|---|---|---|---|"]
     for i, (m, result, _) in enumerate(rows, 1):
