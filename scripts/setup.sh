@@ -15,6 +15,7 @@ jobs="${JOBS:-$(nproc)}"
 packages=(
   build-essential cmake pkg-config
   libtorch-dev libopenblas0-pthread      # LibTorch 1.13 (CPU); OpenBLAS is ~1.6x faster than reference BLAS
+  libgloo-dev                            # headers of c10d's Gloo process group (data-parallel training)
   dataset-fashion-mnist                  # /usr/share/datasets/fashion-mnist/*.gz
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
   libsqlite3-dev libjpeg-dev libpng-dev

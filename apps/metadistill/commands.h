@@ -45,5 +45,6 @@ void setup_diagnose(CLI::App& app);
 void setup_init(CLI::App& app);
 void setup_export(CLI::App& app);
 void setup_train_optimizer(CLI::App& app);
+void setup_launch(CLI::App& app);
 
 }  // namespace metadistill::cli

@@ -1,11 +1,13 @@
 #include "common.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "metadistill/util/error.h"
 #include "metadistill/util/process.h"
 #include "metadistill/util/runtime.h"
 
@@ -90,7 +92,17 @@ int threads_per_job(int config_threads, int jobs) {
   return set_threads(threads);
 }
 
+void refuse_ranks(const CommonOptions& o) {
+  const char* ws = std::getenv("WORLD_SIZE");
+  if (o.data_parallel || ws == nullptr || std::string(ws).empty() || std::string(ws) == "1") return;
+  fail("WORLD_SIZE={} (started as a rank of a data-parallel group): only `distill` and "
+       "`train-teacher` train data-parallel; run this command as one process (without "
+       "`metadistill launch`, torchrun or WORLD_SIZE), or use --jobs to run its runs side by side",
+       ws);
+}
+
 Config resolve_config(const CommonOptions& o) {
+  refuse_ranks(o);
   Config c = o.config_path.empty() ? default_config() : load_config(o.config_path);
   if (o.threads) c.threads = *o.threads;
   if (o.device) c.device = *o.device;

@@ -17,6 +17,9 @@ struct CommonOptions {
   std::optional<int64_t> epochs;
   std::optional<std::string> data_root;
   bool quiet = false;
+  /// The command trains data-parallel when started as a rank of a group (WORLD_SIZE > 1 in the
+  /// environment); the other commands refuse to run as ranks.
+  bool data_parallel = false;
 };
 
 /// Accepts a seed: an integer >= 0 (a negative one would wrap around to 2^64 − 1).
@@ -30,6 +33,10 @@ void add_jobs_options(CLI::App& app, int& jobs, bool& worker);
 int threads_per_job(int config_threads, int jobs);
 /// Loads the config (or the default), applies the flags, sets threads; returns it validated.
 /// A thread count above 4× the cores (flag or config) is capped there, with a message.
+/// Refuses to run as a rank of a data-parallel group (WORLD_SIZE > 1) unless the command trains
+/// data-parallel: N ranks would each do the whole command and write the same files.
 Config resolve_config(const CommonOptions& o);
+/// Refuses a data-parallel launch for a command that has no data-parallel mode.
+void refuse_ranks(const CommonOptions& o);
 
 }  // namespace metadistill::cli

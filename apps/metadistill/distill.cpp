@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "common.h"
 #include "metadistill/experiment/distill.h"
+#include "metadistill/train/data_parallel.h"
 #include "metadistill/util/error.h"
 
 namespace metadistill::cli {
@@ -43,17 +44,32 @@ int run(const DistillOptions& o) {
       std::filesystem::path(c.out) / "distill" / fmt::format("{}-seed{}", c.method.method, o.seed);
   // Before the teacher is trained or the data decoded.
   check_before_start(c, {c.method.method});
-  if (o.fresh) {
+  // A rank of a data-parallel group (WORLD_SIZE > 1: `metadistill launch`, torchrun, mpirun):
+  // joins it now, so that a wrong address or world size fails before any training.
+  const auto group = DataParallel::from_environment();
+  const bool rank0 = !group || group->rank() == 0;
+  if (o.fresh && rank0) {
     std::error_code ignored;
     std::filesystem::remove(out_dir / "checkpoint.pt", ignored);
     std::filesystem::remove(out_dir / "result.json", ignored);
   }
   Prepared p = prepare(c);
+  if (!rank0) {
+    run_distill(c, p, c.method.method, o.seed, out_dir, o.resume, false, group);
+    return 0;
+  }
   std::cout << fmt::format("data {}: {} train / {} val / {} test; teacher {} test accuracy {:.4f}\n",
                            p.data.name, p.data.train_idx.numel(),
                            p.data.val_is_test ? 0 : p.data.val_idx.numel(), p.data.test.size(),
                            p.teacher.spec.name, p.teacher_test_accuracy);
-  RunResult r = run_distill(c, p, c.method.method, o.seed, out_dir, o.resume, !o.common.quiet);
+  if (group)
+    std::cout << fmt::format(
+        "data parallel: {} ranks, each on its part of every {}\n", group->world_size(),
+        c.student.trainer.batch_size > 0
+            ? fmt::format("batch of {}", c.student.trainer.batch_size)
+            : std::string("full batch"));
+  RunResult r =
+      run_distill(c, p, c.method.method, o.seed, out_dir, o.resume, !o.common.quiet, group);
   std::cout << fmt::format(
       "{} (seed {}): test accuracy final {:.4f}, best {:.4f} (epoch {}); {} -> {}; {:.1f}s\n"
       "results in {}\n",
@@ -69,6 +85,7 @@ void setup_distill(CLI::App& app) {
   auto o = std::make_shared<DistillOptions>();
   auto* sub = app.add_subcommand("distill", "train one student with one metaparameter method");
   add_common_options(*sub, o->common);
+  o->common.data_parallel = true;
   sub->add_option("--method", o->method, "none, naive, fixed, random, gradient, proposed, ...");
   sub->add_option("--lambda1", o->lambda1, "λ1 for --method fixed (initial λ1 for gradient methods)");
   sub->add_option("--temperature", o->temperature, "T for --method fixed (initial T otherwise)");

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   cli::setup_init(app);
   cli::setup_export(app);
   cli::setup_train_optimizer(app);
+  cli::setup_launch(app);
   try {
     app.parse(argc, argv);
   } catch (const cli::CommandResult& r) {

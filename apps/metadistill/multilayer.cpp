@@ -23,6 +23,7 @@ constexpr const char* kDefaultConfig = "configs/multilayer-fmnist.yaml";
 }  // namespace
 
 int run_multilayer(const CommonOptions& common, const MultiLayerRun& run) {
+  refuse_ranks(common);
   const MultiLayerCliOptions o{common, run};
   const std::string path = o.common.config_path.empty() ? kDefaultConfig : o.common.config_path;
   MultiLayerConfig c = load_multilayer_config(path);

@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "common.h"
 #include "metadistill/experiment/distill.h"
+#include "metadistill/train/data_parallel.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/runtime.h"
 
@@ -33,8 +34,13 @@ int run(const TrainTeacherOptions& o) {
   t.device = parse_device(c.device);
   t.seed = o.seed;
   t.verbose = !o.common.quiet;
+  // A rank of a data-parallel group (WORLD_SIZE > 1) trains its shard of every batch.
+  t.data_parallel = DataParallel::from_environment();
+  const bool rank0 = !t.data_parallel || t.data_parallel->rank() == 0;
+  t.verbose = t.verbose && rank0;
   double acc = 0;
   train_teacher(data, spec, t, c.teacher_file, &acc);
+  if (!rank0) return 0;
   std::cout << fmt::format("teacher {} on {}: test accuracy {:.4f}, saved to {}\n", spec.name,
                            data.name, acc, c.teacher_file);
   return 0;
@@ -46,6 +52,7 @@ void setup_train_teacher(CLI::App& app) {
   auto o = std::make_shared<TrainTeacherOptions>();
   auto* sub = app.add_subcommand("train-teacher", "train and save the config's teacher");
   add_common_options(*sub, o->common);
+  o->common.data_parallel = true;
   sub->add_option("--file", o->file, "where to save the teacher (default: teacher.file)");
   sub->add_option("--teacher-epochs", o->teacher_epochs, "teacher epochs (overrides the config)")
       ->check(CLI::PositiveNumber);

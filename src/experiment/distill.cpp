@@ -14,6 +14,7 @@
 #include "metadistill/experiment/search_run.h"
 #include "metadistill/meta/lstm_optimizer.h"
 #include "metadistill/meta/meta_optimizer.h"
+#include "metadistill/train/data_parallel.h"
 #include "metadistill/train/external_teacher.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
@@ -323,7 +324,8 @@ nlohmann::json RunResult::to_json() const {
 }
 
 RunResult run_distill(const Config& given, const Prepared& prepared, const std::string& method,
-                      uint64_t seed, const fs::path& out_dir, bool resume, bool verbose) {
+                      uint64_t seed, const fs::path& out_dir, bool resume, bool verbose,
+                      std::shared_ptr<DataParallel> group) {
   const auto& data = prepared.data;
   // A variant trains with its own settings under its own name (the result row's method).
   std::string base;
@@ -342,7 +344,8 @@ RunResult run_distill(const Config& given, const Prepared& prepared, const std::
   t.device = parse_device(config.device);
   t.out_dir = out_dir;
   t.resume = resume;
-  t.verbose = verbose;
+  t.verbose = verbose && (!group || group->rank() == 0);
+  t.data_parallel = group;
   const nlohmann::json settings = run_settings(config, prepared, method, seed);
   t.settings = settings;
 
@@ -368,7 +371,7 @@ RunResult run_distill(const Config& given, const Prepared& prepared, const std::
   Trainer trainer(t);
   r.train = trainer.fit(*student, fit, *meta);
   r.final = meta->current();
-  if (!out_dir.empty()) {
+  if (!out_dir.empty() && (!group || group->rank() == 0)) {
     nlohmann::json j = r.to_json();
     j.update(settings_record(settings));
     write_file_atomic(out_dir / "result.json", j.dump(2));

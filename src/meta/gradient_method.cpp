@@ -193,6 +193,7 @@ void GradientMetaOptimizer::hyper_step(const HyperStepContext& ctx) {
   auto options = options_.hypergradient;
   options.kd_scale = ctx.kd_scale;
   options.step_norm = ctx.step_norm;
+  options.reduce = ctx.reduce;
   apply(greedy_hypergradient(*ctx.student, *ctx.optimizer, ctx.optimizer_kind, ctx.lr, *ctx.train,
                              ctx.teacher_logits, val, value_, options),
         ctx.step);
@@ -223,6 +224,8 @@ void GradientMetaOptimizer::carry_tangents(const HyperStepContext& ctx) {
         "hypergradient online: step_norm ce is not supported (the tangent of the normalized step "
         "is not implemented); use step_norm: none");
   check(ctx.teacher_logits.defined(), "hypergradient: the method distills but has no teacher logits");
+  check(!ctx.reduce, "hypergradient online is not data-parallel yet (the tangents would follow one "
+        "rank's shard); use hypergradient exact or fd, or one process");
   const auto params = trainable(*ctx.student);
   const auto grads = step_gradients(params);
   const auto& front = params.front();
@@ -264,6 +267,7 @@ bool GradientMetaOptimizer::lagged_hyper_step(const HyperStepContext& ctx) {
   auto options = options_.hypergradient;
   options.kd_scale = ctx.kd_scale;
   options.step_norm = ctx.step_norm;
+  options.reduce = ctx.reduce;
   apply(lagged_hypergradient(*ctx.student, *ctx.optimizer, ctx.optimizer_kind, ctx.lr, w_before_,
                              grads, ctx.logits, *ctx.train, ctx.teacher_logits, val, value_,
                              options),

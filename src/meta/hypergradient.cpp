@@ -38,6 +38,28 @@ std::pair<double, double> head_gradient(const torch::Tensor& logits, const torch
   return {g[0].item<double>(), g[1].item<double>()};
 }
 
+// Data parallel: v and L_val are means over the validation batch, reduced together.
+void reduce_validation(const HypergradientOptions& o, torch::autograd::variable_list& v,
+                       Hypergradient& h, int64_t count) {
+  if (!o.reduce) return;
+  std::vector<torch::Tensor> means(v.begin(), v.end());
+  means.push_back(torch::full({1}, h.val_loss, means.empty() ? torch::TensorOptions(torch::kDouble)
+                                                             : means.front().options()));
+  o.reduce(means, count);
+  h.val_loss = means.back().item<double>();
+  means.pop_back();
+  v = std::move(means);
+}
+
+// Data parallel: the λ-derivatives are linear in the training batch's mean loss.
+void reduce_derivatives(const HypergradientOptions& o, Hypergradient& h, int64_t count) {
+  if (!o.reduce) return;
+  std::vector<torch::Tensor> means{torch::tensor({h.lambda1, h.temperature}, torch::kDouble)};
+  o.reduce(means, count);
+  h.lambda1 = means[0][0].item<double>();
+  h.temperature = means[0][1].item<double>();
+}
+
 }  // namespace
 
 StepNorm parse_step_norm(const std::string& name) {
@@ -231,6 +253,8 @@ Hypergradient greedy_hypergradient(ClassifierImpl& model, torch::optim::Optimize
                                    const HypergradientOptions& options) {
   options.validate();
   check(teacher_logits.defined(), "hypergradient: the method distills but has no teacher logits");
+  check(!options.reduce || options.step_norm == StepNorm::kNone,
+        "hypergradient: step_norm ce is not data-parallel yet");
   BufferGuard buffers(model);
   auto params = trainable(model);
   const auto w = snapshot_parameters(params);
@@ -248,6 +272,7 @@ Hypergradient greedy_hypergradient(ClassifierImpl& model, torch::optim::Optimize
                                         lambda.temperature, options.kd_scale);
     for (auto& gi : torch::autograd::grad({loss}, params, {}, /*retain_graph=*/normed))
       g_detached.push_back(gi.detach());
+    if (options.reduce) options.reduce(g_detached, train.x.size(0));
     if (normed) {
       auto ce = torch::nn::functional::cross_entropy(logits, train.y);
       double ce2 = 0, g2 = 0;
@@ -269,6 +294,7 @@ Hypergradient greedy_hypergradient(ClassifierImpl& model, torch::optim::Optimize
   auto val_loss = validation_loss(model, val, options.val_temperature);
   h.val_loss = val_loss.item<double>();
   auto v = torch::autograd::grad({val_loss}, params);
+  reduce_validation(options, v, h, val.x.size(0));
   assign_parameters(params, w);
 
   // 3. u = P v: the direction in which the step's gradient moves w'.
@@ -286,6 +312,7 @@ Hypergradient greedy_hypergradient(ClassifierImpl& model, torch::optim::Optimize
     h.lambda1 = scale * (h.lambda1 - u_dot * along.lambda1);
     h.temperature = scale * (h.temperature - u_dot * along.temperature);
   }
+  reduce_derivatives(options, h, train.x.size(0));
   assign_parameters(params, w);
   return h;
 }
@@ -348,11 +375,13 @@ Hypergradient lagged_hypergradient(ClassifierImpl& model, torch::optim::Optimize
   auto val_loss = validation_loss(model, val, options.val_temperature);
   h.val_loss = val_loss.item<double>();
   auto v = torch::autograd::grad({val_loss}, params);
+  reduce_validation(options, v, h, val.x.size(0));
   auto p = preconditioner_after_step(w_before, grads, params, optimizer, kind);
   std::vector<torch::Tensor> u;
   for (size_t i = 0; i < params.size(); ++i) u.push_back(p.empty() ? v[i] : p[i] * v[i]);
   const auto w_after = snapshot_parameters(params);
   mixed_product(model, params, w_before, u, lr, train, teacher_logits, logits, lambda, options, h);
+  reduce_derivatives(options, h, train.x.size(0));
   assign_parameters(params, w_after);
   return h;
 }

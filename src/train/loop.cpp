@@ -10,6 +10,7 @@
 #include "metadistill/data/augment.h"
 #include "metadistill/meta/lstm_optimizer.h"
 #include "metadistill/train/checkpoint.h"
+#include "metadistill/train/data_parallel.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
 #include "metadistill/util/settings_key.h"
@@ -76,11 +77,16 @@ double lr_of_epoch(const TrainerOptions& o, int64_t epoch) {
   return scheduled_lr(o, epoch);
 }
 
+// Whether this process writes the run's files: the only process, or rank 0 of a group.
+bool writes_files(const TrainerOptions& o) {
+  return !o.out_dir.empty() && (!o.data_parallel || o.data_parallel->rank() == 0);
+}
+
 // The loop's part of a checkpoint: model, optimizer, step count and clock; the body adds its own.
 void save_checkpoint(const TrainerOptions& o, ClassifierImpl& model,
                      torch::optim::Optimizer& optimizer, const LoopBody& body,
                      const LoopOutcome& outcome, int64_t epochs_done) {
-  if (o.out_dir.empty()) return;
+  if (!writes_files(o)) return;
   nlohmann::json j = {{"format", "metadistill-checkpoint"},
                       {"version", 1},
                       {"epochs_done", epochs_done},
@@ -160,6 +166,21 @@ LoopOutcome run_epochs(const TrainerOptions& o, ClassifierImpl& model,
                                o.fork_from.string(), start_epoch);
   }
 
+  DataParallel* dp = o.data_parallel.get();
+  if (dp != nullptr) {
+    // Every rank must continue from the same point (a shared output folder), then start from
+    // rank 0's weights and buffers, as PyTorch's DDP does.
+    const double latest = dp->all_reduce_max(static_cast<double>(start_epoch));
+    check(latest == static_cast<double>(start_epoch),
+          "rank {}: continues after epoch {}, but another rank after epoch {}: every rank must "
+          "see the same output folder {} (a shared file system) to resume",
+          dp->rank(), start_epoch, latest, o.out_dir.string());
+    std::vector<torch::Tensor> state;
+    for (const auto& p : model.parameters()) state.push_back(p);
+    for (const auto& b : model.buffers()) state.push_back(b);
+    dp->broadcast(state, 0);
+  }
+
   BatchLoader loader(train_set, train_ids, LoaderOptions().batch(o.batch_size).seeded(o.seed),
                      o.device);
   const bool has_val = val_set != nullptr && val_set->size() > 0;
@@ -181,7 +202,8 @@ LoopOutcome run_epochs(const TrainerOptions& o, ClassifierImpl& model,
       val_epoch = outcome.steps / nb;
       val_loader->start_epoch(val_epoch);
     }
-    return val_loader->batch(outcome.steps % nb);
+    Batch val = val_loader->batch(outcome.steps % nb);
+    return dp != nullptr ? dp->shard(val) : val;
   };
 
   bool augment = false;
@@ -198,6 +220,7 @@ LoopOutcome run_epochs(const TrainerOptions& o, ClassifierImpl& model,
   double lr = 0;
   LoopStep s;
   s.next_val = next_val;
+  if (dp != nullptr) s.reduce = dp->batch_mean_reduce();
   s.check_loss = [&](double loss, const std::string& what) {
     if (std::isfinite(loss)) return;
     const std::string kept =
@@ -220,6 +243,8 @@ LoopOutcome run_epochs(const TrainerOptions& o, ClassifierImpl& model,
       Batch batch = loader.batch(b);
       if (augment)
         batch.x = augment_batch_at_step(batch.x, augment_options, o.seed, outcome.steps);
+      // Augmented as a whole, then cut: the union of the shards is the one-process batch.
+      if (dp != nullptr) batch = dp->shard(batch);
       s.batch = &batch;
       s.step = outcome.steps;
       s.epoch = epoch;
@@ -229,7 +254,10 @@ LoopOutcome run_epochs(const TrainerOptions& o, ClassifierImpl& model,
       loss_sum += body.step(s);
       ++loss_count;
       ++outcome.steps;
-      if (o.time_limit > 0 && elapsed() >= o.time_limit) {
+      bool out_of_time = o.time_limit > 0 && elapsed() >= o.time_limit;
+      // Ranks stop together: at the first step after which any rank is out of time.
+      if (dp != nullptr && o.time_limit > 0) out_of_time = dp->all_reduce_max(out_of_time) > 0;
+      if (out_of_time) {
         outcome.stopped_by_time_limit = b + 1 < nb || epoch + 1 < o.epochs;
         break;
       }
@@ -250,8 +278,8 @@ LoopOutcome run_epochs(const TrainerOptions& o, ClassifierImpl& model,
       save_checkpoint(o, model, optimizer, body, outcome, epoch + 1);
       last_checkpoint = epoch + 1;
     }
-    if (!o.out_dir.empty() && std::find(o.keep_checkpoints.begin(), o.keep_checkpoints.end(),
-                                        epoch + 1) != o.keep_checkpoints.end()) {
+    if (writes_files(o) && std::find(o.keep_checkpoints.begin(), o.keep_checkpoints.end(),
+                                     epoch + 1) != o.keep_checkpoints.end()) {
       if (last_checkpoint != epoch + 1)
         save_checkpoint(o, model, optimizer, body, outcome, epoch + 1);
       last_checkpoint = epoch + 1;
@@ -268,7 +296,7 @@ LoopOutcome run_epochs(const TrainerOptions& o, ClassifierImpl& model,
     }
   }
   outcome.seconds = elapsed();
-  if (!o.out_dir.empty()) body.write_outputs(o.out_dir);
+  if (writes_files(o)) body.write_outputs(o.out_dir);
   return outcome;
 }
 

@@ -515,6 +515,8 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
         "multilayer fit: train and test data needed");
   const auto& o = trainer_;
   const auto& ml = options_;
+  check(!o.data_parallel, "multi-layer distillation is not data-parallel yet: run it as one "
+        "process (the Hinton trainer of `distill` and `train-teacher` is)");
   const auto pairs = make_pairs(ml);
   std::vector<std::string> teacher_taps, student_taps;
   for (const auto& p : pairs) {

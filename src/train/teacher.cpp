@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "metadistill/meta/meta_optimizer.h"
+#include "metadistill/train/data_parallel.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
 #include "metadistill/util/process.h"
@@ -53,8 +54,10 @@ LoadedModel train_teacher(const DataBundle& bundle, const ModelSpec& spec,
   auto result = trainer.fit(*out.model, data, plain);
   if (test_accuracy != nullptr) *test_accuracy = result.final_test_accuracy;
   out.model->to(torch::kCPU);
-  save_model_file(*out.model, spec, path);
-  if (own_folder) {
+  // Data parallel: every rank holds the same weights; rank 0 writes them.
+  const bool writer = !o.data_parallel || o.data_parallel->rank() == 0;
+  if (writer) save_model_file(*out.model, spec, path);
+  if (own_folder && writer) {
     std::error_code ignored;
     fs::remove_all(o.out_dir, ignored);
   }

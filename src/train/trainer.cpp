@@ -172,7 +172,8 @@ struct GradientLengths {
 };
 
 GradientLengths gradient_lengths(ClassifierImpl& model, const torch::Tensor& logits,
-                                 const torch::Tensor& y, bool retain_graph) {
+                                 const torch::Tensor& y, bool retain_graph,
+                                 const BatchMeanReduce& reduce = {}) {
   GradientLengths out;
   for (auto& p : model.parameters()) {
     if (!p.requires_grad()) continue;
@@ -182,6 +183,11 @@ GradientLengths gradient_lengths(ClassifierImpl& model, const torch::Tensor& log
   auto ce = torch::nn::functional::cross_entropy(logits, y);
   auto grads = torch::autograd::grad({ce}, out.params, {}, retain_graph, /*create_graph=*/false,
                                      /*allow_unused=*/true);
+  if (reduce) {
+    for (size_t i = 0; i < grads.size(); ++i)
+      if (!grads[i].defined()) grads[i] = torch::zeros_like(out.params[i]);
+    reduce(grads, y.size(0));
+  }
   for (const auto& g : grads)
     if (g.defined()) out.ce_sq += g.pow(2).sum().item<double>();
   return out;
@@ -189,8 +195,8 @@ GradientLengths gradient_lengths(ClassifierImpl& model, const torch::Tensor& log
 
 // η·‖∇_w L‖ / ‖∇_w CE‖.
 double measure_effective_lr(ClassifierImpl& model, const torch::Tensor& logits,
-                            const torch::Tensor& y, double lr) {
-  const auto g = gradient_lengths(model, logits, y, /*retain_graph=*/false);
+                            const torch::Tensor& y, double lr, const BatchMeanReduce& reduce) {
+  const auto g = gradient_lengths(model, logits, y, /*retain_graph=*/false, reduce);
   return g.ce_sq > 0 ? lr * std::sqrt(g.loss_sq / g.ce_sq) : -1;
 }
 
@@ -203,6 +209,23 @@ void normalize_to_cross_entropy(ClassifierImpl& model, const torch::Tensor& logi
   torch::NoGradGuard no_grad;
   for (const auto& p : g.params)
     if (p.grad().defined()) p.grad().mul_(s);
+}
+
+// Data parallel: replaces this rank's loss and its gradient (in .grad) by those of the whole
+// batch; returns the whole batch's loss.
+double reduce_step(ClassifierImpl& model, const BatchMeanReduce& reduce, double loss,
+                   int64_t count) {
+  std::vector<torch::Tensor> means;
+  for (auto& p : model.parameters()) {
+    if (!p.requires_grad()) continue;
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    means.push_back(p.grad());
+  }
+  // In the gradients' dtype and device: one bucket, one all-reduce.
+  means.push_back(torch::full({1}, loss, means.empty() ? torch::TensorOptions(torch::kDouble)
+                                                       : means.front().options()));
+  reduce(means, count);
+  return means.back().item<double>();
 }
 
 }  // namespace
@@ -286,6 +309,7 @@ class HintonBody : public LoopBody {
     ctx.step = s.step;
     ctx.kd_scale = kd_scale_;
     ctx.step_norm = step_norm_;
+    ctx.reduce = s.reduce;
     if (meta_.uses_teacher()) {
       check(teacher_logits_.defined(), "method '{}' distills, but no teacher logits were given",
             meta_.name());
@@ -295,15 +319,20 @@ class HintonBody : public LoopBody {
     auto logits = model_.forward(batch.x);
     auto loss = functional::hinton_loss(logits, ctx.teacher_logits, batch.y, lambda.lambda1,
                                         lambda.temperature, ctx.kd_scale);
-    const double loss_value = loss.item<double>();
-    s.check_loss(loss_value, lambda.to_string());
+    double loss_value = loss.item<double>();
+    if (!s.reduce) s.check_loss(loss_value, lambda.to_string());
     optimizer_.zero_grad();
     // The epoch's last step also measures the effective learning rate (one extra backward).
     const bool measure = s.index + 1 == s.batches;
     const bool normed = ctx.step_norm == StepNorm::kCrossEntropy && lambda.lambda1 < 1.0;
     loss.backward({}, /*retain_graph=*/measure || normed);
+    if (s.reduce) {
+      // Every rank sees the whole batch's loss, so all of them stop on a non-finite one.
+      loss_value = reduce_step(model_, s.reduce, loss_value, batch.x.size(0));
+      s.check_loss(loss_value, lambda.to_string());
+    }
     if (normed) normalize_to_cross_entropy(model_, logits, batch.y, /*retain_graph=*/measure);
-    if (measure) effective_lr_ = measure_effective_lr(model_, logits, batch.y, s.lr);
+    if (measure) effective_lr_ = measure_effective_lr(model_, logits, batch.y, s.lr, s.reduce);
     optimizer_.step();
     ctx.logits = logits.detach();
     meta_.after_step(ctx);
@@ -380,6 +409,9 @@ Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) { option
 TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimizer& meta) {
   check(data.train_set != nullptr && data.test_set != nullptr, "fit: train and test data needed");
   const auto& o = options_;
+  check(!o.data_parallel || o.step_norm == "none",
+        "step_norm '{}' is not data-parallel yet (the step's length would be that of one rank's "
+        "shard); use step_norm: none, or one process", o.step_norm);
   model.to(o.device);
   model.train();
   auto optimizer = make_student_optimizer(o, {model.parameters()});

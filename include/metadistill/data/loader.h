@@ -1,6 +1,7 @@
 #pragma once
 /// Mini-batch iteration over a data set's ids, seeded shuffling, each batch carrying its ids.
 #include <cstdint>
+#include <functional>
 
 #include <torch/torch.h>
 
@@ -14,6 +15,11 @@ struct Batch {
   torch::Tensor y;    // [B]
   torch::Tensor idx;  // [B] int64 ids into the pool
 };
+
+/// Replaces this process's batch means (`means`, each over `count` samples) by the means over the
+/// union of every data-parallel rank's samples, in place (train/data_parallel.h). An empty
+/// function is one process: the means are already those of the whole batch.
+using BatchMeanReduce = std::function<void(std::vector<torch::Tensor>& means, int64_t count)>;
 
 /// Options of `BatchLoader`.
 struct LoaderOptions {

@@ -2,6 +2,7 @@
 /// One distillation run from a config: data, teacher (trained when missing), cached teacher
 /// outputs, student, method, trainer; results written to the run's folder.
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -59,9 +60,11 @@ struct RunResult {
 /// Trains one student with `method` and `seed`; writes metrics.csv, trajectory.csv, checkpoint.pt
 /// and result.json (atomically) into `out_dir` when it is not empty. The checkpoint and
 /// result.json carry the run's settings and their key (`run_settings`); `resume` continues only a
-/// checkpoint of the same settings (see TrainerOptions::settings).
+/// checkpoint of the same settings (see TrainerOptions::settings). With `group`, this process is
+/// one rank of a data-parallel run (train/data_parallel.h): every rank calls this with the same
+/// arguments, and only rank 0 writes files.
 RunResult run_distill(const Config& config, const Prepared& prepared, const std::string& method,
                       uint64_t seed, const std::filesystem::path& out_dir, bool resume = false,
-                      bool verbose = false);
+                      bool verbose = false, std::shared_ptr<DataParallel> group = nullptr);
 
 }  // namespace metadistill

@@ -57,6 +57,10 @@ struct HypergradientOptions {
   /// The trainer's `step_norm`: the virtual step is normalized like the real one, and h follows
   /// the normalization's dependence on λ (order `before` only).
   StepNorm step_norm = StepNorm::kNone;
+  /// Data parallel (train/data_parallel.h): the batches are this rank's shards; the training
+  /// gradient, the validation gradient v (before ε = fd_scale/‖Pv‖ is formed), L_val and the
+  /// final λ-derivatives, each a batch mean, are reduced over the ranks. Empty = one process.
+  BatchMeanReduce reduce;
 
   HypergradientOptions& with_kd_scale(KdScale v) { kd_scale = v; return *this; }
   HypergradientOptions& with_step_norm(StepNorm v) { step_norm = v; return *this; }

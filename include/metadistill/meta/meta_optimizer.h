@@ -38,6 +38,10 @@ struct HyperStepContext {
   KdScale kd_scale = KdScale::kNone;
   /// The trainer's step normalization, which the hypergradient must follow.
   StepNorm step_norm = StepNorm::kNone;
+  /// Data-parallel runs: `train` and the validation batches are this rank's shards, and every
+  /// batch mean a hyper-step uses goes through `reduce` (data/loader.h) so that λ is the same on
+  /// every rank. Empty for one process.
+  BatchMeanReduce reduce;
 };
 
 /// One row of a metaparameter trajectory (written as CSV by the trainer).

@@ -33,6 +33,11 @@ struct LoopStep {
   /// The next validation batch of the cycle through D_val, indexed by the global step so that a
   /// resumed run sees the batches an uninterrupted one sees. Throws `Error` without D_val.
   std::function<Batch()> next_val;
+  /// Data-parallel runs (TrainerOptions::data_parallel): the step's batch and the validation
+  /// batches are this rank's shards, and the body passes every batch mean it uses (the loss, its
+  /// gradient in .grad, a hyper-step's validation gradient) through `reduce` before using it, so
+  /// that every rank takes the step of the whole batch. Empty for one process.
+  BatchMeanReduce reduce;
   /// Throws `Error` when `loss` is not finite, naming the step, epoch, `what` (the body's
   /// metaparameters) and the last checkpoint kept; a body calls it before its optimizer step.
   std::function<void(double loss, const std::string& what)> check_loss;
@@ -84,7 +89,10 @@ struct LoopOutcome {
 /// or forks from `options.fork_from` first (the checkpoint holds the model, the optimizer and what
 /// the body saves, such as VID terms), then trains the remaining epochs. `train_set[train_ids]`
 /// are the training rows; `val_set` may be null; `test_set` is evaluated after every evaluated
-/// epoch. The model must already be on `options.device`.
+/// epoch. The model must already be on `options.device`. With `options.data_parallel`, every rank
+/// runs this with the same arguments: each trains on its shard of every batch, rank 0's weights
+/// are broadcast at the start, only rank 0 writes checkpoints and the body's outputs, and the ranks
+/// agree on the epoch they resume after and on when the time limit stops them.
 LoopOutcome run_epochs(const TrainerOptions& options, ClassifierImpl& model,
                        torch::optim::Optimizer& optimizer, const DataSet& train_set,
                        const torch::Tensor& train_ids, const DataSet* val_set,

@@ -15,6 +15,8 @@
 
 namespace metadistill {
 
+class DataParallel;
+
 /// Options of `Trainer`.
 struct TrainerOptions {
   /// Number of epochs (the synthetic data set: one full batch per epoch, so epochs = steps).
@@ -78,6 +80,11 @@ struct TrainerOptions {
   /// exhausts it, and that partial epoch is evaluated and checkpointed as the last (equal-budget
   /// comparisons). Not deterministic, unlike everything else here.
   double time_limit = 0.0;
+  /// The data-parallel group this process is a rank of (train/data_parallel.h); null = one
+  /// process. Each rank trains on its shard of every batch (`batch_size` stays the global
+  /// batch), gradients and hypergradients are averaged over the ranks, and only rank 0 writes
+  /// checkpoints and metrics. Not a setting of the run: it does not enter its settings key.
+  std::shared_ptr<DataParallel> data_parallel;
   /// Also keep a copy of the checkpoint after these (1-based) epochs, as
   /// out_dir/checkpoint-epoch<E>.pt (forks for the long-horizon sign test, `fork_from`).
   std::vector<int64_t> keep_checkpoints;

@@ -1,0 +1,194 @@
+// Data-parallel runs as separate processes over localhost: `metadistill launch`, and ranks started
+// by hand with torchrun's variables (train/data_parallel.h, DESIGN.md 3.9).
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.h"
+#include "metadistill/train/data_parallel.h"
+#include "metadistill/train/trainer.h"
+#include "metadistill/util/files.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace metadistill;
+using metadistill::testing::contains_all;
+using metadistill::testing::describe;
+using metadistill::testing::run_cli;
+using metadistill::testing::spawn_cli;
+using metadistill::testing::TempDir;
+using metadistill::testing::wait_exit;
+
+namespace {
+
+// The paper's synthetic data (15 training rows: full batches split 7 + 8), a small teacher.
+const char* kConfig = R"(preset: dp
+threads: 1
+data: {name: synthetic, variant: reference, val_is_test: true}
+teacher:
+  model: logreg
+  train: {epochs: 2000, batch_size: 0, lr: 0.01, lr_step: 0, eval_every: 1000, checkpoint_every: 0}
+student:
+  model: mlp
+  train: {epochs: 60, batch_size: 0, lr: 0.5, lr_step: 0, eval_every: 20, checkpoint_every: 20}
+method:
+  settings: {val_temperature: 0.1, gamma: 0.1}
+)";
+
+// Sets torchrun's variables for the processes started while it lives.
+class RankEnvironment {
+ public:
+  RankEnvironment(int rank, int world_size, int port, double timeout) {
+    ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+    ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+    ::setenv("RANK", std::to_string(rank).c_str(), 1);
+    ::setenv("WORLD_SIZE", std::to_string(world_size).c_str(), 1);
+    ::setenv("METADISTILL_DIST_TIMEOUT", std::to_string(timeout).c_str(), 1);
+  }
+  void rank(int r) { ::setenv("RANK", std::to_string(r).c_str(), 1); }
+  ~RankEnvironment() {
+    for (const char* v : {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE",
+                          "METADISTILL_DIST_TIMEOUT"})
+      ::unsetenv(v);
+  }
+};
+
+class Launch : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_ = (dir_ / "dp.yaml").string();
+    write_file_atomic(config_, kConfig);
+    // One teacher for every run of the test.
+    const auto r = run_cli({"train-teacher", config_, "--out", out(""), "-q"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  std::string out(const std::string& name) const { return (dir_ / name).string(); }
+  nlohmann::json result(const std::string& name, const std::string& run) const {
+    return nlohmann::json::parse(read_file(dir_ / name / "distill" / run / "result.json"));
+  }
+
+  TempDir dir_{"launch"};
+  std::string config_;
+};
+
+}  // namespace
+
+// Two processes launched on this machine train the one-process student: the same final λ and
+// accuracy, with the gradient method moving λ.
+TEST_F(Launch, IntegrationTwoRanksGiveTheOneProcessRun) {
+  const std::vector<std::string> distill = {"distill", config_, "--out", out(""), "--method",
+                                            "gradient", "-q"};
+  auto one = distill;
+  one.insert(one.end(), {"--seed", "1"});
+  const auto a = run_cli(one);
+  ASSERT_EQ(a.exit_code, 0) << describe(one, a);
+  std::vector<std::string> two = {"launch", "--nproc", "2", "--"};
+  two.insert(two.end(), distill.begin(), distill.end());
+  two.insert(two.end(), {"--seed", "2"});
+  auto b = run_cli(two);
+  ASSERT_EQ(b.exit_code, 0) << describe(two, b);
+  EXPECT_TRUE(contains_all(b.out, {"data parallel: 2 ranks"})) << describe(two, b);
+  // Seed 2 as one process, to compare with the two ranks of seed 2.
+  auto c_args = distill;
+  c_args[3] = out("single");
+  c_args.insert(c_args.end(), {"--seed", "2"});
+  fs::create_directories(dir_ / "single");
+  fs::copy_file(dir_ / "teacher.pt", dir_ / "single" / "teacher.pt");
+  const auto c = run_cli(c_args);
+  ASSERT_EQ(c.exit_code, 0) << describe(c_args, c);
+  const auto ranks = result("", "gradient-seed2"), single = result("single", "gradient-seed2");
+  EXPECT_NEAR(ranks["final"]["lambda1"].get<double>(), single["final"]["lambda1"].get<double>(),
+              1e-5);
+  EXPECT_NEAR(ranks["final"]["temperature"].get<double>(),
+              single["final"]["temperature"].get<double>(), 1e-5);
+  EXPECT_NE(single["final"]["lambda1"].get<double>(), single["initial"]["lambda1"].get<double>());
+  EXPECT_DOUBLE_EQ(ranks["final_test_accuracy"].get<double>(),
+                   single["final_test_accuracy"].get<double>());
+  EXPECT_EQ(ranks["steps"], 60);
+}
+
+// One rank killed mid-run: the other stops within the timeout, naming the lost rank, and the
+// checkpoint written before is intact.
+TEST_F(Launch, IntegrationALostRankEndsTheOtherNamingIt) {
+  const int port = free_tcp_port();
+  const std::vector<std::string> args = {"distill", config_, "--out", out(""), "--method",
+                                         "naive", "--epochs", "100000000", "-q"};
+  pid_t r0 = -1, r1 = -1;
+  {
+    RankEnvironment env(0, 2, port, 10);
+    r0 = spawn_cli(args, out("r0.out"), out("r0.err"));
+    env.rank(1);
+    r1 = spawn_cli(args, out("r1.out"), out("r1.err"));
+  }
+  // Synchronization point: rank 0 has written a checkpoint (after epoch 20), so both trained.
+  const fs::path checkpoint = dir_ / "distill" / "naive-seed0" / "checkpoint.pt";
+  const auto start = std::chrono::steady_clock::now();
+  while (!fs::exists(checkpoint) && std::chrono::steady_clock::now() - start < std::chrono::minutes(2))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(fs::exists(checkpoint)) << read_file(out("r0.err")) << read_file(out("r1.err"));
+  ::kill(r1, SIGKILL);
+  wait_exit(r1);
+  const auto killed = std::chrono::steady_clock::now();
+  const int code = wait_exit(r0);
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  const std::string err = read_file(out("r0.err"));
+  EXPECT_NE(code, 0) << err;
+  EXPECT_LT(waited, 10 + 5) << err;
+  EXPECT_TRUE(contains_all(err, {"rank 0 of 2", "rank 1", "is gone"})) << err;
+  // The checkpoint is whole: it reads back, with the run's settings.
+  EXPECT_EQ(checkpoint_settings(checkpoint).at("settings").at("method").at("name"), "naive");
+}
+
+TEST_F(Launch, IntegrationWrongWorldSizePortInUseAndUnreachableStoreFailClearly) {
+  const std::vector<std::string> args = {"distill", config_, "--out", out(""), "-q"};
+  {
+    // WORLD_SIZE 2, but only rank 0 started.
+    RankEnvironment env(0, 2, free_tcp_port(), 2);
+    const auto r = run_cli(args);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_TRUE(contains_all(r.err, {"not all 2 ranks joined", "WORLD_SIZE"})) << r.err;
+  }
+  {
+    // Rank 1 with no rank 0 hosting the store.
+    RankEnvironment env(1, 2, free_tcp_port(), 2);
+    const auto r = run_cli(args);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_TRUE(contains_all(r.err, {"cannot reach the rendezvous store", "127.0.0.1:"})) << r.err;
+  }
+  {
+    // The port is held by another listener.
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_ANY);
+    addr.sin_port = 0;
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ASSERT_EQ(::listen(fd, 1), 0);
+    socklen_t len = sizeof(addr);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    RankEnvironment env(0, 2, ntohs(addr.sin_port), 2);
+    const auto r = run_cli(args);
+    ::close(fd);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_TRUE(contains_all(r.err, {"port is in use", "MASTER_PORT"})) << r.err;
+  }
+  {
+    // Commands without a data-parallel mode refuse to run as ranks.
+    RankEnvironment env(0, 2, free_tcp_port(), 2);
+    const auto r = run_cli({"experiment", config_, "--out", out("exp"), "--runs", "1"});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_TRUE(contains_all(r.err, {"WORLD_SIZE=2", "only `distill` and `train-teacher`"}))
+        << r.err;
+  }
+  const auto bad = run_cli({"launch", "--nproc", "2", "--", "experiment", config_});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_TRUE(contains_all(bad.err, {"'experiment' has no data-parallel mode"})) << bad.err;
+}
