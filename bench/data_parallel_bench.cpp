@@ -54,8 +54,8 @@ Args parse(int argc, char** argv) {
     else if (k == "--threads") a.threads = std::stoi(next());
     else fail("unknown argument '{}' (see the header of bench/data_parallel_bench.cpp)", k);
   }
-  check(a.batch >= a.ranks && a.steps >= 1 && a.ranks >= 1 && a.threads >= 1,
-        "expected --batch >= --ranks >= 1, --steps >= 1, --threads >= 1");
+  check(a.batch >= a.ranks && a.steps >= 1 && a.ranks >= 2 && a.threads >= 1,
+        "expected --batch >= --ranks >= 2, --steps >= 1, --threads >= 1");
   return a;
 }
 
@@ -164,13 +164,14 @@ int main(int argc, char** argv) {
         "model {} ({} parameters, gradient bucket {:.2f} MB float32), batch {} (global), {} steps\n"
         "1 process x {} threads: {:.1f} images/s ({:.1f} ms/step)\n"
         "{} ranks x {} thread(s): {:.1f} images/s ({:.1f} ms/step)\n"
-        "speedup {:.2f}, scaling efficiency {:.0f}% (speedup / 1 at equal cores)\n"
+        "speedup {:.2f}; scaling efficiency {:.0f}% (speedup x {} / {} threads in all)\n"
         "all-reduce of one step's gradients: {:.2f} ms here (localhost); a ring moves {:.2f} MB "
         "per rank per step: {:.1f} ms at 1 Gbit/s, {:.1f} ms at 10 Gbit/s\n",
         a.model, params, bytes / 1e6, a.batch, a.steps, a.threads, images / one,
         1000 * one / static_cast<double>(a.steps), a.ranks, std::max(1, a.threads / a.ranks),
         images / ranked, 1000 * ranked / static_cast<double>(a.steps), one / ranked,
-        100 * one / ranked, reduce_ms, moved / 1e6, 1000 * moved / 125e6, 1000 * moved / 1250e6);
+        100 * one / ranked * a.threads / (a.ranks * std::max(1, a.threads / a.ranks)), a.threads,
+        a.ranks * std::max(1, a.threads / a.ranks), reduce_ms, moved / 1e6, 1000 * moved / 125e6, 1000 * moved / 1250e6);
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
