@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "metadistill/meta/gradient_method.h"
 #include "test_util.h"
 
 namespace metadistill {
@@ -64,4 +65,54 @@ TEST(MetaOptimizerRegistry, AMethodIsOneClassAndOneRegistrationLine) {
 }
 
 }  // namespace
+
+// The gradient method's meta-step on a known hypergradient (`apply` is protected: a probe
+// subclass feeds it), against the step written out here independently.
+class GradientProbe : public GradientMetaOptimizer {
+ public:
+  using GradientMetaOptimizer::GradientMetaOptimizer;
+  void step_with(double d_lambda1, double d_temperature) {
+    Hypergradient h;
+    h.lambda1 = d_lambda1;
+    h.temperature = d_temperature;
+    apply(h, 0);
+  }
+};
+
+GradientProbe probe(nlohmann::json settings) {
+  MethodOptions mo;
+  mo.method = "gradient";
+  mo.fixed = {0.3, 2.0};
+  mo.given_initial = true;
+  return GradientProbe(mo, GradientMethodOptions::from_json(settings));
+}
+
+// domain reparametrized: λ1 = σ(a), T = T_min + softplus(b); the SGD step is taken on (a, b) with
+// the chain rule dλ1/da, dT/db, here by central differences of the maps themselves.
+TEST(GradientMethod, ReparametrizedDomainStepsThroughTheChainRule) {
+  const double gamma = 0.1, h1 = 0.8, h2 = -0.5, tmin = Metaparameters::kMinTemperature;
+  auto sigma = [](double a) { return 1 / (1 + std::exp(-a)); };
+  auto temperature = [&](double b) { return tmin + std::log1p(std::exp(b)); };
+  const double a = std::log(0.3 / 0.7), b = std::log(std::expm1(2.0 - tmin)), e = 1e-6;
+  const double da = (sigma(a + e) - sigma(a - e)) / (2 * e);
+  const double db = (temperature(b + e) - temperature(b - e)) / (2 * e);
+  auto m = probe({{"domain", "reparametrized"}, {"gamma", gamma}});
+  ASSERT_NEAR(m.current().lambda1, 0.3, 1e-12);
+  ASSERT_NEAR(m.current().temperature, 2.0, 1e-12);
+  m.step_with(h1, h2);
+  EXPECT_NEAR(m.current().lambda1, sigma(a - gamma * h1 * da), 1e-8);
+  EXPECT_NEAR(m.current().temperature, temperature(b - gamma * h2 * db), 1e-8);
+}
+
+// clip bounds each component of the hypergradient to [−clip, clip], both signs.
+TEST(GradientMethod, ClipBoundsBothSignsOfTheHypergradient) {
+  auto m = probe({{"clip", 0.05}, {"gamma", 1.0}});
+  m.step_with(-0.8, 0.3);
+  EXPECT_NEAR(m.current().lambda1, 0.3 + 0.05, 1e-12);
+  EXPECT_NEAR(m.current().temperature, 2.0 - 0.05, 1e-12);
+  m.step_with(0.01, -0.02);  // inside the bound: unchanged
+  EXPECT_NEAR(m.current().lambda1, 0.35 - 0.01, 1e-12);
+  EXPECT_NEAR(m.current().temperature, 1.95 + 0.02, 1e-12);
+}
+
 }  // namespace metadistill
