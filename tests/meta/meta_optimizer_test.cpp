@@ -115,4 +115,21 @@ TEST(GradientMethod, ClipBoundsBothSignsOfTheHypergradient) {
   EXPECT_NEAR(m.current().temperature, 1.95 + 0.02, 1e-12);
 }
 
+// The paper's initial draw of T: log10 T ~ U(−1, 1), so T spans [0.1, 10] with log-mean 0.
+TEST(MetaOptimizerRegistry, LogUniformTemperatureDrawsSpanATenthToTen) {
+  double lo = 1e9, hi = 0, log_sum = 0;
+  const int n = 400;
+  for (int s = 0; s < n; ++s) {
+    const Metaparameters m = draw_metaparameters(static_cast<uint64_t>(s), "log-uniform");
+    lo = std::min(lo, m.temperature);
+    hi = std::max(hi, m.temperature);
+    log_sum += std::log10(m.temperature);
+  }
+  EXPECT_GE(lo, 0.1);
+  EXPECT_LT(lo, 0.15);
+  EXPECT_LE(hi, 10.0);
+  EXPECT_GT(hi, 7.0);
+  EXPECT_NEAR(log_sum / n, 0.0, 0.1);  // standard error of the mean: 0.58 / 20
+}
+
 }  // namespace metadistill
