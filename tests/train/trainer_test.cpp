@@ -327,6 +327,16 @@ TEST(Evaluation, ExpectedCalibrationErrorMatchesAHandComputation) {
   EXPECT_THROW(expected_calibration_error(p, y.slice(0, 0, 3)), Error);
 }
 
+// A confidence on a bin edge belongs to the bin below: bins are (b/B, (b+1)/B]. Two classes with
+// equal logits give a confidence of exactly 0.5 (argmax takes the first class): with 2 bins it
+// falls in bin 0 with a correct prediction, beside a wrong one at confidence 0.9 in bin 1:
+// ECE = (|1 − 0.5| + |0 − 0.9|) / 2 = 0.7 (a floor at the edge would put both in bin 1: 0.2).
+TEST(Calibration, AConfidenceOnABinEdgeBelongsToTheBinBelow) {
+  auto logits = torch::tensor({{0.0, 0.0}, {std::log(9.0), 0.0}}, torch::kDouble);
+  auto labels = torch::tensor({0, 1}, torch::kLong);
+  EXPECT_NEAR(expected_calibration_error(logits, labels, 2), 0.7, 1e-12);
+}
+
 // Every evaluated epoch logs test cross-entropy, both ECEs and the effective learning rate; for
 // plain cross-entropy (λ1 = 1) the effective learning rate is the learning rate itself.
 TEST(Trainer, EpochsLogCrossEntropyCalibrationAndEffectiveLearningRate) {
