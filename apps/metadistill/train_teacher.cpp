@@ -33,11 +33,10 @@ int run(const TrainTeacherOptions& o) {
   TrainerOptions t = c.teacher.trainer;
   t.device = parse_device(c.device);
   t.seed = o.seed;
-  t.verbose = !o.common.quiet;
   // A rank of a data-parallel group (WORLD_SIZE > 1) trains its shard of every batch.
   t.data_parallel = DataParallel::from_environment();
   const bool rank0 = !t.data_parallel || t.data_parallel->rank() == 0;
-  t.verbose = t.verbose && rank0;
+  t.verbose = !o.common.quiet && rank0;
   double acc = 0;
   train_teacher(data, spec, t, c.teacher_file, &acc);
   if (!rank0) return 0;

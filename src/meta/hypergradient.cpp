@@ -42,13 +42,11 @@ std::pair<double, double> head_gradient(const torch::Tensor& logits, const torch
 void reduce_validation(const HypergradientOptions& o, torch::autograd::variable_list& v,
                        Hypergradient& h, int64_t count) {
   if (!o.reduce) return;
-  std::vector<torch::Tensor> means(v.begin(), v.end());
-  means.push_back(torch::full({1}, h.val_loss, means.empty() ? torch::TensorOptions(torch::kDouble)
-                                                             : means.front().options()));
-  o.reduce(means, count);
-  h.val_loss = means.back().item<double>();
-  means.pop_back();
-  v = std::move(means);
+  v.push_back(torch::full({1}, h.val_loss, v.empty() ? torch::TensorOptions(torch::kDouble)
+                                                     : v.front().options()));
+  o.reduce(v, count);
+  h.val_loss = v.back().item<double>();
+  v.pop_back();
 }
 
 // Data parallel: the λ-derivatives are linear in the training batch's mean loss.
