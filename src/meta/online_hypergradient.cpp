@@ -3,8 +3,8 @@
 #include <cmath>
 #include <memory>
 
-#include "metadistill/meta/hypergradient.h"
 #include "metadistill/meta/parameter_ops.h"
+#include "metadistill/meta/virtual_step.h"
 #include "metadistill/util/error.h"
 
 namespace metadistill {
@@ -17,36 +17,6 @@ std::vector<torch::Tensor> zeros_like_all(const std::vector<torch::Tensor>& like
   for (const auto& t : like) out.push_back(torch::zeros_like(t).detach());
   return out;
 }
-
-std::vector<torch::Tensor> gradients_or_zeros(const torch::Tensor& loss,
-                                              const std::vector<torch::Tensor>& params,
-                                              bool retain_graph = false) {
-  auto g = torch::autograd::grad({loss}, params, {}, retain_graph, false, /*allow_unused=*/true);
-  std::vector<torch::Tensor> out;
-  out.reserve(g.size());
-  for (size_t i = 0; i < g.size(); ++i)
-    out.push_back(g[i].defined() ? g[i].detach() : torch::zeros_like(params[i]));
-  return out;
-}
-
-const torch::optim::OptimizerParamState* param_state(torch::optim::Optimizer& opt,
-                                                     const torch::Tensor& p) {
-  auto it = opt.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
-  return it == opt.state().end() ? nullptr : it->second.get();
-}
-
-class BufferGuards {
- public:
-  explicit BufferGuards(const std::vector<torch::nn::Module*>& modules) {
-    for (auto* module : modules) {
-      check(module != nullptr, "online hypergradient: a null module was given for buffer restoring");
-      guards_.push_back(std::make_unique<BufferGuard>(*module));
-    }
-  }
-
- private:
-  std::vector<std::unique_ptr<BufferGuard>> guards_;
-};
 
 }  // namespace
 
@@ -125,7 +95,7 @@ void OnlineHypergradient::carry(const std::vector<torch::Tensor>& params,
   check(kind != "adam" || !state2_.empty(),
         "online hypergradient: the optimizer changed to adam mid-run");
 
-  BufferGuards buffers(modules);
+  BufferGuard buffers(modules);
   const auto w_after = snapshot_parameters(params);
   const torch::Tensor m_value = m.detach().clone();
 
@@ -193,7 +163,7 @@ void OnlineHypergradient::carry(const std::vector<torch::Tensor>& params,
     const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
     for (size_t i = 0; i < params.size(); ++i) {
       const auto* st =
-          static_cast<const torch::optim::AdamParamState*>(param_state(optimizer, params[i]));
+          static_cast<const torch::optim::AdamParamState*>(optimizer_param_state(optimizer, params[i]));
       check(st != nullptr, "online hypergradient: Adam has no state for a parameter after its step");
       // The state after the step holds m_t, v_t and t (torch::optim::Adam's formulas).
       auto dgrad = decays[i] != 0 ? grads[i] + decays[i] * w_before[i] : grads[i];
@@ -231,11 +201,11 @@ void OnlineHypergradient::carry(const std::vector<torch::Tensor>& params,
   clip(params);
 }
 
-GenericHypergradient OnlineHypergradient::hypergradient(
+HypergradientVector OnlineHypergradient::hypergradient(
     const std::vector<torch::Tensor>& params, const ValLossFn& val_loss,
     const std::vector<torch::nn::Module*>& modules) const {
-  BufferGuards buffers(modules);
-  GenericHypergradient h;
+  BufferGuard buffers(modules);
+  HypergradientVector h;
   auto lv = val_loss();
   h.val_loss = lv.item<double>();
   const int64_t d = static_cast<int64_t>(z_.size());

@@ -1,5 +1,7 @@
 #include "metadistill/meta/parameter_ops.h"
 
+#include "metadistill/util/error.h"
+
 namespace metadistill {
 
 std::vector<torch::Tensor> snapshot_parameters(const std::vector<torch::Tensor>& params) {
@@ -23,6 +25,38 @@ void assign_parameters_axpy(const std::vector<torch::Tensor>& params,
     torch::Tensor p = params[i];
     torch::add_out(p, base[i], dir[i], alpha);
   }
+}
+
+std::vector<torch::Tensor> gradients_or_zeros(const torch::Tensor& loss,
+                                              const std::vector<torch::Tensor>& params,
+                                              bool retain_graph) {
+  auto g = torch::autograd::grad({loss}, params, {}, retain_graph, false, /*allow_unused=*/true);
+  std::vector<torch::Tensor> out;
+  out.reserve(g.size());
+  for (size_t i = 0; i < g.size(); ++i)
+    out.push_back(g[i].defined() ? g[i].detach() : torch::zeros_like(params[i]));
+  return out;
+}
+
+BufferGuard::BufferGuard(torch::nn::Module& module) { save(module); }
+
+BufferGuard::BufferGuard(const std::vector<torch::nn::Module*>& modules) {
+  for (auto* module : modules) {
+    check(module != nullptr, "hypergradient: a null module was given for buffer restoring");
+    save(*module);
+  }
+}
+
+void BufferGuard::save(torch::nn::Module& module) {
+  for (auto& b : module.buffers()) {
+    buffers_.push_back(b);
+    saved_.push_back(b.detach().clone());
+  }
+}
+
+BufferGuard::~BufferGuard() {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < buffers_.size(); ++i) buffers_[i].copy_(saved_[i]);
 }
 
 }  // namespace metadistill

@@ -11,7 +11,7 @@
 #include <fmt/ranges.h>
 
 #include "metadistill/losses/hinton.h"
-#include "metadistill/meta/generic_hypergradient.h"
+#include "metadistill/meta/hypergradient.h"
 #include "metadistill/meta/online_hypergradient.h"
 #include "metadistill/meta/parameter_ops.h"
 #include "metadistill/util/error.h"
@@ -359,13 +359,15 @@ class VidBody : public LoopBody {
     const bool hyper_due = ml_.learns() && s.step % ml_.hyper_every() == 0;
     if (hyper_due && !online_) {
       const Batch val = s.next_val();
-      auto h = generic_hypergradient(
-          all_params_, optimizer_, o_.optimizer, s.lr, train_loss, val_loss_of(val), meta_tensor(),
-          guarded_,
-          GenericHypergradientOptions()
-              .mode(ml_.method() == "all-pairs-exact" ? "exact" : "fd")
-              .fd_scale(ml_.fd_scale()));
-      meta_update(h.gradient);
+      HyperStep step;
+      step.params = all_params_;
+      step.train_loss = train_loss;
+      step.val_loss = val_loss_of(val);
+      step.modules = guarded_;
+      const auto options = HypergradientOptions()
+                               .with_mode(ml_.method() == "all-pairs-exact" ? "exact" : "fd")
+                               .with_fd_scale(ml_.fd_scale());
+      meta_update(hypergradient(step, optimizer_, o_.optimizer, s.lr, meta_tensor(), options).gradient);
     }
 
     const torch::Tensor m_used = ml_.uses_pairs() ? meta_tensor() : torch::Tensor();

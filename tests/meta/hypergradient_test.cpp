@@ -7,6 +7,7 @@
 
 #include "metadistill/losses/hinton.h"
 #include "metadistill/meta/gradient_method.h"
+#include "metadistill/meta/virtual_step.h"
 
 using namespace metadistill;
 

@@ -8,6 +8,7 @@
 #include "metadistill/losses/hinton.h"
 #include "metadistill/meta/hypergradient.h"
 #include "metadistill/meta/online_hypergradient.h"
+#include "metadistill/meta/virtual_step.h"
 #include "metadistill/train/trainer.h"
 #include "test_util.h"
 

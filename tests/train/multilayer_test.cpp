@@ -275,7 +275,7 @@ TEST(MultiLayerTrainer, AdamHyperStepMovesEveryMetaparameterByItsStepSize) {
 }
 
 // The hyper-step descends: with sgd, a ← a − meta_lr·h and β ← β − beta_lr·h_β, where h is the
-// hypergradient (checked against brute force in generic_hypergradient_test). λ = softmax(a), so
+// hypergradient (checked against brute force in hypergradient_vector_test). λ = softmax(a), so
 // log λ_i − log λ_j moves by exactly −meta_lr·(h_i − h_j). A flipped sign fails here.
 TEST(MultiLayerTrainer, SgdHyperStepMovesAgainstTheHypergradient) {
   TinyData d;

@@ -22,7 +22,7 @@
 
 #include <torch/torch.h>
 
-#include "metadistill/meta/generic_hypergradient.h"
+#include "metadistill/meta/hypergradient.h"
 
 namespace metadistill {
 
@@ -72,7 +72,7 @@ class OnlineHypergradient {
 
   /// g = Zᵀ ∇_w L_val at the current `params`; `gradient` has the shape of m (zeros before the
   /// first `carry`). Leaves parameters and the buffers of `modules` unchanged.
-  GenericHypergradient hypergradient(const std::vector<torch::Tensor>& params,
+  HypergradientVector hypergradient(const std::vector<torch::Tensor>& params,
                                      const ValLossFn& val_loss,
                                      const std::vector<torch::nn::Module*>& modules) const;
 

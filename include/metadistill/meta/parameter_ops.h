@@ -19,4 +19,25 @@ void assign_parameters_axpy(const std::vector<torch::Tensor>& params,
                             const std::vector<torch::Tensor>& base, double alpha,
                             const std::vector<torch::Tensor>& dir);
 
+/// ∇_params loss, detached; zeros for a parameter the loss does not reach.
+std::vector<torch::Tensor> gradients_or_zeros(const torch::Tensor& loss,
+                                              const std::vector<torch::Tensor>& params,
+                                              bool retain_graph = false);
+
+/// Saves the buffers of modules (BatchNorm running statistics) and restores them at scope exit,
+/// around passes that are not training steps.
+class BufferGuard {
+ public:
+  explicit BufferGuard(torch::nn::Module& module);
+  /// Throws `Error` for a null module.
+  explicit BufferGuard(const std::vector<torch::nn::Module*>& modules);
+  ~BufferGuard();
+  BufferGuard(const BufferGuard&) = delete;
+  BufferGuard& operator=(const BufferGuard&) = delete;
+
+ private:
+  void save(torch::nn::Module& module);
+  std::vector<torch::Tensor> buffers_, saved_;
+};
+
 }  // namespace metadistill

@@ -7,7 +7,7 @@
 /// - "all-pairs-fixed" / "all-pairs-random": every teacher tap with every student tap, λ uniform /
 ///   drawn at random (β from the options, or drawn with `random_beta`);
 /// - "all-pairs-exact" / "all-pairs-fd": λij and β learned by the greedy hypergradient of
-///   meta/generic_hypergradient.h (double backward / finite differences) on a cycling
+///   meta/hypergradient.h (double backward / finite differences) on a cycling
 ///   validation batch, before each student step on the same training batch;
 /// - "all-pairs-online": λij and β learned by the long-horizon online hypergradient of
 ///   meta/online_hypergradient.h (tangents carried through every student step, decay

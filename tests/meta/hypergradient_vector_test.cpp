@@ -1,10 +1,11 @@
-#include "metadistill/meta/generic_hypergradient.h"
+#include "metadistill/meta/hypergradient.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "metadistill/losses/vid.h"
+#include "metadistill/meta/parameter_ops.h"
 #include "metadistill/models/classifier.h"
 #include "test_util.h"
 
@@ -120,16 +121,23 @@ torch::Tensor brute_force(const std::string& kind, double delta) {
   return out;
 }
 
-GenericHypergradient compute(Problem& p, const std::string& kind, const std::string& mode) {
-  return generic_hypergradient(
-      p.params, *p.opt, kind, lr_of(kind), [&](const torch::Tensor& m) { return p.train_loss(m); },
-      [&] { return p.val_loss(); }, p.m, {p.student.get(), p.vid.get()},
-      GenericHypergradientOptions().mode(mode).fd_scale(1e-5));
+HyperStep step_of(Problem& p) {
+  HyperStep s;
+  s.params = p.params;
+  s.train_loss = [&](const torch::Tensor& m) { return p.train_loss(m); };
+  s.val_loss = [&] { return p.val_loss(); };
+  s.modules = {p.student.get(), p.vid.get()};
+  return s;
 }
 
-class GenericHypergradientTest : public ::testing::TestWithParam<std::string> {};
+HypergradientVector compute(Problem& p, const std::string& kind, const std::string& mode) {
+  return hypergradient(step_of(p), *p.opt, kind, lr_of(kind), p.m,
+                       HypergradientOptions().with_mode(mode).with_fd_scale(1e-5));
+}
 
-TEST_P(GenericHypergradientTest, ExactAndFdMatchBruteForceCentralDifferences) {
+class HypergradientVectorTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(HypergradientVectorTest, ExactAndFdMatchBruteForceCentralDifferences) {
   const std::string kind = GetParam();
   const auto reference = brute_force(kind, 1e-5);
   ASSERT_GT(reference.abs().max().item<double>(), 1e-8) << "no signal to compare";
@@ -148,7 +156,7 @@ TEST_P(GenericHypergradientTest, ExactAndFdMatchBruteForceCentralDifferences) {
   EXPECT_NEAR(exact.val_loss, val_after_real_step(kind, make_problem(kind).m), 1e-10);
 }
 
-INSTANTIATE_TEST_SUITE_P(Optimizers, GenericHypergradientTest,
+INSTANTIATE_TEST_SUITE_P(Optimizers, HypergradientVectorTest,
                          ::testing::Values("sgd", "momentum", "adam"));
 
 std::vector<torch::Tensor> optimizer_state(torch::optim::Optimizer& opt) {
@@ -168,7 +176,36 @@ std::vector<torch::Tensor> optimizer_state(torch::optim::Optimizer& opt) {
   return out;
 }
 
-TEST(GenericHypergradient, LeavesParametersBuffersAndOptimizerStateExactlyAsTheyWere) {
+// The lagged order (the step already taken, DESIGN.md 3.6) must give the before order's
+// hypergradient of that step. Two groups with different weight decays: Adam's preconditioner read
+// from the state after the step must use each parameter's own decay.
+TEST(HypergradientVector, LaggedOrderEqualsTheBeforeOrderOfTheStepTaken) {
+  for (const std::string kind : {"momentum", "adam"}) {
+    for (const std::string mode : {"exact", "fd"}) {
+      Problem p = make_problem(kind);
+      const auto before = compute(p, kind, mode);
+      Problem q = make_problem(kind);
+      HyperStep s = step_of(q);
+      s.w_before = snapshot_parameters(q.params);
+      q.opt->zero_grad();
+      q.train_loss(q.m).backward();
+      for (const auto& t : q.params) s.grads.push_back(t.grad().detach().clone());
+      q.opt->step();
+      const auto stepped = snapshot_parameters(q.params);
+      const auto lagged = hypergradient(s, *q.opt, kind, lr_of(kind), q.m,
+                                        HypergradientOptions().with_mode(mode).with_fd_scale(1e-5));
+      const double scale = before.gradient.abs().max().item<double>();
+      ASSERT_GT(scale, 1e-8) << "no signal to compare";
+      EXPECT_LT((lagged.gradient - before.gradient).abs().max().item<double>(), 1e-8 * scale)
+          << kind << " " << mode << ": lagged " << lagged.gradient << " before " << before.gradient;
+      EXPECT_NEAR(lagged.val_loss, before.val_loss, 1e-12) << kind << " " << mode;
+      for (size_t i = 0; i < stepped.size(); ++i)
+        EXPECT_TRUE(torch::equal(stepped[i], q.params[i].detach())) << "parameter " << i << " moved";
+    }
+  }
+}
+
+TEST(HypergradientVector, LeavesParametersBuffersAndOptimizerStateExactlyAsTheyWere) {
   for (const std::string kind : {"momentum", "adam"}) {
     for (const std::string mode : {"exact", "fd"}) {
       Problem p = make_problem(kind);
@@ -194,7 +231,7 @@ TEST(GenericHypergradient, LeavesParametersBuffersAndOptimizerStateExactlyAsThey
   }
 }
 
-TEST(GenericHypergradient, PerGroupWeightDecayMatters) {
+TEST(HypergradientVector, PerGroupWeightDecayMatters) {
   // The brute force above already checks two groups with different decays; here the student
   // group's decay (not the first group's options alone) must reach the virtual step.
   Problem p = make_problem("sgd");
@@ -205,7 +242,7 @@ TEST(GenericHypergradient, PerGroupWeightDecayMatters) {
   EXPECT_GT((base - changed).abs().max().item<double>(), 1e-8);
 }
 
-TEST(GenericHypergradient, RejectsUnknownModeAndForeignParameters) {
+TEST(HypergradientVector, RejectsUnknownModeAndForeignParameters) {
   Problem p = make_problem("sgd");
   testing::expect_error([&] { compute(p, "sgd", "magic"); }, {"'magic'", "exact or fd"});
   auto stray = torch::zeros({2}, kF64).requires_grad_();
@@ -213,9 +250,10 @@ TEST(GenericHypergradient, RejectsUnknownModeAndForeignParameters) {
   params.push_back(stray);
   testing::expect_error(
       [&] {
-        generic_hypergradient(params, *p.opt, "sgd", 0.1,
-                              [&](const torch::Tensor& m) { return p.train_loss(m) + stray.sum(); },
-                              [&] { return p.val_loss(); }, p.m, {p.student.get()});
+        HyperStep s = step_of(p);
+        s.params = params;
+        s.train_loss = [&](const torch::Tensor& m) { return p.train_loss(m) + stray.sum(); };
+        hypergradient(s, *p.opt, "sgd", 0.1, p.m, HypergradientOptions());
       },
       {"not in any of the optimizer's groups"});
 }
