@@ -27,13 +27,10 @@ namespace fs = std::filesystem;
 
 struct SearchCliOptions {
   CommonOptions common;
-  std::string sampler = "tpe";
-  int64_t trials = 20;
+  /// The flags' values; a flag that is not given leaves the config's `search:` setting.
+  SearchSettings flags;
+  CLI::App* command = nullptr;
   std::string study;
-  std::string objective = "val-loss";
-  int64_t startup = 10;
-  std::string gamma_rule = "optuna";
-  bool prune = false;
   uint64_t seed = 0;
   bool paper_preset = false;
   std::string temperature_prior = "log-uniform";
@@ -60,14 +57,25 @@ void print_history(const Study& study, const fs::path& dir) {
 int run(SearchCliOptions o) {
   Config c = resolve_config(o.common);
   if (o.jobs > 1 && !o.common.threads) c.threads = threads_per_job(c.threads, o.jobs);
+  // The config's `search:` section, then the flags given.
+  SearchSettings settings = c.search;
+  const auto given = [&](const char* flag) { return o.command->count(flag) > 0; };
+  settings.sampler = o.flags.sampler;
+  if (given("--trials")) settings.trials = o.flags.trials;
+  if (given("--startup")) settings.startup = o.flags.startup;
+  if (given("--objective")) settings.objective = o.flags.objective;
+  if (given("--gamma-rule")) settings.gamma_rule = o.flags.gamma_rule;
+  if (given("--prune")) settings.prune = true;
+  if (given("--max-failures")) settings.max_failures = o.flags.max_failures;
   if (o.paper_preset) {
-    o.sampler = "tpe";
-    o.trials = 5;
-    o.startup = 20;
-    o.gamma_rule = "hyperopt";
-    o.objective = "val-accuracy";
+    settings.sampler = "tpe";
+    settings.trials = 5;
+    settings.startup = 20;
+    settings.gamma_rule = "hyperopt";
+    settings.objective = "val-accuracy";
+    settings.trial_epochs = 0;  // hyperopt trained every trial on the full schedule
   }
-  const std::string label = o.paper_preset ? kPaperLabel : o.sampler;
+  const std::string label = o.paper_preset ? kPaperLabel : settings.sampler;
   if (c.data.val_is_test) {
     // The authors validated the synthetic data on its test rows; a search that picks λ by test
     // accuracy would report an optimistic test accuracy, so it validates on the validation rows.
@@ -76,20 +84,14 @@ int run(SearchCliOptions o) {
     c.data.val_is_test = false;
   }
   SearchRunOptions so;
-  so.sampler = o.sampler;
-  so.trials = o.trials;
-  so.startup = o.startup;
-  so.gamma_rule = o.gamma_rule;
-  so.objective = o.objective;
+  so.search = settings;
   so.temperature_prior = o.temperature_prior;
-  so.prune = o.prune;
-  so.max_failures = o.max_failures;
   so.seed = o.seed;
   so.label = label;
   so.retrain = !o.no_retrain && !o.worker;  // the process that started the workers retrains
   so.verbose = !o.common.quiet;
   so.study = o.study.empty()
-                 ? fs::path(c.out) / "search" / ((o.paper_preset ? "hyperopt-5" : o.sampler) + ".db")
+                 ? fs::path(c.out) / "search" / ((o.paper_preset ? "hyperopt-5" : settings.sampler) + ".db")
                  : fs::path(o.study);
   // Trial folders, the retrain and the history go under --out, wherever the study file lies.
   const fs::path dir = fs::path(c.out) / "search" / so.study.stem();
@@ -109,25 +111,26 @@ int run(SearchCliOptions o) {
 
   // Models, output folder: before the study is created and the teacher trained.
   check_before_start(c, {});
-  const StudySettings settings = search_study_settings(c, so);
-  const SearchSpace& space = settings.space;
+  const StudySettings study_settings = search_study_settings(c, so);
+  const SearchSpace& space = study_settings.space;
   {
     // Opened here first so that a mismatching study fails before the data and teacher load.
-    Study study = Study::open(so.study, settings);
+    Study study = Study::open(so.study, study_settings);
     std::cout << fmt::format(
         "study {}: sampler {}{}; objective {} ({}, best over epochs); {} trials; "
         "{}, {}\n",
         so.study.string(), label,
-        o.sampler == "tpe"
-            ? fmt::format(" (TPE, {} start-up trials, γ rule {})", o.startup, o.gamma_rule)
+        settings.sampler == "tpe"
+            ? fmt::format(" (TPE, {} start-up trials, γ rule {})", settings.startup,
+                          settings.gamma_rule)
             : "",
-        o.objective, to_string(settings.direction), o.trials, space[0].to_string(),
-        space[1].to_string());
-    if (so.tpe_is_random_search())
+        settings.objective, to_string(study_settings.direction), settings.trials,
+        space[0].to_string(), space[1].to_string());
+    if (settings.tpe_is_random_search())
       std::cout << fmt::format(
           "warning: --trials {} <= start-up trials {}: every trial is drawn from the prior, so "
           "this TPE is random search{}\n",
-          o.trials, o.startup,
+          settings.trials, settings.startup,
           o.paper_preset
               ? " — as in the paper's \"hyperopt, 5 runs\" (hyperopt starts with 20 random trials)"
               : "");
@@ -156,7 +159,7 @@ int run(SearchCliOptions o) {
   so.on_trial_end = [&](const FrozenTrial& t) {
     std::string outcome;
     if (t.state == TrialState::kComplete)
-      outcome = fmt::format("{} {:.4f}", o.objective, *t.value);
+      outcome = fmt::format("{} {:.4f}", settings.objective, *t.value);
     else
       outcome = fmt::format("{}: {}", to_string(t.state), t.message);
     std::cout << fmt::format("trial {}{}: {} -> {} ({:.1f}s)\n", t.number,
@@ -186,7 +189,7 @@ int run(SearchCliOptions o) {
   if (s.best) {
     const auto& b = *s.best;
     std::cout << fmt::format("best: trial {}: {} -> {} {:.4f}\n", b.number,
-                             describe_params(space, b.params), o.objective, *b.value);
+                             describe_params(space, b.params), settings.objective, *b.value);
     if (!s.done) {
       std::cout << fmt::format(
           "{} trials are still running in other processes: retrain once the "
@@ -220,37 +223,49 @@ void setup_search(CLI::App& app) {
       fmt::format("the paper's hyperopt baseline: TPE, 5 trials, hyperopt's 20 start-up trials and "
                   "γ rule, val accuracy — labelled \"{}\"",
                   kPaperLabel));
-  sub->add_option("--sampler", o->sampler, "tpe or random (default tpe)")
+  const SearchSettings defaults;
+  sub->add_option("--sampler", o->flags.sampler, "tpe or random (default tpe)")
       ->check(CLI::IsMember({"tpe", "random"}))
       ->excludes(preset);
-  sub->add_option("--trials", o->trials, "finished trials the study should have (default 20)")
+  sub->add_option("--trials", o->flags.trials,
+                  fmt::format("finished trials the study should have (default: the config's "
+                              "search.trials, else {})",
+                              defaults.trials))
       ->check(CLI::PositiveNumber)
       ->excludes(preset);
   sub->add_option("--study", o->study, "SQLite study file (default <out>/search/<sampler>.db)");
-  sub->add_option("--objective", o->objective, "val-loss (default) or val-accuracy")
+  sub->add_option("--objective", o->flags.objective,
+                  "val-loss or val-accuracy (default: the config's search.objective, else val-loss)")
       ->check(CLI::IsMember({"val-loss", "val-accuracy"}))
       ->excludes(preset);
-  sub->add_option("--startup", o->startup, "TPE start-up trials drawn from the prior (default 10)")
+  sub->add_option("--startup", o->flags.startup,
+                  fmt::format("TPE start-up trials drawn from the prior (default: the config's "
+                              "search.startup, else {})",
+                              defaults.startup))
       ->check(CLI::NonNegativeNumber)
       ->excludes(preset);
-  sub->add_option("--gamma-rule", o->gamma_rule,
-                  "TPE good/bad split: optuna (⌈0.1·n⌉, default) or hyperopt (⌈0.25·√n⌉)")
+  sub->add_option("--gamma-rule", o->flags.gamma_rule,
+                  "TPE good/bad split: optuna (⌈0.1·n⌉) or hyperopt (⌈0.25·√n⌉) (default: the "
+                  "config's search.gamma_rule, else optuna)")
       ->check(CLI::IsMember({"optuna", "hyperopt"}))
       ->excludes(preset);
-  sub->add_flag("--prune", o->prune,
+  sub->add_flag("--prune", o->flags.prune,
                 "median-rule pruning on the per-epoch validation values (judged after each run)");
   sub->add_option("--seed", o->seed, "run seed of every trial and seed of the sampler (default 0)")
       ->check(seed_validator());
   sub->add_option("--temperature-prior", o->temperature_prior,
                   "log-uniform (default) or uniform (the paper's text) on [0.1, 10]")
       ->check(CLI::IsMember({"log-uniform", "uniform"}));
-  sub->add_option("--max-failures", o->max_failures,
-                  "stop after this many failed trials (default 10)")
+  sub->add_option("--max-failures", o->flags.max_failures,
+                  fmt::format("stop after this many failed trials (default: the config's "
+                              "search.max_failures, else {})",
+                              defaults.max_failures))
       ->check(CLI::PositiveNumber);
   sub->add_flag("--no-retrain", o->no_retrain, "skip the final retrain of the best metaparameters");
   sub->add_flag("--export-only", o->export_only,
                 "only write the history (CSV, JSON, plots) of an existing --study");
   add_jobs_options(*sub, o->jobs, o->worker);
+  o->command = sub;
   sub->callback([o]() { throw CommandResult(run(*o)); });
 }
 

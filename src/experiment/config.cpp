@@ -313,19 +313,11 @@ void Config::validate() const {
           "{}: methods: unknown method '{}': expected one of {}{}", source, m,
           fmt::join(names, ", "), variants.empty() ? "" : " or a name under variants");
   check(first_seed >= 0, "{}: first_seed = {}: expected >= 0", source, first_seed);
-  check(search.trials >= 1, "{}: search.trials = {}: expected >= 1", source, search.trials);
-  check(search.startup >= 0, "{}: search.startup = {}: expected >= 0", source, search.startup);
-  check(search.objective == "val-loss" || search.objective == "val-accuracy",
-        "{}: search.objective '{}': expected val-loss or val-accuracy", source, search.objective);
-  check(search.gamma_rule == "optuna" || search.gamma_rule == "hyperopt",
-        "{}: search.gamma_rule '{}': expected optuna or hyperopt", source, search.gamma_rule);
-  check(search.candidates >= 1, "{}: search.candidates = {}: expected >= 1", source,
-        search.candidates);
-  check(search.trial_epochs >= 0,
-        "{}: search.trial_epochs = {}: expected >= 0 (0 = the student's epochs)", source,
-        search.trial_epochs);
-  check(search.max_failures >= 1, "{}: search.max_failures = {}: expected >= 1", source,
-        search.max_failures);
+  try {
+    search.validate();
+  } catch (const Error& e) {
+    fail("{}: {}", source, e.what());
+  }
   check(std::isfinite(budget.seconds) && budget.seconds >= 0,
         "{}: budget.seconds = {}: expected seconds >= 0 (0 = no budget)", source, budget.seconds);
   try {

@@ -133,7 +133,7 @@ std::string fmt_duration(double s) { return format_duration(s); }
 
 // Notes on the search methods that depend on the config.
 std::string search_note(const Config& c, const std::string& method, double budget) {
-  const SearchConfig& s = c.search;
+  const SearchSettings& s = c.search;
   const std::string sampler =
       method == "tpe" ? fmt::format("TPE ({} start-up trials, γ rule {})", s.startup, s.gamma_rule)
                       : std::string("random search");
@@ -191,10 +191,10 @@ RunRow run_search_method(const Config& config, const Prepared& prepared, const s
   for (const auto& e : rt.train.history) row.curve.emplace_back(e.epoch, e.test_accuracy);
   nlohmann::json j = row.to_json();
   j.update(settings_record(run_settings(config, prepared, method, seed)));
-  j["search"] = {{"sampler", so.sampler},
+  j["search"] = {{"sampler", so.search.sampler},
                  {"trials", trials},
                  {"best_trial", rt.trial},
-                 {"objective", so.objective},
+                 {"objective", so.search.objective},
                  {"best_value", r.summary.best ? *r.summary.best->value : 0.0},
                  {"train_rows", rt.train_rows},
                  {"retrained", so.budget_seconds <= 0},

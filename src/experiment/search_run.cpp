@@ -39,8 +39,8 @@ std::string short_name(const std::string& name) {
 Config trial_config(const Config& config, const SearchRunOptions& o) {
   Config c = config;
   c.data.val_is_test = false;
-  if (o.trial_epochs > 0)
-    c.student.trainer.epochs = std::min(o.trial_epochs, c.student.trainer.epochs);
+  if (o.search.trial_epochs > 0)
+    c.student.trainer.epochs = std::min(o.search.trial_epochs, c.student.trainer.epochs);
   return c;
 }
 
@@ -85,17 +85,9 @@ std::vector<std::string> search_method_names() { return {"random-search", "tpe"}
 bool is_search_method(const std::string& name) { return name == "tpe" || name == "random-search"; }
 
 void SearchRunOptions::validate() const {
-  check(sampler == "tpe" || sampler == "random", "search sampler '{}': expected tpe or random",
-        sampler);
-  check(trials >= 1, "search trials = {}: expected >= 1", trials);
-  check(startup >= 0, "search startup = {}: expected >= 0", startup);
-  check(candidates >= 1, "search candidates = {}: expected >= 1", candidates);
-  check(objective == "val-loss" || objective == "val-accuracy",
-        "search objective '{}': expected val-loss or val-accuracy", objective);
-  gamma_rule_from_string(gamma_rule);
-  check(max_failures >= 1, "search max_failures = {}: expected >= 1", max_failures);
-  check(trial_epochs >= 0, "search trial_epochs = {}: expected >= 0 (0 = the student's epochs)",
-        trial_epochs);
+  search.validate();
+  check(temperature_prior == "log-uniform" || temperature_prior == "uniform",
+        "temperature_prior '{}': expected log-uniform or uniform", temperature_prior);
   check(std::isfinite(budget_seconds) && budget_seconds >= 0,
         "search budget_seconds = {}: expected seconds >= 0 (0 = none)", budget_seconds);
   check(!study.empty(), "search: no study file given");
@@ -106,19 +98,11 @@ SearchRunOptions search_options_for(const Config& config, const std::string& met
                                     uint64_t seed, const fs::path& dir) {
   check(method == "tpe" || method == "random-search",
         "search method '{}': expected tpe or random-search", method);
-  const SearchConfig& s = config.search;
   SearchRunOptions o;
-  o.sampler = method == "tpe" ? "tpe" : "random";
+  o.search = config.search;
+  o.search.sampler = method == "tpe" ? "tpe" : "random";
   o.label = method;
-  o.trials = s.trials;
-  o.startup = s.startup;
-  o.gamma_rule = s.gamma_rule;
-  o.candidates = s.candidates;
-  o.objective = s.objective;
   o.temperature_prior = config.method.temperature_prior;
-  o.prune = s.prune;
-  o.max_failures = s.max_failures;
-  o.trial_epochs = s.trial_epochs;
   o.seed = seed;
   o.budget_seconds = config.budget.seconds;
   o.study = dir / "study.db";
@@ -127,19 +111,19 @@ SearchRunOptions search_options_for(const Config& config, const std::string& met
 }
 
 std::unique_ptr<Sampler> make_search_sampler(const SearchRunOptions& o) {
-  if (o.sampler == "random") return std::make_unique<RandomSampler>(o.seed);
+  if (o.search.sampler == "random") return std::make_unique<RandomSampler>(o.seed);
   return std::make_unique<TpeSampler>(TpeOptions()
                                           .with_seed(o.seed)
-                                          .with_startup_trials(o.startup)
-                                          .with_candidates(o.candidates)
-                                          .with_gamma(gamma_rule_from_string(o.gamma_rule)));
+                                          .with_startup_trials(o.search.startup)
+                                          .with_candidates(o.search.candidates)
+                                          .with_gamma(gamma_rule_from_string(o.search.gamma_rule)));
 }
 
 StudySettings search_study_settings(const Config& config, const SearchRunOptions& o) {
   const Config c = trial_config(config, o);
   const nlohmann::json cj = c.to_json();
   nlohmann::json objective = {
-      {"name", o.objective},
+      {"name", o.search.objective},
       {"selection", "best evaluated epoch"},
       {"label", o.label},
       {"run_seed", o.seed},
@@ -150,7 +134,7 @@ StudySettings search_study_settings(const Config& config, const SearchRunOptions
   if (o.budget_seconds > 0) objective["budget_seconds"] = o.budget_seconds;
   return StudySettings()
       .with_name(o.study.stem().string())
-      .with_direction(o.objective == "val-loss" ? Direction::kMinimize : Direction::kMaximize)
+      .with_direction(o.search.objective == "val-loss" ? Direction::kMinimize : Direction::kMaximize)
       .with_space(metaparameter_space(o.temperature_prior))
       .with_sampler(make_search_sampler(o)->to_json())
       .with_objective(objective);
@@ -200,18 +184,15 @@ SearchRunResult run_search(const Config& config, const Prepared& prepared_in,
     const RunResult r = run_distill(c, prepared, "fixed", o.seed, trial_dir, false, o.verbose);
     double best = direction == Direction::kMinimize ? INFINITY : -INFINITY;
     for (const auto& e : r.train.history) {
-      const double v = o.objective == "val-loss" ? e.val_loss : e.val_accuracy;
-      check(v >= 0, "trial {}: epoch {} has no validation {}", ctx.number(), e.epoch, o.objective);
+      const double v = o.search.objective == "val-loss" ? e.val_loss : e.val_accuracy;
+      check(v >= 0, "trial {}: epoch {} has no validation {}", ctx.number(), e.epoch, o.search.objective);
       if (is_better(v, best, direction)) best = v;
       if (ctx.report(e.epoch, v)) break;  // judged after the run: no time saved (see the header)
     }
     return best;
   };
 
-  SearchOptions so;
-  so.prune = o.prune;
-  so.max_failures = o.max_failures;
-  so.on_trial_end = o.on_trial_end;
+  SearchSettings so = o.search;
   if (o.budget_seconds > 0) {
     // One trial at a time until the budget is spent; earlier processes' trials count.
     SearchSummary total;
@@ -220,7 +201,7 @@ SearchRunResult run_search(const Config& config, const Prepared& prepared_in,
       budget_left = o.budget_seconds - trial_seconds(study.trials());
       if (budget_left <= 0) break;
       so.trials = counts.finished() + 1;
-      const SearchSummary s = optimize(study, *sampler, objective, so);
+      const SearchSummary s = optimize(study, *sampler, objective, so, o.on_trial_end);
       total.ran += s.ran;
       total.complete += s.complete;
       total.pruned += s.pruned;
@@ -232,8 +213,7 @@ SearchRunResult run_search(const Config& config, const Prepared& prepared_in,
     total.done = total.counts.running == 0 && total.counts.waiting == 0;
     result.summary = total;
   } else {
-    so.trials = o.trials;
-    result.summary = optimize(study, *sampler, objective, so);
+    result.summary = optimize(study, *sampler, objective, so, o.on_trial_end);
   }
   result.trials = study.trials();
   result.seconds = trial_seconds(result.trials);

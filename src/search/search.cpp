@@ -22,14 +22,24 @@ bool TrialContext::report(int64_t step, double value) {
   return pruned_;
 }
 
-void SearchOptions::validate() const {
-  check(trials >= 1, "search: trials = {}: expected >= 1", trials);
-  check(max_failures >= 1, "search: max_failures = {}: expected >= 1", max_failures);
+void SearchSettings::validate() const {
+  check(sampler == "tpe" || sampler == "random", "search.sampler '{}': expected tpe or random",
+        sampler);
+  check(trials >= 1, "search.trials = {}: expected >= 1", trials);
+  check(startup >= 0, "search.startup = {}: expected >= 0", startup);
+  check(objective == "val-loss" || objective == "val-accuracy",
+        "search.objective '{}': expected val-loss or val-accuracy", objective);
+  check(gamma_rule == "optuna" || gamma_rule == "hyperopt",
+        "search.gamma_rule '{}': expected optuna or hyperopt", gamma_rule);
+  check(candidates >= 1, "search.candidates = {}: expected >= 1", candidates);
+  check(trial_epochs >= 0, "search.trial_epochs = {}: expected >= 0 (0 = the full schedule)",
+        trial_epochs);
+  check(max_failures >= 1, "search.max_failures = {}: expected >= 1", max_failures);
   pruner.validate();
 }
 
 SearchSummary optimize(Study& study, Sampler& sampler, const Objective& objective,
-                       const SearchOptions& options) {
+                       const SearchSettings& options, const TrialEndFn& on_trial_end) {
   options.validate();
   const std::optional<MedianPruner> pruner =
       options.prune ? std::optional<MedianPruner>(MedianPruner(options.pruner)) : std::nullopt;
@@ -73,7 +83,7 @@ SearchSummary optimize(Study& study, Sampler& sampler, const Objective& objectiv
     if (state == TrialState::kPruned) ++summary.pruned;
     if (state == TrialState::kFailed) ++summary.failed;
     sampler.tell(study.trial(claimed->number));
-    if (options.on_trial_end) options.on_trial_end(study.trial(claimed->number));
+    if (on_trial_end) on_trial_end(study.trial(claimed->number));
   }
   summary.counts = study.counts();
   summary.best = study.best_trial();

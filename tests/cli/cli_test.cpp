@@ -161,8 +161,10 @@ TEST_F(Cli, IntegrationTrainTeacherSavesTheTeacher) {
 }
 
 TEST_F(Cli, IntegrationSearchRunsAStudyRetrainsTheBestAndExportsIt) {
-  const auto r = run({"search", config_, "--out", out("s"), "--sampler", "random", "--trials", "2",
-                      "--seed", "3", "-q"});
+  // No --trials: the config's search section (trials 2) applies, as in an experiment.
+  const auto r = run({"search", config_, "--out", out("s"), "--sampler", "random", "--seed", "3",
+                      "-q"});
+  EXPECT_TRUE(contains_all(r.out, {"2 trials"})) << last_;
   const auto study_file = dir_ / "s" / "search" / "random.db";
   ASSERT_TRUE(fs::exists(study_file)) << last_;
   Study study = Study::load(study_file);

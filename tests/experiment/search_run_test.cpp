@@ -34,11 +34,12 @@ TEST(SearchRun, IntegrationTrialsThenRetrainAndResumeWithoutTraining) {
   const Prepared p = prepare(c);
   ASSERT_TRUE(p.data.val_is_test);  // the search must still validate on the validation rows
   SearchRunOptions o = SearchRunOptions()
-                           .with_sampler("tpe")
-                           .with_trials(4)
-                           .with_startup(2)
+                           .with_search(SearchSettings()
+                                            .with_sampler("tpe")
+                                            .with_trials(4)
+                                            .with_startup(2)
+                                            .with_trial_epochs(100))
                            .with_seed(3)
-                           .with_trial_epochs(100)
                            .with_study(dir / "s" / "study.db")
                            .with_dir(dir / "s");
   std::vector<std::string> started;
@@ -82,7 +83,7 @@ TEST(SearchRun, IntegrationTrialsThenRetrainAndResumeWithoutTraining) {
 
   // More trials on the same study: only the missing ones run, then a new retrain if the best
   // changed.
-  o.trials = 6;
+  o.search.trials = 6;
   const SearchRunResult more = run_search(c, p, o);
   EXPECT_EQ(more.summary.ran, 2);
   EXPECT_EQ(more.trials.size(), 6u);
@@ -95,10 +96,8 @@ TEST(SearchRun, IntegrationTheSameSeedGivesTheSameSearch) {
   auto run = [&](const std::string& name, uint64_t seed) {
     return run_search(c, p,
                       SearchRunOptions()
-                          .with_sampler("random")
-                          .with_trials(3)
+                          .with_search(SearchSettings().with_sampler("random").with_trials(3).with_trial_epochs(50))
                           .with_seed(seed)
-                          .with_trial_epochs(50)
                           .with_study(dir / name / "study.db")
                           .with_dir(dir / name));
   };
@@ -116,9 +115,7 @@ TEST(SearchRun, IntegrationBudgetRunsTrialsUntilSpentAndReportsTheBestTrial) {
   Config c = tiny_config(dir);
   const Prepared p = prepare(c);
   SearchRunOptions o = SearchRunOptions()
-                           .with_sampler("tpe")
-                           .with_startup(2)
-                           .with_trial_epochs(100)
+                           .with_search(SearchSettings().with_sampler("tpe").with_startup(2).with_trial_epochs(100))
                            .with_budget_seconds(1.0)
                            .with_study(dir / "b" / "study.db")
                            .with_dir(dir / "b");
@@ -147,14 +144,18 @@ TEST(SearchRun, OptionsAndMissingValidationSplitAreErrors) {
   TempDir dir("searchopt");
   SearchRunOptions o = SearchRunOptions().with_study(dir / "s.db").with_dir(dir / "s");
   o.validate();
-  expect_error([&] { SearchRunOptions(o).with_trials(0).validate(); }, {"trials", "0"});
-  expect_error([&] { SearchRunOptions(o).with_sampler("grid").validate(); }, {"grid", "tpe"});
-  expect_error([&] { SearchRunOptions(o).with_objective("test-acc").validate(); },
+  auto with = [&](SearchSettings s) { return SearchRunOptions(o).with_search(std::move(s)); };
+  expect_error([&] { with(SearchSettings().with_trials(0)).validate(); }, {"search.trials", "0"});
+  expect_error([&] { with(SearchSettings().with_sampler("grid")).validate(); }, {"grid", "tpe"});
+  expect_error([&] { with(SearchSettings().with_objective("test-acc")).validate(); },
                {"test-acc", "val-loss"});
+  expect_error([&] { with(SearchSettings().with_max_failures(0)).validate(); },
+               {"search.max_failures", "0"});
   expect_error([&] { SearchRunOptions(o).with_budget_seconds(-1).validate(); },
                {"budget_seconds", "-1"});
-  EXPECT_TRUE(SearchRunOptions(o).with_trials(5).with_startup(5).tpe_is_random_search());
-  EXPECT_FALSE(SearchRunOptions(o).with_trials(6).with_startup(5).tpe_is_random_search());
+  EXPECT_TRUE(SearchSettings().with_trials(5).with_startup(5).tpe_is_random_search());
+  EXPECT_FALSE(SearchSettings().with_trials(6).with_startup(5).tpe_is_random_search());
+  EXPECT_FALSE(SearchSettings().with_sampler("random").with_trials(5).with_startup(5).tpe_is_random_search());
   EXPECT_TRUE(is_search_method("tpe"));
   EXPECT_TRUE(is_search_method("random-search"));
   EXPECT_FALSE(is_search_method("random"));
@@ -167,15 +168,15 @@ TEST(SearchRun, OptionsAndMissingValidationSplitAreErrors) {
   c.search.trial_epochs = 11;
   c.budget.seconds = 2.5;
   const auto t = search_options_for(c, "tpe", 4, dir / "run");
-  EXPECT_EQ(t.sampler, "tpe");
-  EXPECT_EQ(t.trials, 7);
-  EXPECT_EQ(t.startup, 3);
-  EXPECT_EQ(t.objective, "val-accuracy");
-  EXPECT_EQ(t.trial_epochs, 11);
+  EXPECT_EQ(t.search.sampler, "tpe");
+  EXPECT_EQ(t.search.trials, 7);
+  EXPECT_EQ(t.search.startup, 3);
+  EXPECT_EQ(t.search.objective, "val-accuracy");
+  EXPECT_EQ(t.search.trial_epochs, 11);
   EXPECT_EQ(t.seed, 4u);
   EXPECT_DOUBLE_EQ(t.budget_seconds, 2.5);
   EXPECT_EQ(t.study, dir / "run" / "study.db");
-  EXPECT_EQ(search_options_for(c, "random-search", 0, dir.path()).sampler, "random");
+  EXPECT_EQ(search_options_for(c, "random-search", 0, dir.path()).search.sampler, "random");
   expect_error([&] { search_options_for(c, "gradient", 0, dir.path()); }, {"gradient", "tpe"});
   // Different samplers' studies differ, so that one file is never resumed by the other.
   EXPECT_NE(search_study_settings(c, t).sampler,

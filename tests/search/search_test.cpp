@@ -153,7 +153,7 @@ TEST(SearchClosedForm, StudyLoopGivesTheSameStudyAsThePlainLoop) {
       Study::open(":memory:", StudySettings().with_space(p.space).with_sampler(b.to_json()));
   const auto summary = optimize(
       study, b, [&](TrialContext& ctx) { return p.f(ctx.trial().params); },
-      SearchOptions().with_trials(25));
+      SearchSettings().with_trials(25));
   EXPECT_TRUE(summary.done);
   EXPECT_EQ(summary.ran, 25);
   const auto stored = study.trials();
@@ -163,7 +163,7 @@ TEST(SearchClosedForm, StudyLoopGivesTheSameStudyAsThePlainLoop) {
   // Asking again finds the study finished.
   EXPECT_EQ(optimize(
                 study, b, [&](TrialContext&) -> double { throw std::runtime_error("ran"); },
-                SearchOptions().with_trials(25))
+                SearchSettings().with_trials(25))
                 .ran,
             0);
 }
@@ -238,11 +238,11 @@ TEST(SearchLoop, PrunesFailsAndCountsTrials) {
     }
     return v;
   };
-  SearchOptions o = SearchOptions().with_trials(30).with_prune(true);
+  SearchSettings o = SearchSettings().with_trials(30).with_prune(true);
   o.pruner.startup_trials = 5;
   std::vector<int64_t> seen;
-  o.on_trial_end = [&](const FrozenTrial& t) { seen.push_back(t.number); };
-  const auto s = optimize(study, sampler, objective, o);
+  const auto s = optimize(study, sampler, objective, o,
+                          [&](const FrozenTrial& t) { seen.push_back(t.number); });
   EXPECT_TRUE(s.done);
   EXPECT_EQ(s.complete + s.pruned, 30);
   EXPECT_GT(s.pruned, 5);
@@ -264,7 +264,7 @@ TEST(SearchLoop, PrunesFailsAndCountsTrials) {
     return ctx.param("x");
   };
   const auto f =
-      optimize(failing, sampler, throws, SearchOptions().with_trials(5).with_max_failures(50));
+      optimize(failing, sampler, throws, SearchSettings().with_trials(5).with_max_failures(50));
   EXPECT_EQ(f.complete, 5);
   EXPECT_EQ(f.failed, failing.counts().failed);
   for (const auto& t : failing.trials())
@@ -274,7 +274,7 @@ TEST(SearchLoop, PrunesFailsAndCountsTrials) {
     try {
       optimize(
           nan_study, sampler, [](TrialContext&) { return NAN; },
-          SearchOptions().with_trials(5).with_max_failures(3));
+          SearchSettings().with_trials(5).with_max_failures(3));
     } catch (const Error& e) {
       return std::string(e.what());
     }
@@ -298,7 +298,7 @@ TEST(SearchHistory, ExportsCsvJsonAndPlots) {
         if (ctx.number() == 2) throw Error("boom, with a comma");
         return ctx.param("lambda1");
       },
-      SearchOptions().with_trials(5));
+      SearchSettings().with_trials(5));
   const auto rows = study_history(study.trials(), study.direction());
   ASSERT_EQ(rows.size(), 6u);
   // The best so far only rises when maximizing, and skips failed trials.

@@ -280,7 +280,7 @@ TEST(Study, KilledWorkerIsResumedWithoutLostOrDuplicatedTrials) {
           }
           return quadratic(ctx.trial().params);
         },
-        SearchOptions().with_trials(n));
+        SearchSettings().with_trials(n));
   });
   ::close(reached[1]);
   char byte = 0;
@@ -296,7 +296,7 @@ TEST(Study, KilledWorkerIsResumedWithoutLostOrDuplicatedTrials) {
     TpeSampler sampler(TpeOptions::from_json(s.settings().sampler));
     optimize(
         s, sampler, [&](TrialContext& ctx) { return quadratic(ctx.trial().params); },
-        SearchOptions().with_trials(n));
+        SearchSettings().with_trials(n));
   });
   EXPECT_EQ(wait_for(fast), 0);
   Study watch = Study::open(path, settings());
@@ -310,7 +310,7 @@ TEST(Study, KilledWorkerIsResumedWithoutLostOrDuplicatedTrials) {
   TpeSampler sampler(TpeOptions::from_json(watch.settings().sampler));
   const auto summary = optimize(
       watch, sampler, [](TrialContext& ctx) { return quadratic(ctx.trial().params); },
-      SearchOptions().with_trials(n));
+      SearchSettings().with_trials(n));
   EXPECT_TRUE(summary.done);
 
   const auto trials = watch.trials();

@@ -13,6 +13,7 @@
 #include "metadistill/data/dataset.h"
 #include "metadistill/meta/meta_optimizer.h"
 #include "metadistill/models/classifier.h"
+#include "metadistill/search/search.h"
 #include "metadistill/train/trainer.h"
 
 namespace metadistill {
@@ -66,31 +67,6 @@ struct ModelTrainConfig {
   TrainerOptions trainer;
 };
 
-/// The search baselines as experiment methods (`tpe`, `random-search`; see
-/// experiment/search_run.h): one run = one search of `trials` trials, then a retrain of the best.
-struct SearchConfig {
-  /// Trials per search (the paper's hyperopt: 5).
-  int64_t trials = 10;
-  /// TPE start-up trials drawn from the prior. An honest count below `trials` (DESIGN.md 3.5):
-  /// with trials ≤ startup every trial is a prior draw, TPE is random search, and the experiment
-  /// warns and says so in the table (the paper's hyperopt had 20 start-up trials for 5 trials).
-  int64_t startup = 5;
-  /// "val-loss" (minimized) or "val-accuracy" (maximized), best over the evaluated epochs, on
-  /// the validation split (never test data).
-  std::string objective = "val-loss";
-  /// TPE good/bad split: "optuna" (⌈0.1·n⌉) or "hyperopt" (⌈0.25·√n⌉).
-  std::string gamma_rule = "optuna";
-  /// TPE candidates drawn per parameter.
-  int64_t candidates = 24;
-  /// Student epochs of one trial, at most the student's `epochs`; 0 = those (the retrain always
-  /// uses the student's `epochs`).
-  int64_t trial_epochs = 0;
-  /// Median-rule pruning, judged after each trial (records only; saves no time).
-  bool prune = false;
-  /// A search stops with an error after this many failed trials.
-  int64_t max_failures = 10;
-};
-
 /// Equal-budget comparison: every run of every method gets the same wall-clock budget.
 struct BudgetConfig {
   /// Seconds per run; 0 = no budget (every method trains its full schedule).
@@ -137,7 +113,10 @@ struct Config {
   /// Named method variants an experiment's `methods` may list besides registered methods.
   std::map<std::string, MethodVariant> variants;
   /// Settings of the search methods of an experiment.
-  SearchConfig search;
+  /// The search baselines as experiment methods (`tpe`, `random-search`; see
+  /// experiment/search_run.h): one run = one search of `trials` trials, then a retrain of the
+  /// best. The sampler is the method's; `search:` sets the rest.
+  SearchSettings search;
   /// Equal-budget mode of an experiment.
   BudgetConfig budget;
   /// Seed of one distill run (model init, batch order, method draws).

@@ -49,26 +49,10 @@ bool is_search_method(const std::string& name);
 
 /// Options of `run_search`.
 struct SearchRunOptions {
-  /// "tpe" or "random".
-  std::string sampler = "tpe";
-  /// Finished trials the study should have (unused in equal-budget mode).
-  int64_t trials = 10;
-  /// TPE: start-up trials drawn from the prior, the good/bad split rule ("optuna" or
-  /// "hyperopt") and the candidates drawn from l(x) per parameter.
-  int64_t startup = 5;
-  std::string gamma_rule = "optuna";
-  int64_t candidates = 24;
-  /// "val-loss" (minimized) or "val-accuracy" (maximized), best over the evaluated epochs.
-  std::string objective = "val-loss";
+  /// Sampler, trials, TPE settings, objective, trial epochs, pruning, failure limit.
+  SearchSettings search;
   /// Prior of T: "log-uniform" or "uniform" on [0.1, 10] (λ1 ~ U(0, 1) always).
   std::string temperature_prior = "log-uniform";
-  /// Median-rule pruning on the per-epoch validation values (judged after each run).
-  bool prune = false;
-  /// Stop with an error once the study holds this many failed trials.
-  int64_t max_failures = 10;
-  /// Student epochs of one trial (at most the config's); 0 = the config's. The retrain always
-  /// uses the config's.
-  int64_t trial_epochs = 0;
   /// Run seed of every trial and of the retrain, and seed of the sampler.
   uint64_t seed = 0;
   /// Name shown in the study's objective settings ("tpe", "random", "hyperopt-5 (= ...)").
@@ -84,24 +68,18 @@ struct SearchRunOptions {
   /// Per-epoch lines from the trainer.
   bool verbose = false;
   /// Called after each trial this process ran, with its stored record.
-  std::function<void(const FrozenTrial&)> on_trial_end;
+  TrialEndFn on_trial_end;
   /// Called before each training starts: "trial <n>" or "retrain", its folder and its epochs.
   std::function<void(const std::string&, const std::filesystem::path&, int64_t)> on_training_start;
 
-  SearchRunOptions& with_sampler(std::string v) { sampler = std::move(v); return *this; }
-  SearchRunOptions& with_trials(int64_t v) { trials = v; return *this; }
-  SearchRunOptions& with_startup(int64_t v) { startup = v; return *this; }
-  SearchRunOptions& with_objective(std::string v) { objective = std::move(v); return *this; }
+  SearchRunOptions& with_search(SearchSettings v) { search = std::move(v); return *this; }
   SearchRunOptions& with_seed(uint64_t v) { seed = v; return *this; }
-  SearchRunOptions& with_trial_epochs(int64_t v) { trial_epochs = v; return *this; }
   SearchRunOptions& with_budget_seconds(double v) { budget_seconds = v; return *this; }
   SearchRunOptions& with_study(std::filesystem::path v) { study = std::move(v); return *this; }
   SearchRunOptions& with_dir(std::filesystem::path v) { dir = std::move(v); return *this; }
 
   /// Throws `Error` naming the option when a value is out of range.
   void validate() const;
-  /// True for TPE whose trials all come from the prior (trials ≤ start-up): random search.
-  bool tpe_is_random_search() const { return sampler == "tpe" && trials <= startup; }
 };
 
 /// The search options a config's `search` section gives for experiment method `method`
