@@ -112,7 +112,7 @@ static MultiLayerConfig read_multilayer_config(const fs::path& path) {
   number("beta_max", o.beta_max(), [&](double v) { o.beta_max(v); });
   {
     std::string kind = o.meta_optimizer();
-    read_key(section, "meta_optimizer", file, used, kind, "sgd or adam");
+    read_key(section, "meta_optimizer", file, used, kind, "sgd, adam or sign");
     o.meta_optimizer(kind);
   }
   number("fd_scale", o.fd_scale(), [&](double v) { o.fd_scale(v); });

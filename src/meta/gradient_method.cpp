@@ -131,8 +131,7 @@ void GradientMethodOptions::validate() const {
             online_options.fd_scheme() == "central",
         "method.settings.tangent_batch needs product: exact or fd_scheme: central (the one-sided "
         "difference reuses the whole batch's gradient)");
-  check(meta_step == "sgd" || meta_step == "adam" || meta_step == "sign",
-        "method.settings.meta_step '{}': expected sgd, adam or sign", meta_step);
+  MetaStepRule::check_kind(meta_step, "method.settings.meta_step");
   check(std::isfinite(gamma) && gamma > 0 && gamma <= kMaxGamma,
         "method.settings.gamma = {}: expected a value in (0, {:g}]", gamma, kMaxGamma);
   check(std::isfinite(clip) && clip >= 0,
@@ -153,14 +152,13 @@ void GradientMethodOptions::validate() const {
 
 GradientMetaOptimizer::GradientMetaOptimizer(const MethodOptions& method,
                                              GradientMethodOptions options)
-    : options_(std::move(options)) {
+    : options_(std::move(options)), rule_(options_.meta_step, {options_.gamma, options_.gamma}) {
   Metaparameters initial = method.given_initial
                                ? method.fixed
                                : draw_metaparameters(method.seed, method.temperature_prior);
   initial.validate();
   set_value(initial);
   if (options_.online) online_ = std::make_unique<OnlineHypergradient>(options_.online_options);
-  sign_step_ = {options_.gamma, options_.gamma};
   last_.value = value_;
   last_.phase = "init";
   last_.r2_lambda1 = last_.r2_temperature = std::nan("");
@@ -291,26 +289,7 @@ void GradientMetaOptimizer::apply(const Hypergradient& h, int64_t step) {
     g1 = std::clamp(g1, -options_.clip, options_.clip);
     g2 = std::clamp(g2, -options_.clip, options_.clip);
   }
-  const std::array<double, 2> g = {g1, g2};
-  std::array<double, 2> delta{};
-  ++meta_steps_;
-  for (size_t i = 0; i < 2; ++i) {
-    if (options_.meta_step == "adam") {
-      constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
-      adam_m_[i] = kBeta1 * adam_m_[i] + (1 - kBeta1) * g[i];
-      adam_v_[i] = kBeta2 * adam_v_[i] + (1 - kBeta2) * g[i] * g[i];
-      const double m_hat = adam_m_[i] / (1 - std::pow(kBeta1, static_cast<double>(meta_steps_)));
-      const double v_hat = adam_v_[i] / (1 - std::pow(kBeta2, static_cast<double>(meta_steps_)));
-      delta[i] = options_.gamma * m_hat / (std::sqrt(v_hat) + kEps);
-    } else if (options_.meta_step == "sign") {
-      const double sign = g[i] > 0 ? 1.0 : (g[i] < 0 ? -1.0 : 0.0);
-      if (sign != 0 && last_sign_[i] != 0 && sign != last_sign_[i]) sign_step_[i] *= 0.5;
-      if (sign != 0) last_sign_[i] = sign;
-      delta[i] = sign_step_[i] * sign;
-    } else {
-      delta[i] = options_.gamma * g[i];
-    }
-  }
+  const auto delta = rule_.delta({g1, g2});
   value_ = from_coordinates(c1 - delta[0], c2 - delta[1]);
   last_.step = step;
   last_.value = value_;
@@ -354,26 +333,14 @@ void GradientMetaOptimizer::after_step(const HyperStepContext& ctx) {
 nlohmann::json GradientMetaOptimizer::state() const {
   return {{"lambda1", value_.lambda1},
           {"temperature", value_.temperature},
-          {"meta_step",
-           {{"adam_m", adam_m_},
-            {"adam_v", adam_v_},
-            {"sign_step", sign_step_},
-            {"last_sign", last_sign_},
-            {"steps", meta_steps_}}},
+          {"meta_step", rule_.state()},
           {"last_lr", last_lr_}};
 }
 
 void GradientMetaOptimizer::load_state(const nlohmann::json& s) {
   value_ = {s.at("lambda1").get<double>(), s.at("temperature").get<double>()};
   // Checkpoints written before meta-step rules existed hold λ only.
-  if (s.contains("meta_step")) {
-    const auto& m = s.at("meta_step");
-    adam_m_ = m.at("adam_m").get<std::array<double, 2>>();
-    adam_v_ = m.at("adam_v").get<std::array<double, 2>>();
-    sign_step_ = m.at("sign_step").get<std::array<double, 2>>();
-    last_sign_ = m.at("last_sign").get<std::array<double, 2>>();
-    meta_steps_ = m.at("steps").get<int64_t>();
-  }
+  if (s.contains("meta_step")) rule_.load_state(s.at("meta_step"));
   last_lr_ = s.value("last_lr", 0.0);
 }
 

@@ -12,6 +12,7 @@
 
 #include "metadistill/losses/hinton.h"
 #include "metadistill/meta/hypergradient.h"
+#include "metadistill/meta/meta_step.h"
 #include "metadistill/meta/online_hypergradient.h"
 #include "metadistill/meta/parameter_ops.h"
 #include "metadistill/util/error.h"
@@ -47,8 +48,7 @@ void MultiLayerOptions::validate() const {
   check(beta_min() >= 0 && beta_min() <= beta_max() && beta_max() <= 1,
         "multilayer beta_min = {}, beta_max = {}: expected 0 <= beta_min <= beta_max <= 1",
         beta_min(), beta_max());
-  check(meta_optimizer() == "sgd" || meta_optimizer() == "adam",
-        "multilayer meta_optimizer '{}': expected sgd or adam", meta_optimizer());
+  MetaStepRule::check_kind(meta_optimizer(), "multilayer meta_optimizer");
   if (learns())
     check(beta() >= beta_min() && beta() <= beta_max(),
           "multilayer beta = {}: outside [beta_min, beta_max] = [{}, {}]", beta(), beta_min(),
@@ -220,39 +220,13 @@ std::vector<double> softmax(const std::vector<double>& a) {
   return out;
 }
 
-// The direction a hyper-step takes (before its step size): h itself ("sgd"), or Adam's
-// bias-corrected m̂ / (√v̂ + ε), scale-free, so one `meta_lr` fits a, whose hypergradient is
-// orders of magnitude smaller than β's.
-class MetaStep {
- public:
-  MetaStep(std::string kind, size_t n) : kind_(std::move(kind)), m_(n, 0.0), v_(n, 0.0) {}
-  std::vector<double> step(const std::vector<double>& h) {
-    if (kind_ == "sgd") return h;
-    constexpr double b1 = 0.9, b2 = 0.999, eps = 1e-12;
-    ++t_;
-    std::vector<double> out(h.size());
-    const double c1 = 1 - std::pow(b1, double(t_)), c2 = 1 - std::pow(b2, double(t_));
-    for (size_t i = 0; i < h.size(); ++i) {
-      m_[i] = b1 * m_[i] + (1 - b1) * h[i];
-      v_[i] = b2 * v_[i] + (1 - b2) * h[i] * h[i];
-      out[i] = (m_[i] / c1) / (std::sqrt(v_[i] / c2) + eps);
-    }
-    return out;
-  }
-  nlohmann::json state() const { return {{"m", m_}, {"v", v_}, {"t", t_}}; }
-  void load_state(const nlohmann::json& j) {
-    m_ = j.at("m").get<std::vector<double>>();
-    v_ = j.at("v").get<std::vector<double>>();
-    t_ = j.at("t").get<int64_t>();
-    check(m_.size() == v_.size(), "meta-step state: {} first and {} second moments", m_.size(),
-          v_.size());
-  }
-
- private:
-  std::string kind_;
-  std::vector<double> m_, v_;
-  int64_t t_ = 0;
-};
+// The meta-step on [a_1..a_P, β]: step `meta_lr` on the pair logits, `beta_lr` on β. Adam's ε is
+// 1e-12, far below the hypergradient of a (about 1e-7).
+MetaStepRule meta_step_rule(const MultiLayerOptions& ml, size_t pairs) {
+  std::vector<double> sizes(pairs, ml.meta_lr());
+  sizes.push_back(ml.beta_lr());
+  return MetaStepRule(ml.meta_optimizer(), std::move(sizes), 1e-12);
+}
 
 void write_multilayer_outputs(const fs::path& dir, const MultiLayerResult& r) {
   std::ostringstream m;
@@ -298,7 +272,7 @@ class VidBody : public LoopBody {
         vid_(std::move(vid)), optimizer_(optimizer), all_params_(std::move(all_params)),
         teacher_inputs_(train_set.teacher_input()),
         own_teacher_inputs_(train_set.x_teacher.defined()), a_(std::move(a)), beta_(beta),
-        meta_step_(ml.meta_optimizer(), pairs_.size() + 1), result_(result),
+        meta_step_(meta_step_rule(ml, pairs_.size())), result_(result),
         dtype_(student.parameters().front().scalar_type()) {
     guarded_ = {&student_};
     if (vid_) guarded_.push_back(vid_.get());
@@ -349,9 +323,9 @@ class VidBody : public LoopBody {
       const double* hp = hg.data_ptr<double>();
       check(std::all_of(hp, hp + P + 1, [](double v) { return std::isfinite(v); }),
             "hypergradient became non-finite at step {}", s.step);
-      const auto step = meta_step_.step(std::vector<double>(hp, hp + P + 1));
-      for (size_t i = 0; i < P; ++i) a_[i] -= ml_.meta_lr() * step[i];
-      beta_ = std::clamp(beta_ - ml_.beta_lr() * step[P], ml_.beta_min(), ml_.beta_max());
+      const auto delta = meta_step_.delta(std::vector<double>(hp, hp + P + 1));
+      for (size_t i = 0; i < P; ++i) a_[i] -= delta[i];
+      beta_ = std::clamp(beta_ - delta[P], ml_.beta_min(), ml_.beta_max());
       point.hypergradient_norm = hg.norm().item<double>();
       point.hypergradient.assign(hp, hp + P + 1);
       ++result_.hyper_steps;
@@ -497,7 +471,7 @@ class VidBody : public LoopBody {
   bool own_teacher_inputs_;
   std::vector<double> a_;
   double beta_;
-  MetaStep meta_step_;
+  MetaStepRule meta_step_;
   std::unique_ptr<OnlineHypergradient> online_;
   MultiLayerResult& result_;
   torch::ScalarType dtype_;

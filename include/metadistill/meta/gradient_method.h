@@ -3,7 +3,6 @@
 /// (paper eq. 3; the hypergradient itself is in hypergradient.h), or the long-horizon online
 /// hypergradient (online_hypergradient.h). `proposed`, which extrapolates its trajectory, builds
 /// on it in trajectory.h.
-#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +12,7 @@
 
 #include "metadistill/meta/hypergradient.h"
 #include "metadistill/meta/meta_optimizer.h"
+#include "metadistill/meta/meta_step.h"
 #include "metadistill/meta/online_hypergradient.h"
 
 namespace metadistill {
@@ -54,10 +54,8 @@ struct GradientMethodOptions {
   int64_t tangent_batch = 0;
   /// Online: forget the tangents when the learning rate drops (the dynamics they describe end).
   bool reset_on_lr_drop = true;
-  /// The rule of the meta-step on the stepped coordinates c: "sgd" (c ← c − γ_λ·h), "adam"
-  /// (Adam with step γ_λ and β = (0.9, 0.999)), or "sign" (c ← c − s·sign h per coordinate, s
-  /// starting at γ_λ and halved whenever the sign of h flips; Micaelli & Storkey, "Gradient-based
-  /// Hyperparameter Optimization Over Long Horizons", NeurIPS 2021).
+  /// The rule of the meta-step on the stepped coordinates (meta/meta_step.h) with step γ_λ:
+  /// "sgd" (the paper), "adam" or "sign".
   std::string meta_step = "sgd";
   /// Proposed method: hyper-step window e1 and extrapolation length e2, in steps.
   int64_t e1 = 10, e2 = 10;
@@ -114,9 +112,7 @@ class GradientMetaOptimizer : public MetaOptimizer {
   std::vector<torch::Tensor> w_before_;  // lagged order: weights before the pending hyper step
   std::unique_ptr<OnlineHypergradient> online_;  // `hypergradient: online` only
   double last_lr_ = 0;                           // online: the previous step's learning rate
-  // Meta-step state per coordinate: Adam's moments and step count; sign steps and last signs.
-  std::array<double, 2> adam_m_{}, adam_v_{}, sign_step_{}, last_sign_{};
-  int64_t meta_steps_ = 0;
+  MetaStepRule rule_;  // the meta-step on the two stepped coordinates
 };
 
 }  // namespace metadistill

@@ -58,9 +58,9 @@ struct MultiLayerOptions {
   /// favours the task loss over a one-step horizon, from switching distillation off).
   TORCH_ARG(double, beta_min) = 0.0;
   TORCH_ARG(double, beta_max) = 1.0;
-  /// Learned methods: how a hyper-step moves [a, β]: "sgd" (m −= step · h) or "adam" (Adam's
-  /// moment estimates, β1 = 0.9, β2 = 0.999: steps of about `meta_lr` whatever the scale of h,
-  /// which is tiny for a, about lr · (1 − β) · λij · ⟨∇VID, ∇L_val⟩).
+  /// Learned methods: how a hyper-step moves [a, β] (meta/meta_step.h): "sgd" (m −= step · h),
+  /// "adam" (steps of about `meta_lr` whatever the scale of h, which is tiny for a, about
+  /// lr · (1 − β) · λij · ⟨∇VID, ∇L_val⟩) or "sign" (sign steps halved when the sign flips).
   TORCH_ARG(std::string, meta_optimizer) = "sgd";
   /// Learned methods: fd step scale, ε = fd_scale / ‖P v‖.
   TORCH_ARG(double, fd_scale) = 0.01;
