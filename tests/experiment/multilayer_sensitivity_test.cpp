@@ -4,6 +4,7 @@
 
 #include "metadistill/experiment/plots.h"
 #include "metadistill/util/files.h"
+#include "cli_runner.h"
 #include "test_util.h"
 
 namespace metadistill {
@@ -108,6 +109,16 @@ TEST(Sensitivity, IntegrationEveryPointTrainsOnceAndFinishedRunsAreReused) {
   ASSERT_EQ(again.points.size(), r.points.size());
   for (size_t i = 0; i < r.points.size(); ++i)
     EXPECT_EQ(again.points[i].final_test_accuracy, r.points[i].final_test_accuracy);
+
+  // `metadistill sweep` of a multi-layer config is this study: every point is read back.
+  const auto cli = metadistill::testing::run_cli({"sweep", (dir / "c.yaml").string(), "-q"});
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_NE(cli.out.find("| pairwise | beta | 0.2 | 1 |"), std::string::npos) << cli.out;
+  EXPECT_NE(cli.out.find("sensitivity.csv"), std::string::npos) << cli.out;
+  EXPECT_EQ(std::filesystem::last_write_time(student), stamp);
+  const auto bad = metadistill::testing::run_cli({"sweep", (dir / "c.yaml").string(), "--equal", "2,4"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("sensitivity study"), std::string::npos) << bad.err;
 
   // Another setting in the same folder, or reuse switched off, trains again.
   auto session = open_multilayer_session(c, false);
