@@ -6,6 +6,7 @@
 #include "metadistill/experiment/distill.h"
 #include "metadistill/train/data_parallel.h"
 #include "metadistill/util/error.h"
+#include "metadistill/util/runtime.h"
 
 namespace metadistill::cli {
 
@@ -47,6 +48,7 @@ int run(const DistillOptions& o) {
   // A rank of a data-parallel group (WORLD_SIZE > 1: `metadistill launch`, torchrun, mpirun):
   // joins it now, so that a wrong address or world size fails before any training.
   const auto group = DataParallel::from_environment();
+  if (group) c.device = rank_device(c.device);  // "cuda": this rank's GPU (LOCAL_RANK)
   const bool rank0 = !group || group->rank() == 0;
   if (o.fresh && rank0) {
     std::error_code ignored;

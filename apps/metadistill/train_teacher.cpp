@@ -31,10 +31,11 @@ int run(const TrainTeacherOptions& o) {
   ModelSpec spec(c.teacher.model, data.num_classes,
                  data.pool.teacher_input().sizes().slice(1).vec());
   TrainerOptions t = c.teacher.trainer;
-  t.device = parse_device(c.device);
   t.seed = o.seed;
-  // A rank of a data-parallel group (WORLD_SIZE > 1) trains its shard of every batch.
+  // A rank of a data-parallel group (WORLD_SIZE > 1) trains its shard of every batch, on its own
+  // GPU under "cuda" (LOCAL_RANK).
   t.data_parallel = DataParallel::from_environment();
+  t.device = parse_device(t.data_parallel ? rank_device(c.device) : c.device);
   const bool rank0 = !t.data_parallel || t.data_parallel->rank() == 0;
   t.verbose = !o.common.quiet && rank0;
   double acc = 0;

@@ -1,5 +1,6 @@
 #include "metadistill/util/runtime.h"
 
+#include <cstdlib>
 #include <thread>
 
 #include "metadistill/util/error.h"
@@ -18,6 +19,16 @@ torch::Device parse_device(const std::string& name) {
     }
   }
   fail("device '{}': expected cpu, cuda or cuda:N", name);
+}
+
+std::string rank_device(const std::string& device) {
+  const char* local = std::getenv("LOCAL_RANK");
+  if (device != "cuda" || local == nullptr || *local == '\0') return device;
+  char* end = nullptr;
+  const long rank = std::strtol(local, &end, 10);
+  check(end != nullptr && *end == '\0' && rank >= 0,
+        "LOCAL_RANK='{}': expected the rank's index on its machine, an integer >= 0", local);
+  return fmt::format("cuda:{}", rank);
 }
 
 int set_threads(int threads) {

@@ -11,6 +11,12 @@ namespace metadistill {
 /// but this LibTorch has no CUDA device.
 torch::Device parse_device(const std::string& name);
 
+/// The device of one rank of a data-parallel group (train/data_parallel.h): "cuda" becomes
+/// "cuda:<LOCAL_RANK>" when torchrun's LOCAL_RANK is set, one GPU per rank of a node as torchrun,
+/// mpirun and Slurm launchers expect; "cpu", an explicit "cuda:N" or an unset LOCAL_RANK leave
+/// `device` as it is. Throws `Error` naming LOCAL_RANK when it is not an integer >= 0.
+std::string rank_device(const std::string& device);
+
 /// Sets LibTorch's intra-op thread count; `threads <= 0` means all cores.
 /// Returns the count in force.
 int set_threads(int threads);
