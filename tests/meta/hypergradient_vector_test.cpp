@@ -16,9 +16,10 @@ const auto kF64 = torch::TensorOptions().dtype(torch::kDouble);
 
 // A tiny multi-layer problem in float64: teacher conv-tiny and student conv-very-tiny on 8×8
 // images, four VID pairs (map↔map with and without pooling, vector↔vector), the metaparameters
-// m = [λ1..λ4, β] used raw: L = β·CE + (1 − β)·Σ λp·VIDp. Two optimizer groups (student with
-// weight decay, VID without), and two real warm-up steps so that momentum buffers and Adam
-// moments are not trivial. Building it twice gives the same state.
+// m = [λ1..λ4, β] used raw: L = β·CE + (1 − β)·Σ λp·VIDp. Two optimizer groups (the student's
+// first layers with weight decay; its last layer and the VID terms without), and two real
+// warm-up steps so that momentum buffers and Adam moments are not trivial. Building it twice
+// gives the same state.
 struct Problem {
   Classifier teacher, student;
   MultiVID vid{nullptr};
@@ -68,8 +69,12 @@ Problem make_problem(const std::string& kind) {
                                         {"fc1", "fc1"}},
                    p.teacher_features, sf, MultiVIDOptions().hidden(4));
   p.vid->to(torch::kDouble);
+  // Groups: the student's first layers with weight decay; its last layer (which L_val sees, so
+  // that a wrong per-group decay changes h) and the VID terms without.
   auto sp = p.student->parameters();
   auto vp = p.vid->parameters();
+  vp.insert(vp.begin(), sp.end() - 2, sp.end());
+  sp.resize(sp.size() - 2);
   std::vector<torch::optim::OptimizerParamGroup> groups;
   if (kind == "adam") {
     groups.emplace_back(sp, std::make_unique<torch::optim::AdamOptions>(
