@@ -5,6 +5,7 @@
 #include <set>
 
 #include "metadistill/losses/hinton.h"
+#include "metadistill/meta/parameter_ops.h"
 #include "metadistill/util/error.h"
 
 namespace metadistill {
@@ -19,15 +20,7 @@ double logit(double p) { return std::log(p / (1.0 - p)); }
 // Keeps λ1 strictly inside (0, 1) in the reparametrized domain, where a = logit(λ1).
 constexpr double kLogitEdge = 1e-6;
 
-// The parameters the optimizer steps, and their gradients of the step just taken (zeros where
-// a parameter got none).
-std::vector<torch::Tensor> trainable(ClassifierImpl& model) {
-  std::vector<torch::Tensor> out;
-  for (const auto& p : model.parameters())
-    if (p.requires_grad()) out.push_back(p);
-  return out;
-}
-
+// The gradients of the step just taken (zeros where a parameter got none).
 std::vector<torch::Tensor> step_gradients(const std::vector<torch::Tensor>& params) {
   std::vector<torch::Tensor> out;
   for (const auto& p : params)
@@ -224,7 +217,7 @@ void GradientMetaOptimizer::carry_tangents(const HyperStepContext& ctx) {
   check(ctx.teacher_logits.defined(), "hypergradient: the method distills but has no teacher logits");
   check(!ctx.reduce, "hypergradient online is not data-parallel yet (the tangents would follow one "
         "rank's shard); use hypergradient exact or fd, or one process");
-  const auto params = trainable(*ctx.student);
+  const auto params = trainable_parameters(*ctx.student);
   const auto grads = step_gradients(params);
   const auto& front = params.front();
   auto m = torch::tensor({value_.lambda1, value_.temperature},
@@ -247,7 +240,7 @@ bool GradientMetaOptimizer::lagged_hyper_step(const HyperStepContext& ctx) {
   if (w_before_.empty()) return false;
   if (online_) {
     Batch val = ctx.next_val();
-    const auto params = trainable(*ctx.student);
+    const auto params = trainable_parameters(*ctx.student);
     auto g = online_->hypergradient(
         params,
         [&] { return validation_loss(*ctx.student, val, options_.hypergradient.val_temperature); },
@@ -260,7 +253,7 @@ bool GradientMetaOptimizer::lagged_hyper_step(const HyperStepContext& ctx) {
     w_before_.clear();
     return true;
   }
-  const auto grads = step_gradients(trainable(*ctx.student));
+  const auto grads = step_gradients(trainable_parameters(*ctx.student));
   Batch val = ctx.next_val();
   auto options = options_.hypergradient;
   options.kd_scale = ctx.kd_scale;

@@ -205,13 +205,6 @@ torch::Tensor validation_loss(ClassifierImpl& model, const Batch& val, double va
 
 namespace {
 
-std::vector<torch::Tensor> trainable(ClassifierImpl& model) {
-  std::vector<torch::Tensor> out;
-  for (auto& p : model.parameters())
-    if (p.requires_grad()) out.push_back(p);
-  return out;
-}
-
 // hinton_loss at logits z for m = [λ1, T] (float64): the plain double overload when m is a value,
 // the tensor one, cast to the logits' dtype, when m is differentiated.
 torch::Tensor hinton_head(const torch::Tensor& z, const torch::Tensor& teacher,
@@ -258,7 +251,7 @@ HyperStep hinton_step(ClassifierImpl& model, const Batch& train, const torch::Te
                       const Batch& val, const HypergradientOptions& o) {
   check(teacher.defined(), "hypergradient: the method distills but has no teacher logits");
   HyperStep s;
-  s.params = trainable(model);
+  s.params = trainable_parameters(model);
   s.modules = {&model};
   const KdScale scale = o.kd_scale;
   s.train_loss = [&model, &train, &teacher, scale](const torch::Tensor& m) {

@@ -4,6 +4,13 @@
 
 namespace metadistill {
 
+std::vector<torch::Tensor> trainable_parameters(torch::nn::Module& module) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : module.parameters())
+    if (p.requires_grad()) out.push_back(p);
+  return out;
+}
+
 std::vector<torch::Tensor> snapshot_parameters(const std::vector<torch::Tensor>& params) {
   std::vector<torch::Tensor> out;
   out.reserve(params.size());

@@ -197,13 +197,6 @@ namespace {
 
 std::string fmt_num(double v) { return std::isfinite(v) ? fmt::format("{:.9g}", v) : ""; }
 
-std::vector<torch::Tensor> trainable(torch::nn::Module& m) {
-  std::vector<torch::Tensor> out;
-  for (auto& p : m.parameters())
-    if (p.requires_grad()) out.push_back(p);
-  return out;
-}
-
 // λ = softmax(a): the pair weights live on the simplex. Only (1 − β)·λij matters in the loss,
 // so with free non-negative λ the total distillation weight would be carried twice (by β and by
 // Σλ) and a greedy hyper-step could inflate Σλ, i.e. the effective learning rate, which the
@@ -547,8 +540,8 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
     if (ml.random_beta()) beta = u(rng);
   }
 
-  const auto student_params = trainable(student);
-  const auto vid_params = vid_ ? trainable(*vid_) : std::vector<torch::Tensor>{};
+  const auto student_params = trainable_parameters(student);
+  const auto vid_params = vid_ ? trainable_parameters(*vid_) : std::vector<torch::Tensor>{};
   std::vector<std::vector<torch::Tensor>> groups = {student_params};
   if (!vid_params.empty()) groups.push_back(vid_params);
   auto optimizer =

@@ -26,7 +26,6 @@ class MetaStepRule {
   /// Advances the rule's state (moments, sign steps, step count).
   std::vector<double> delta(const std::vector<double>& h);
 
-  const std::string& kind() const { return kind_; }
   int64_t steps() const { return steps_; }
 
   /// The state a checkpoint keeps; `load_state` also reads the {m, v, t} form that multi-layer

@@ -7,6 +7,9 @@
 
 namespace metadistill {
 
+/// The parameters of `module` that require grad (what the optimizer steps).
+std::vector<torch::Tensor> trainable_parameters(torch::nn::Module& module);
+
 /// Detached copies of `params`.
 std::vector<torch::Tensor> snapshot_parameters(const std::vector<torch::Tensor>& params);
 
