@@ -518,3 +518,40 @@ TEST(MultiLayerTrainer, ResumeRefusesACheckpointOfAnotherMethodOrSettings) {
 
 }  // namespace
 }  // namespace metadistill
+
+namespace metadistill {
+namespace {
+
+// The multi-layer counterpart of Trainer.HyperStepsThatDoNotMoveLambdaLeaveTrainingUntouched: the
+// learned methods with meta-steps too small to move the pair weights (1e-30) and β fixed train
+// exactly as all-pairs-fixed (the same uniform weights): the hyper-steps leave no trace on the
+// student's weights and BatchNorm statistics.
+TEST(MultiLayerTrainer, HyperStepsThatDoNotMoveTheWeightsLeaveTrainingUntouched) {
+  TinyData d;
+  const auto state = [](const Classifier& student) {
+    std::vector<torch::Tensor> s;
+    for (const auto& p : student->parameters()) s.push_back(p.detach().clone());
+    for (const auto& b : student->buffers()) s.push_back(b.detach().clone());
+    return s;
+  };
+  Models fixed_models;
+  const auto fixed = MultiLayerTrainer(all_pairs("all-pairs-fixed"), quick(3))
+                         .fit(*fixed_models.student, *fixed_models.teacher, d.data());
+  const auto fixed_state = state(fixed_models.student);
+  for (const std::string method : {"all-pairs-exact", "all-pairs-fd", "all-pairs-online"})
+    for (const std::string rule : {"sgd", "adam"}) {
+      Models m;
+      const auto r = MultiLayerTrainer(all_pairs(method).meta_optimizer(rule).meta_lr(1e-30).beta_lr(0),
+                                       quick(3))
+                         .fit(*m.student, *m.teacher, d.data());
+      ASSERT_FALSE(r.trajectory.empty()) << method;
+      const auto s = state(m.student);
+      ASSERT_EQ(s.size(), fixed_state.size());
+      for (size_t i = 0; i < s.size(); ++i)
+        EXPECT_TRUE(s[i].equal(fixed_state[i])) << method << " " << rule << ": tensor " << i;
+      EXPECT_EQ(r.history.back().train_loss, fixed.history.back().train_loss) << method << " " << rule;
+    }
+}
+
+}  // namespace
+}  // namespace metadistill

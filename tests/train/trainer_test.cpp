@@ -409,3 +409,77 @@ TEST(Trainer, StepNormCeGivesCrossEntropyStepLengths) {
   EXPECT_NE(normed.history.back().train_loss, plain.history.back().train_loss);
   EXPECT_THROW(TrainerOptions(o).with_step_norm("unit").validate(), Error);
 }
+
+// A learned method whose meta-steps are too small to move λ (γ = 1e-30, so λ + γ·g == λ in
+// double) trains exactly as the fixed method at the same λ: its hyper-steps (virtual steps,
+// extra forwards through BatchNorm in train mode, tangents, validation batches, trajectory fits)
+// leave no trace on the weights, the BatchNorm statistics, the optimizer's state or the data
+// order. A trace would make every learned row differ from a fixed row for reasons other than λ.
+TEST(Trainer, HyperStepsThatDoNotMoveLambdaLeaveTrainingUntouched) {
+  // 96 random 1×8×8 images of 3 classes (brightness tells the class): 64 train, 16 val, 16 test.
+  torch::manual_seed(5);
+  auto y = torch::randint(3, {112}, torch::kLong);
+  auto x = torch::randn({112, 1, 8, 8}) + y.to(torch::kFloat).view({112, 1, 1, 1});
+  DataSet pool, test;
+  pool.x = x.slice(0, 0, 96);
+  pool.y = y.slice(0, 0, 96);
+  test.x = x.slice(0, 96);
+  test.y = y.slice(0, 96);
+  DataSet val = pool.select(torch::arange(64, 96, torch::kLong));
+  const auto teacher = 2.0 * torch::randn({96, 3});
+  struct Run {
+    std::vector<torch::Tensor> state;  // parameters and buffers
+    TrainResult result;
+  };
+  const auto run = [&](const std::string& method, nlohmann::json settings,
+                       const std::string& optimizer) {
+    MethodOptions mo;
+    mo.method = method;
+    mo.fixed = {0.5, 2.0};
+    mo.given_initial = true;
+    mo.extra = std::move(settings);
+    auto meta = make_meta_optimizer(mo);
+    seed_everything(9);
+    auto model = make_model(ModelSpec("conv-tiny", 3, {1, 8, 8}));
+    FitData fit;
+    fit.train_set = &pool;
+    fit.train_ids = torch::arange(64, torch::kLong);
+    fit.val_set = &val;
+    fit.test_set = &test;
+    fit.teacher_logits = teacher;
+    auto o = TrainerOptions().with_epochs(3).with_batch_size(16).with_lr(0.05).with_seed(9)
+                 .with_optimizer(optimizer);
+    o.weight_decay = 1e-3;
+    o.val_batch_size = 8;
+    Run r;
+    r.result = Trainer(o).fit(*model, fit, *meta);
+    for (const auto& p : model->parameters()) r.state.push_back(p.detach().clone());
+    for (const auto& b : model->buffers()) r.state.push_back(b.detach().clone());
+    return r;
+  };
+  const nlohmann::json online = {{"hypergradient", "online"}, {"mu", 1.0}, {"meta_step", "adam"},
+                                 {"tangent_batch", 4},        {"gamma", 1e-30}};
+  const std::vector<std::pair<std::string, nlohmann::json>> learned = {
+      {"gradient", {{"hypergradient", "exact"}, {"order", "before"}, {"gamma", 1e-30}}},
+      {"gradient", {{"hypergradient", "exact"}, {"order", "lagged"}, {"gamma", 1e-30}}},
+      {"gradient", {{"hypergradient", "fd"}, {"fd_scheme", "central"}, {"gamma", 1e-30}}},
+      {"gradient", online},
+      {"proposed", {{"e1", 3}, {"e2", 2}, {"gamma", 1e-30}}},
+      {"proposed", online},
+  };
+  for (const std::string optimizer : {"sgd", "momentum", "adam"}) {
+    const Run fixed = run("fixed", nlohmann::json::object(), optimizer);
+    for (const auto& [method, settings] : learned) {
+      const Run r = run(method, settings, optimizer);
+      const std::string what = optimizer + " " + method + " " + settings.dump();
+      ASSERT_EQ(r.result.trajectory.size(), 12u) << what;
+      EXPECT_EQ(r.result.trajectory.back().value.lambda1, 0.5) << what;
+      EXPECT_EQ(r.result.trajectory.back().value.temperature, 2.0) << what;
+      ASSERT_EQ(r.state.size(), fixed.state.size());
+      for (size_t i = 0; i < r.state.size(); ++i)
+        EXPECT_TRUE(r.state[i].equal(fixed.state[i])) << what << ": tensor " << i;
+      for (size_t e = 0; e < r.result.history.size(); ++e)
+        EXPECT_EQ(r.result.history[e].train_loss, fixed.result.history[e].train_loss) << what;
+    }
+  }
+}
