@@ -17,8 +17,9 @@ struct CommonOptions {
   std::optional<int64_t> epochs;
   std::optional<std::string> data_root;
   bool quiet = false;
-  /// The command trains data-parallel when started as a rank of a group (WORLD_SIZE > 1 in the
-  /// environment); the other commands refuse to run as ranks.
+  /// The command runs as a rank of a group (WORLD_SIZE > 1 in the environment): it trains
+  /// data-parallel (distill, train-teacher) or shares out its runs (experiment); the other
+  /// commands refuse to run as ranks.
   bool data_parallel = false;
 };
 

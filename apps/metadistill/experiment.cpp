@@ -8,6 +8,7 @@
 #include "common.h"
 #include "metadistill/experiment/experiment.h"
 #include "metadistill/experiment/multilayer.h"
+#include "metadistill/experiment/run_queue.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
 
@@ -31,6 +32,7 @@ int run_experiment_command(const ExperimentCliOptions& o) {
     check(!o.budget_seconds, "--budget-seconds: multi-layer experiments ({}) have no "
           "equal-budget mode; give `time_limit` in the student's train: section instead",
           o.common.config_path);
+    refuse_ranks(CommonOptions());  // multi-layer runs are not shared out across ranks yet
     MultiLayerRun run;
     run.methods = o.methods;
     run.runs = o.runs;
@@ -50,8 +52,11 @@ int run_experiment_command(const ExperimentCliOptions& o) {
   eo.verbose = false;
   eo.budget_seconds = o.budget_seconds;
   eo.fresh = o.fresh;
+  // A rank of a group (WORLD_SIZE > 1: `metadistill launch`, torchrun, Slurm): the ranks share
+  // out the runs; rank 0 writes the folder and prints the table.
+  eo.queue = RunQueue::from_environment();
   auto r = run_experiment(c, eo);
-  if (o.worker) return 0;
+  if (o.worker || (eo.queue && !eo.queue->root())) return 0;
   const std::string dir = r.budget_seconds > 0
                               ? (std::filesystem::path(c.out) / budget_folder_name(r.budget_seconds)).string()
                               : c.out;
@@ -97,6 +102,7 @@ void setup_experiment(CLI::App& app) {
                 "studies) and train them afresh; without it, a run stored with other settings "
                 "is refused");
   add_jobs_options(*sub, o->jobs, o->worker);
+  o->common.data_parallel = true;  // its ranks share out the runs (experiment/run_queue.h)
   sub->callback([o]() { throw CommandResult(run_experiment_command(*o)); });
 
   auto r = std::make_shared<ReportOptions>();

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -13,6 +14,7 @@
 #include "metadistill/experiment/distill.h"
 #include "metadistill/experiment/plots.h"
 #include "metadistill/experiment/progress.h"
+#include "metadistill/experiment/run_queue.h"
 #include "metadistill/experiment/search_run.h"
 #include "metadistill/experiment/trajectory_summary.h"
 #include "metadistill/util/error.h"
@@ -201,6 +203,28 @@ RunRow run_search_method(const Config& config, const Prepared& prepared, const s
                  {"study", so.study.string()}};
   write_file_atomic(run_dir / "result.json", j.dump(2));
   return row;
+}
+
+// The file that makes the teacher of `config`: precomputed logits, a TorchScript file or the
+// zoo teacher's file.
+fs::path teacher_source(const Config& config) {
+  if (!config.teacher_logits.empty()) return config.teacher_logits;
+  if (!config.teacher_torchscript.empty()) return config.teacher_torchscript;
+  return config.teacher_file;
+}
+
+// A rank of a group takes rank 0's teacher file: written where this rank's config expects it
+// when missing; an existing file that differs is refused (it would make other runs).
+void adopt_teacher(const Config& config, const std::string& contents) {
+  const fs::path path = teacher_source(config);
+  if (!fs::exists(path)) {
+    if (path.has_parent_path()) fs::create_directories(path.parent_path());
+    write_file_atomic(path, contents);
+    return;
+  }
+  check(hash_string(read_file(path)) == hash_string(contents),
+        "{}: this rank's teacher differs from rank 0's; remove it (or give this rank the same "
+        "file) so that every rank distills from one teacher", path.string());
 }
 
 }  // namespace
@@ -477,11 +501,20 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
   check(options.jobs >= 1, "jobs = {}: expected >= 1", options.jobs);
   check(options.jobs == 1 || options.worker || !options.worker_command.empty(),
         "jobs = {} needs a worker command (ExperimentOptions::worker_command)", options.jobs);
+  RunQueue* const queue = options.queue.get();
+  check(queue == nullptr || options.jobs == 1,
+        "--jobs {} with WORLD_SIZE {}: a rank runs one run at a time; start more ranks instead",
+        options.jobs, queue != nullptr ? queue->world_size() : 1);
+  // Rank 0 (or the only process) decides, reports and writes the experiment's files.
+  const bool root = queue == nullptr || queue->root();
   // Everything that can be checked is, before the teacher is trained or data decoded.
   check_before_start(config, result.methods);
   fs::create_directories(dir);
-  // The teacher is trained (or loaded) here, before any worker starts, so workers only load it.
+  // The teacher is trained (or loaded) here, before any worker starts, so workers only load it;
+  // the other ranks of a group take rank 0's.
+  if (queue != nullptr && !root) adopt_teacher(config, queue->share("teacher", ""));
   Prepared prepared = prepare(config);
+  if (queue != nullptr && root) queue->share("teacher", read_file(teacher_source(config)));
   result.data = prepared.data.name;
   result.reference = config.reference;
   result.preset = config.preset;
@@ -502,7 +535,7 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
       plan.push_back(m);
     }
   std::unique_ptr<ExperimentProgress> progress;
-  if (options.progress && !options.worker)
+  if (options.progress && !options.worker && root)
     progress = std::make_unique<ExperimentProgress>(plan, std::cerr, ::isatty(STDERR_FILENO) != 0);
   auto say = [&](const std::string& line) {
     if (progress) progress->message(line);
@@ -568,18 +601,17 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
   };
 
   // --fresh: what it discards goes before any process looks, so workers always start afresh.
-  if (options.fresh && !options.worker)
-    for (const auto& pr : plan_runs) {
-      std::error_code ignored;
-      fs::remove(pr.dir / "result.json", ignored);
-      fs::remove(pr.dir / "checkpoint.pt", ignored);
-      fs::remove(pr.dir / "study.db", ignored);
-      fs::remove(pr.dir / "study.db-wal", ignored);
-      fs::remove(pr.dir / "study.db-shm", ignored);
-      fs::remove_all(pr.dir / "retrain", ignored);
-      for (const auto& e : fs::directory_iterator(pr.dir, ignored))
-        if (e.path().filename().string().rfind("trial-", 0) == 0) fs::remove_all(e.path(), ignored);
-    }
+  auto discard = [](const PlannedRun& pr) {
+    std::error_code ignored;
+    for (const char* f : {"result.json", "checkpoint.pt", "study.db", "study.db-wal", "study.db-shm"})
+      fs::remove(pr.dir / f, ignored);
+    fs::remove_all(pr.dir / "retrain", ignored);
+    for (const auto& e : fs::directory_iterator(pr.dir, ignored))
+      if (e.path().filename().string().rfind("trial-", 0) == 0) fs::remove_all(e.path(), ignored);
+  };
+  // (The other ranks of a group discard a run when they claim it.)
+  if (options.fresh && !options.worker && root)
+    for (const auto& pr : plan_runs) discard(pr);
   // A stored run is reused (or continued) only when it was made with this run's settings: a
   // mismatch stops the experiment before anything is trained, naming what differs (never a
   // stale result shown as the new one). Runs stored before settings keys are taken as they are.
@@ -587,7 +619,7 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
     return run_settings(is_search_method(pr.method) ? config : single, prepared, pr.method,
                         static_cast<uint64_t>(pr.seed));
   };
-  {
+  if (root) {
     std::vector<std::string> mismatches;
     for (const auto& pr : plan_runs) {
       const fs::path result_file = pr.dir / "result.json", checkpoint = pr.dir / "checkpoint.pt";
@@ -617,7 +649,7 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
           mismatches.size(), fmt::join(mismatches, "\n  "));
   }
   // The folder describes this experiment only once its stored runs are known to fit it.
-  if (!options.worker) {
+  if (!options.worker && root) {
     write_file_atomic(dir / "config.json", config.to_json().dump(2));
     write_file_atomic(dir / "experiment.json",
                       nlohmann::json{{"data", result.data},
@@ -650,8 +682,43 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
   std::vector<PlannedRun> work = plan_runs;
   std::stable_sort(work.begin(), work.end(),
                    [](const PlannedRun& a, const PlannedRun& b) { return a.seed < b.seed; });
+  // A group's ranks run what rank 0 has not (its list of runs, by folder), each run on the rank
+  // that claims it first.
+  const auto run_key = [&](const PlannedRun& pr) {
+    return pr.dir.lexically_relative(dir).generic_string();
+  };
+  std::set<std::string> pending;
+  if (queue != nullptr) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& pr : work)
+      if (root && !fs::exists(pr.dir / "result.json")) list.push_back(run_key(pr));
+    for (const auto& k : nlohmann::json::parse(queue->share("plan", list.dump())))
+      pending.insert(k.get<std::string>());
+  }
   for (const auto& pr : work) {
     const fs::path result_file = pr.dir / "result.json";
+    if (queue != nullptr) {
+      if (pending.count(run_key(pr)) == 0 || !queue->claim(run_key(pr))) continue;
+      if (root) {
+        report_finished_elsewhere();
+        execute(pr);
+        continue;
+      }
+      // Rank 0 has no result for it: a result here is stale.
+      if (options.fresh) discard(pr);
+      std::error_code ignored;
+      fs::remove(result_file, ignored);
+      fs::create_directories(pr.dir);
+      try {
+        execute(pr);
+      } catch (const std::exception& e) {
+        queue->report_failure(run_key(pr), e.what());
+        throw;
+      }
+      queue->deliver(run_key(pr), pr.dir);
+      std::cerr << fmt::format("rank {}: {}\n", queue->rank(), summary_of(read_row(result_file)));
+      continue;
+    }
     if (fs::exists(result_file)) continue;
     fs::create_directories(pr.dir);
     auto lock = FileLock::try_acquire(pr.dir / ".lock");
@@ -660,10 +727,20 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
     report_finished_elsewhere();
     execute(pr);
   }
+  if (queue != nullptr && !root) {
+    queue->finish();
+    return result;
+  }
   if (options.worker) return result;
   // Collect: wait for the runs other processes hold; a run whose process died is done here.
   for (const auto& pr : plan_runs) {
     const fs::path result_file = pr.dir / "result.json";
+    if (queue != nullptr && !fs::exists(result_file) && pending.count(run_key(pr)) > 0 &&
+        queue->collect(run_key(pr), pr.dir, report_finished_elsewhere) ==
+            RunQueue::Collected::kTakenOver) {
+      say(fmt::format("{}: the rank that ran it is lost; running it here", run_key(pr)));
+      execute(pr);
+    }
     if (!fs::exists(result_file)) {
       FileLock lock = FileLock::acquire(pr.dir / ".lock");
       report_finished_elsewhere();
@@ -678,6 +755,7 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
       say(fmt::format("warning: worker process {} ended with code {} (its runs were redone here)",
                       w.pid(), code));
   }
+  if (queue != nullptr) queue->finish();
   progress.reset();  // ends the status line before the table is printed
   result.table = summarize_methods(result.runs, result.methods, result.data, result.notes,
                                    result.reference);

@@ -22,8 +22,8 @@
 
 #include <fmt/format.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include "metadistill/train/rendezvous.h"
 #include "metadistill/util/error.h"
 
 namespace metadistill {
@@ -49,19 +49,8 @@ int64_t env_integer(const char* name, int64_t fallback) {
   return out;
 }
 
-std::string this_host() {
-  char name[256] = {0};
-  if (::gethostname(name, sizeof(name) - 1) != 0) return "?";
-  return name;
-}
-
 bool is_loopback(const std::string& addr) {
   return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
-}
-
-std::string first_line(const std::string& s) {
-  const auto nl = s.find('\n');
-  return s.substr(0, nl == std::string::npos ? std::string::npos : nl).substr(0, 300);
 }
 
 // No such process, or a zombie (ended, not yet reaped by its parent).
@@ -74,8 +63,6 @@ bool process_gone(long pid) {
   return close != std::string::npos && close + 2 < line.size() &&
          (line[close + 2] == 'Z' || line[close + 2] == 'X');
 }
-
-std::string key_of_rank(int rank) { return fmt::format("metadistill/rank/{}", rank); }
 
 }  // namespace
 
@@ -130,7 +117,7 @@ struct DataParallel::Impl {
     }
     if (options.rank != 0) {
       try {
-        store->check({key_of_rank(0)});
+        store->check({rank_key(0)});
       } catch (const std::exception&) {
         return "rank 0 is gone (its rendezvous store stopped answering)";
       }
@@ -162,43 +149,9 @@ std::shared_ptr<DataParallel> DataParallel::join(const DataParallelOptions& opti
   impl->options = options;
   impl->timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout * 1000));
   const std::string where = fmt::format("{}:{}", options.master_addr, options.port);
-  c10d::TCPStoreOptions so;
-  so.port = static_cast<std::uint16_t>(options.port);
-  so.isServer = options.rank == 0;
-  so.numWorkers = static_cast<size_t>(options.world_size);
-  so.waitWorkers = true;
-  so.timeout = impl->timeout;
-  try {
-    impl->store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, so);
-  } catch (const std::exception& e) {
-    const std::string msg = e.what();
-    if (options.rank == 0 && (msg.find("in use") != std::string::npos ||
-                              msg.find("EADDRINUSE") != std::string::npos))
-      fail("rank 0 cannot host the rendezvous store on {}: the port is in use (another run? set "
-           "MASTER_PORT to a free port)", where);
-    if (options.rank == 0)
-      fail("rank 0: not all {} ranks joined the rendezvous at {} within {} s (is WORLD_SIZE = {} "
-           "right, and were that many processes started?): {}",
-           options.world_size, where, options.timeout, options.world_size, first_line(msg));
-    fail("rank {}: cannot reach the rendezvous store of rank 0 at {} within {} s (check "
-         "MASTER_ADDR and MASTER_PORT, and that rank 0 runs): {}",
-         options.rank, where, options.timeout, first_line(msg));
-  }
-  // Every rank announces itself ("host pid"); a rank that does not within the timeout was not
-  // started, or WORLD_SIZE is wrong.
-  const std::string me = fmt::format("{} {}", this_host(), static_cast<long>(::getpid()));
-  for (int k = 0; k < options.world_size; ++k) {
-    try {
-      if (k == 0) impl->store->set(key_of_rank(options.rank), std::vector<uint8_t>(me.begin(), me.end()));
-      const auto v = impl->store->get(key_of_rank(k));
-      impl->peers.emplace_back(v.begin(), v.end());
-    } catch (const std::exception& e) {
-      fail("rank {}: not all {} ranks joined the rendezvous at {} within {} s: rank {} is missing "
-           "(is WORLD_SIZE = {} right, and were that many processes started?): {}",
-           options.rank, options.world_size, where, options.timeout, k, options.world_size,
-           first_line(e.what()));
-    }
-  }
+  Rendezvous met = meet(options);
+  impl->store = met.store;
+  impl->peers = std::move(met.peers);
   try {
     auto go = c10d::ProcessGroupGloo::Options::create(impl->timeout);
     const std::string iface = env_or("GLOO_SOCKET_IFNAME", "");

@@ -181,14 +181,14 @@ TEST_F(Launch, IntegrationWrongWorldSizePortInUseAndUnreachableStoreFailClearly)
     EXPECT_TRUE(contains_all(r.err, {"port is in use", "MASTER_PORT"})) << r.err;
   }
   {
-    // Commands without a data-parallel mode refuse to run as ranks.
+    // Commands without a mode for ranks refuse to run as ranks.
     RankEnvironment env(0, 2, free_tcp_port(), 2);
-    const auto r = run_cli({"experiment", config_, "--out", out("exp"), "--runs", "1"});
+    const auto r = run_cli({"sweep", config_, "--out", out("sweep")});
     EXPECT_NE(r.exit_code, 0);
     EXPECT_TRUE(contains_all(r.err, {"WORLD_SIZE=2", "only `distill` and `train-teacher`"}))
         << r.err;
   }
-  const auto bad = run_cli({"launch", "--nproc", "2", "--", "experiment", config_});
+  const auto bad = run_cli({"launch", "--nproc", "2", "--", "sweep", config_});
   EXPECT_NE(bad.exit_code, 0);
-  EXPECT_TRUE(contains_all(bad.err, {"'experiment' has no data-parallel mode"})) << bad.err;
+  EXPECT_TRUE(contains_all(bad.err, {"'sweep' has no mode for ranks"})) << bad.err;
 }

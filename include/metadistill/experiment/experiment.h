@@ -20,6 +20,7 @@
 /// load, so budget tables differ between machines and between repetitions.
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,8 @@
 #include "metadistill/experiment/statistics.h"
 
 namespace metadistill {
+
+class RunQueue;  // experiment/run_queue.h
 
 /// One run of one method: a result row.
 struct RunRow {
@@ -116,6 +119,11 @@ struct ExperimentOptions {
   /// Worker mode: execute the runs this process can claim, then return without tables, reports or
   /// progress (the process that started the workers writes them).
   bool worker = false;
+  /// The ranks of a group (experiment/run_queue.h) to share the runs with, across machines; null
+  /// = this process alone. Every rank calls `run_experiment` with the same config and options;
+  /// rank 0 gives the others its teacher, collects their runs into its folder and writes the
+  /// tables; the others return after their last run, without tables. Not with `jobs` > 1.
+  std::shared_ptr<RunQueue> queue;
 };
 
 /// The default method list: none, naive, random, gradient, proposed, tpe.
