@@ -735,11 +735,21 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
   // Collect: wait for the runs other processes hold; a run whose process died is done here.
   for (const auto& pr : plan_runs) {
     const fs::path result_file = pr.dir / "result.json";
-    if (queue != nullptr && !fs::exists(result_file) && pending.count(run_key(pr)) > 0 &&
-        queue->collect(run_key(pr), pr.dir, report_finished_elsewhere) ==
-            RunQueue::Collected::kTakenOver) {
-      say(fmt::format("{}: the rank that ran it is lost; running it here", run_key(pr)));
-      execute(pr);
+    if (queue != nullptr && !fs::exists(result_file) && pending.count(run_key(pr)) > 0) {
+      if (queue->collect(run_key(pr), pr.dir, report_finished_elsewhere) ==
+          RunQueue::Collected::kTakenOver) {
+        say(fmt::format("{}: the rank that ran it is lost; running it here", run_key(pr)));
+        execute(pr);
+      }
+      // A rank started with another config or other flags made another run: refused, not mixed.
+      try {
+        check_stored_settings(nlohmann::json::parse(read_file(result_file)), settings_of(pr),
+                              result_file.string() + " (delivered by another rank)");
+      } catch (const Error& e) {
+        std::error_code ignored;
+        fs::remove(result_file, ignored);
+        fail("{}\nStart every rank with the same config and flags.", e.what());
+      }
     }
     if (!fs::exists(result_file)) {
       FileLock lock = FileLock::acquire(pr.dir / ".lock");

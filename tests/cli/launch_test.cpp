@@ -192,3 +192,87 @@ TEST_F(Launch, IntegrationWrongWorldSizePortInUseAndUnreachableStoreFailClearly)
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_TRUE(contains_all(bad.err, {"'sweep' has no mode for ranks"})) << bad.err;
 }
+
+// Experiments across machines (experiment/run_queue.h): two ranks started by hand with their own
+// output folders, as on two machines without a shared file system. Rank 1 takes rank 0's teacher;
+// rank 0's folder gets every run, with the numbers of one process running them all.
+TEST_F(Launch, IntegrationExperimentRanksShareOutTheRunsAndGiveTheOneProcessNumbers) {
+  for (const char* folder : {"serial", "rank0"}) {
+    fs::create_directories(dir_ / folder);
+    fs::copy_file(dir_ / "teacher.pt", dir_ / folder / "teacher.pt");
+  }
+  const auto args = [&](const std::string& folder) {
+    return std::vector<std::string>{"experiment", config_, "--out", out(folder), "--runs", "2",
+                                    "--methods", "none,naive,gradient", "-q"};
+  };
+  const auto serial = run_cli(args("serial"));
+  ASSERT_EQ(serial.exit_code, 0) << describe(args("serial"), serial);
+  pid_t r0 = -1, r1 = -1;
+  {
+    RankEnvironment env(0, 2, free_tcp_port(), 30);
+    r0 = spawn_cli(args("rank0"), out("r0.out"), out("r0.err"));
+    env.rank(1);
+    r1 = spawn_cli(args("rank1"), out("r1.out"), out("r1.err"));
+  }
+  const int code1 = wait_exit(r1), code0 = wait_exit(r0);
+  const std::string err0 = read_file(out("r0.err")), err1 = read_file(out("r1.err"));
+  ASSERT_EQ(code0, 0) << err0;
+  ASSERT_EQ(code1, 0) << err1;
+  // Rank 1 distilled from rank 0's teacher, ran at least one run and said so.
+  EXPECT_EQ(read_file(dir_ / "rank1" / "teacher.pt"), read_file(dir_ / "rank0" / "teacher.pt"));
+  EXPECT_TRUE(contains_all(err1, {"rank 1: "})) << err1;
+  // Rank 0 prints the table; rank 1 prints none.
+  EXPECT_TRUE(contains_all(read_file(out("r0.out")), {"| gradient |"}));
+  EXPECT_EQ(read_file(out("r1.out")), "");
+  for (const std::string m : {"none", "naive", "gradient"})
+    for (const std::string s : {"seed0", "seed1"}) {
+      const fs::path run = fs::path("runs") / m / s;
+      ASSERT_TRUE(fs::exists(dir_ / "rank0" / run / "result.json")) << run << "\n" << err0;
+      EXPECT_TRUE(fs::exists(dir_ / "rank0" / run / "metrics.csv")) << run;
+      const auto a = nlohmann::json::parse(read_file(dir_ / "rank0" / run / "result.json"));
+      const auto b = nlohmann::json::parse(read_file(dir_ / "serial" / run / "result.json"));
+      EXPECT_EQ(a["final_test_accuracy"], b["final_test_accuracy"]) << run;
+      EXPECT_EQ(a["final"], b["final"]) << run;
+      EXPECT_EQ(a["settings_key"], b["settings_key"]) << run;
+    }
+}
+
+// A rank killed in the middle of a run: rank 0 takes the run over once the rank's heartbeat has
+// been silent for the timeout, and the experiment completes.
+TEST_F(Launch, IntegrationExperimentRankKilledMidRunHasItsRunTakenOver) {
+  for (const char* folder : {"rank0", "rank1"}) {
+    fs::create_directories(dir_ / folder);
+    fs::copy_file(dir_ / "teacher.pt", dir_ / folder / "teacher.pt");
+  }
+  const auto args = [&](const std::string& folder) {
+    return std::vector<std::string>{"experiment", config_, "--out", out(folder), "--runs", "3",
+                                    "--methods", "naive", "--epochs", "3000", "-q"};
+  };
+  pid_t r0 = -1, r1 = -1;
+  {
+    RankEnvironment env(0, 2, free_tcp_port(), 3);
+    r0 = spawn_cli(args("rank0"), out("r0.out"), out("r0.err"));
+    env.rank(1);
+    r1 = spawn_cli(args("rank1"), out("r1.out"), out("r1.err"));
+  }
+  // Rank 1 is inside a run once that run's first checkpoint is written (epoch 20).
+  const auto start = std::chrono::steady_clock::now();
+  auto inside = [&] {
+    for (const char* s : {"seed0", "seed1", "seed2"})
+      if (fs::exists(dir_ / "rank1" / "runs" / "naive" / s / "checkpoint.pt")) return true;
+    return false;
+  };
+  while (!inside() && std::chrono::steady_clock::now() - start < std::chrono::minutes(2))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(inside()) << read_file(out("r0.err")) << read_file(out("r1.err"));
+  ::kill(r1, SIGKILL);
+  wait_exit(r1);
+  const int code0 = wait_exit(r0);
+  const std::string err0 = read_file(out("r0.err"));
+  ASSERT_EQ(code0, 0) << err0;
+  EXPECT_TRUE(contains_all(err0, {"the rank that ran it is lost; running it here"})) << err0;
+  for (const char* s : {"seed0", "seed1", "seed2"}) {
+    const auto r = nlohmann::json::parse(read_file(dir_ / "rank0" / "runs" / "naive" / s / "result.json"));
+    EXPECT_EQ(r["steps"], 3000) << s;
+  }
+}
