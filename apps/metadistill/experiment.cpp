@@ -32,7 +32,6 @@ int run_experiment_command(const ExperimentCliOptions& o) {
     check(!o.budget_seconds, "--budget-seconds: multi-layer experiments ({}) have no "
           "equal-budget mode; give `time_limit` in the student's train: section instead",
           o.common.config_path);
-    refuse_ranks(CommonOptions());  // multi-layer runs are not shared out across ranks yet
     MultiLayerRun run;
     run.methods = o.methods;
     run.runs = o.runs;

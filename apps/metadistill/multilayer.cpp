@@ -6,6 +6,7 @@
 #include "common.h"
 #include "metadistill/experiment/multilayer.h"
 #include "metadistill/experiment/multilayer_sensitivity.h"
+#include "metadistill/experiment/run_queue.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/runtime.h"
 
@@ -50,14 +51,17 @@ int run_multilayer(const CommonOptions& common, const MultiLayerRun& run) {
   eo.verbose = !o.common.quiet;
   eo.reuse = !o.run.fresh;
   if (o.run.sensitivity) {
+    refuse_ranks(CommonOptions());  // the sensitivity study runs in one process
     check(o.run.jobs == 1, "--jobs {}: the sensitivity study runs in one process", o.run.jobs);
     auto r = run_multilayer_sensitivity(c, eo);
     std::cout << sensitivity_table(r) << "\nsensitivity.csv, sensitivity.md and plots in "
               << (std::filesystem::path(c.base.out) / "sensitivity").string() << "\n";
     return 0;
   }
+  // A rank of a group: the ranks share out the runs; rank 0 writes the folder and the table.
+  eo.queue = RunQueue::from_environment();
   auto r = run_multilayer_experiment(c, eo);
-  if (o.run.worker) return 0;
+  if (o.run.worker || (eo.queue && !eo.queue->root())) return 0;
   std::cout << multilayer_table(r) << "\nper-run CSVs, results.csv, table.md and plots in "
             << c.base.out << "\n";
   return 0;
@@ -84,6 +88,7 @@ void setup_multilayer(CLI::App& app) {
   sub->add_flag("--fresh", o->run.fresh,
                 "retrain every run (default: reuse runs finished with the same settings)");
   add_jobs_options(*sub, o->run.jobs, o->run.worker);
+  o->common.data_parallel = true;  // its ranks share out the runs (experiment/run_queue.h)
   sub->callback([o]() { throw CommandResult(run_multilayer(o->common, o->run)); });
 }
 

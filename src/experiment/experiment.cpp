@@ -5,7 +5,6 @@
 #include <cmath>
 #include <iostream>
 #include <memory>
-#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -14,12 +13,12 @@
 #include "metadistill/experiment/distill.h"
 #include "metadistill/experiment/plots.h"
 #include "metadistill/experiment/progress.h"
+#include "metadistill/experiment/run_pool.h"
 #include "metadistill/experiment/run_queue.h"
 #include "metadistill/experiment/search_run.h"
 #include "metadistill/experiment/trajectory_summary.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
-#include "metadistill/util/process.h"
 #include "metadistill/util/settings_key.h"
 
 namespace metadistill {
@@ -203,28 +202,6 @@ RunRow run_search_method(const Config& config, const Prepared& prepared, const s
                  {"study", so.study.string()}};
   write_file_atomic(run_dir / "result.json", j.dump(2));
   return row;
-}
-
-// The file that makes the teacher of `config`: precomputed logits, a TorchScript file or the
-// zoo teacher's file.
-fs::path teacher_source(const Config& config) {
-  if (!config.teacher_logits.empty()) return config.teacher_logits;
-  if (!config.teacher_torchscript.empty()) return config.teacher_torchscript;
-  return config.teacher_file;
-}
-
-// A rank of a group takes rank 0's teacher file: written where this rank's config expects it
-// when missing; an existing file that differs is refused (it would make other runs).
-void adopt_teacher(const Config& config, const std::string& contents) {
-  const fs::path path = teacher_source(config);
-  if (!fs::exists(path)) {
-    if (path.has_parent_path()) fs::create_directories(path.parent_path());
-    write_file_atomic(path, contents);
-    return;
-  }
-  check(hash_string(read_file(path)) == hash_string(contents),
-        "{}: this rank's teacher differs from rank 0's; remove it (or give this rank the same "
-        "file) so that every rank distills from one teacher", path.string());
 }
 
 }  // namespace
@@ -512,9 +489,8 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
   fs::create_directories(dir);
   // The teacher is trained (or loaded) here, before any worker starts, so workers only load it;
   // the other ranks of a group take rank 0's.
-  if (queue != nullptr && !root) adopt_teacher(config, queue->share("teacher", ""));
-  Prepared prepared = prepare(config);
-  if (queue != nullptr && root) queue->share("teacher", read_file(teacher_source(config)));
+  Prepared prepared;
+  prepare_teacher_in_group(queue, config, [&] { prepared = prepare(config); });
   result.data = prepared.data.name;
   result.reference = config.reference;
   result.preset = config.preset;
@@ -668,104 +644,30 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
   }
   // Results found at the start were computed earlier (a resumed experiment).
   report_finished_elsewhere();
-  std::vector<ChildProcess> workers;
-  if (!options.worker && options.jobs > 1) {
-    size_t pending = 0;
-    for (const auto& pr : plan_runs) pending += !fs::exists(pr.dir / "result.json");
-    const size_t extra = std::min<size_t>(static_cast<size_t>(options.jobs - 1),
-                                          pending > 0 ? pending - 1 : 0);
-    for (size_t k = 0; k < extra; ++k) workers.emplace_back(options.worker_command);
-    if (extra > 0) say(fmt::format("{} worker processes started", extra));
-  }
-  // Work: every run that is neither finished nor claimed by another process, seed by seed, so
-  // that an experiment stopped early has every method at its first seeds.
-  std::vector<PlannedRun> work = plan_runs;
-  std::stable_sort(work.begin(), work.end(),
-                   [](const PlannedRun& a, const PlannedRun& b) { return a.seed < b.seed; });
-  // A group's ranks run what rank 0 has not (its list of runs, by folder), each run on the rank
-  // that claims it first.
-  const auto run_key = [&](const PlannedRun& pr) {
-    return pr.dir.lexically_relative(dir).generic_string();
+  std::vector<PoolRun> pool;
+  for (const auto& pr : plan_runs)
+    pool.push_back({pr.dir.lexically_relative(dir).generic_string(), pr.dir,
+                    static_cast<uint64_t>(pr.seed), pr.index});
+  RunPoolOptions po;
+  po.jobs = options.jobs;
+  po.worker_command = options.worker_command;
+  po.worker = options.worker;
+  po.queue = queue;
+  po.fresh = options.fresh;
+  RunPoolHooks hooks;
+  hooks.execute = [&](const PoolRun& run) { execute(plan_runs[run.index]); };
+  hooks.discard = [&](const PoolRun& run) { discard(plan_runs[run.index]); };
+  hooks.check_delivered = [&](const PoolRun& run) {
+    const fs::path file = run.dir / "result.json";
+    check_stored_settings(nlohmann::json::parse(read_file(file)), settings_of(plan_runs[run.index]),
+                          file.string() + " (delivered by another rank)");
   };
-  std::set<std::string> pending;
-  if (queue != nullptr) {
-    nlohmann::json list = nlohmann::json::array();
-    for (const auto& pr : work)
-      if (root && !fs::exists(pr.dir / "result.json")) list.push_back(run_key(pr));
-    for (const auto& k : nlohmann::json::parse(queue->share("plan", list.dump())))
-      pending.insert(k.get<std::string>());
-  }
-  for (const auto& pr : work) {
-    const fs::path result_file = pr.dir / "result.json";
-    if (queue != nullptr) {
-      if (pending.count(run_key(pr)) == 0 || !queue->claim(run_key(pr))) continue;
-      if (root) {
-        report_finished_elsewhere();
-        execute(pr);
-        continue;
-      }
-      // Rank 0 has no result for it: a result here is stale.
-      if (options.fresh) discard(pr);
-      std::error_code ignored;
-      fs::remove(result_file, ignored);
-      fs::create_directories(pr.dir);
-      try {
-        execute(pr);
-      } catch (const std::exception& e) {
-        queue->report_failure(run_key(pr), e.what());
-        throw;
-      }
-      queue->deliver(run_key(pr), pr.dir);
-      std::cerr << fmt::format("rank {}: {}\n", queue->rank(), summary_of(read_row(result_file)));
-      continue;
-    }
-    if (fs::exists(result_file)) continue;
-    fs::create_directories(pr.dir);
-    auto lock = FileLock::try_acquire(pr.dir / ".lock");
-    if (!lock) continue;  // another process runs it
-    if (fs::exists(result_file)) continue;  // finished between our look and our claim
-    report_finished_elsewhere();
-    execute(pr);
-  }
-  if (queue != nullptr && !root) {
-    queue->finish();
-    return result;
-  }
-  if (options.worker) return result;
-  // Collect: wait for the runs other processes hold; a run whose process died is done here.
-  for (const auto& pr : plan_runs) {
-    const fs::path result_file = pr.dir / "result.json";
-    if (queue != nullptr && !fs::exists(result_file) && pending.count(run_key(pr)) > 0) {
-      if (queue->collect(run_key(pr), pr.dir, report_finished_elsewhere) ==
-          RunQueue::Collected::kTakenOver) {
-        say(fmt::format("{}: the rank that ran it is lost; running it here", run_key(pr)));
-        execute(pr);
-      }
-      // A rank started with another config or other flags made another run: refused, not mixed.
-      try {
-        check_stored_settings(nlohmann::json::parse(read_file(result_file)), settings_of(pr),
-                              result_file.string() + " (delivered by another rank)");
-      } catch (const Error& e) {
-        std::error_code ignored;
-        fs::remove(result_file, ignored);
-        fail("{}\nStart every rank with the same config and flags.", e.what());
-      }
-    }
-    if (!fs::exists(result_file)) {
-      FileLock lock = FileLock::acquire(pr.dir / ".lock");
-      report_finished_elsewhere();
-      if (!fs::exists(result_file)) execute(pr);
-    }
-    report_finished_elsewhere();
-    result.runs.push_back(read_row(result_file));
-  }
-  for (auto& w : workers) {
-    const int code = w.wait();
-    if (code != 0)
-      say(fmt::format("warning: worker process {} ended with code {} (its runs were redone here)",
-                      w.pid(), code));
-  }
-  if (queue != nullptr) queue->finish();
+  hooks.waiting = report_finished_elsewhere;
+  hooks.say = say;
+  hooks.summary = [&](const PoolRun& run) { return summary_of(read_row(run.dir / "result.json")); };
+  if (!execute_runs(pool, po, hooks)) return result;
+  report_finished_elsewhere();
+  for (const auto& pr : plan_runs) result.runs.push_back(read_row(pr.dir / "result.json"));
   progress.reset();  // ends the status line before the table is printed
   result.table = summarize_methods(result.runs, result.methods, result.data, result.notes,
                                    result.reference);

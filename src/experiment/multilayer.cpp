@@ -10,13 +10,14 @@
 
 #include "metadistill/experiment/distill.h"
 #include "metadistill/experiment/plots.h"
+#include "metadistill/experiment/run_pool.h"
+#include "metadistill/experiment/run_queue.h"
 #include "metadistill/experiment/statistics.h"
 #include "metadistill/train/external_teacher.h"
 #include "metadistill/train/teacher.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
 #include "metadistill/util/settings_key.h"
-#include "metadistill/util/process.h"
 #include "metadistill/util/runtime.h"
 
 namespace metadistill {
@@ -209,8 +210,17 @@ MultiLayerExperimentResult run_multilayer_experiment(const MultiLayerConfig& con
   check(options.jobs == 1 || options.worker || !options.worker_command.empty(),
         "jobs = {} needs a worker command (MultiLayerExperimentOptions::worker_command)",
         options.jobs);
-  // The teacher is trained (or loaded) here, before any worker starts.
-  auto session = open_multilayer_session(config, options.verbose);
+  RunQueue* const queue = options.queue.get();
+  check(queue == nullptr || options.jobs == 1,
+        "--jobs {} with WORLD_SIZE {}: a rank runs one run at a time; start more ranks instead",
+        options.jobs, queue != nullptr ? queue->world_size() : 1);
+  const bool root = queue == nullptr || queue->root();
+  // The teacher is trained (or loaded) here, before any worker starts; the other ranks of a
+  // group take rank 0's.
+  std::unique_ptr<MultiLayerSession> session;
+  prepare_teacher_in_group(queue, c, [&] {
+    session = open_multilayer_session(config, options.verbose && root);
+  });
 
   MultiLayerExperimentResult r;
   r.data = session->bundle.name;
@@ -237,49 +247,63 @@ MultiLayerExperimentResult run_multilayer_experiment(const MultiLayerConfig& con
     mo.method(p.method);
     return train_multilayer_run(*session, config, mo, p.seed, p.dir, /*reuse=*/true, verbose);
   };
-  // --fresh: what it discards goes before any process looks, so workers can always reuse.
-  if (!options.reuse && !options.worker)
+  auto discard = [](const Planned& p) {
+    std::error_code ignored;
+    fs::remove(p.dir / "result.json", ignored);
+    fs::remove(p.dir / "checkpoint.pt", ignored);
+  };
+  // --fresh: what it discards goes before any process looks, so workers can always reuse (the
+  // other ranks of a group discard a run when they claim it).
+  if (!options.reuse && !options.worker && root)
+    for (const auto& p : plan) discard(p);
+  auto collect = [&] {
+    r.runs.clear();
     for (const auto& p : plan) {
-      fs::remove(p.dir / "result.json");
-      fs::remove(p.dir / "checkpoint.pt");
+      if (!fs::exists(p.dir / "result.json")) continue;
+      MultiLayerRun run;
+      run.method = p.method;
+      run.seed = p.seed;
+      run.result = train(p, false);  // reads the finished run back
+      r.runs.push_back(std::move(run));
     }
-  std::vector<ChildProcess> workers;
-  if (!options.worker && options.jobs > 1) {
-    const size_t extra = std::min<size_t>(static_cast<size_t>(options.jobs - 1),
-                                          plan.size() > 0 ? plan.size() - 1 : 0);
-    for (size_t k = 0; k < extra; ++k) workers.emplace_back(options.worker_command);
-    if (options.verbose && extra > 0) std::cerr << fmt::format("{} worker processes started\n", extra);
-  }
-  // Work, seed by seed: every run no other process holds (a finished one is only read back).
-  std::vector<Planned> work = plan;
-  std::stable_sort(work.begin(), work.end(),
-                   [](const Planned& a, const Planned& b) { return a.seed < b.seed; });
-  if (options.jobs > 1 || options.worker)
-    for (const auto& p : work) {
-      fs::create_directories(p.dir);
-      auto lock = FileLock::try_acquire(p.dir / ".lock");
-      if (lock) train(p, options.verbose && !options.worker);
-    }
-  if (options.worker) return r;
-  // Collect in the table's order, waiting for the runs other processes hold.
-  for (const auto& p : plan) {
-    fs::create_directories(p.dir);
-    FileLock lock = FileLock::acquire(p.dir / ".lock");
-    MultiLayerRun run;
-    run.method = p.method;
-    run.seed = p.seed;
-    run.result = train(p, options.verbose && options.jobs == 1);
+  };
+  std::vector<PoolRun> pool;
+  for (size_t i = 0; i < plan.size(); ++i)
+    pool.push_back({plan[i].dir.lexically_relative(out).generic_string(), plan[i].dir,
+                    plan[i].seed, i});
+  RunPoolOptions po;
+  po.jobs = options.jobs;
+  po.worker_command = options.worker_command;
+  po.worker = options.worker;
+  po.queue = queue;
+  po.fresh = !options.reuse;
+  const bool reports = !options.worker && root;
+  RunPoolHooks hooks;
+  hooks.execute = [&](const PoolRun& run) {
+    const Planned& p = plan[run.index];
+    const auto result = train(p, options.verbose && options.jobs == 1 && reports);
+    if (!reports) return;
     if (options.verbose)
       std::cerr << fmt::format("{} seed {}: final test accuracy {:.4f} ({:.1f}s)\n", p.method,
-                               run.seed, run.result.final_test_accuracy, run.result.seconds);
-    r.runs.push_back(std::move(run));
+                               p.seed, result.final_test_accuracy, result.seconds);
     // Reports after every run, so an interrupted experiment leaves a usable table.
+    collect();
     write_multilayer_reports(r, out);
-  }
-  for (auto& w : workers)
-    if (const int code = w.wait(); code != 0)
-      std::cerr << fmt::format("warning: worker process {} ended with code {} (its runs were "
-                               "redone here)\n", w.pid(), code);
+  };
+  hooks.discard = [&](const PoolRun& run) { discard(plan[run.index]); };
+  // Reading a delivered run back checks its settings (a mismatch is refused, naming them).
+  hooks.check_delivered = [&](const PoolRun& run) { train(plan[run.index], false); };
+  hooks.say = [&](const std::string& line) {
+    if (options.verbose || line.rfind("warning", 0) == 0) std::cerr << line << "\n";
+  };
+  hooks.summary = [&](const PoolRun& run) {
+    const auto result = train(plan[run.index], false);
+    return fmt::format("{} seed {}: final test accuracy {:.4f} ({:.1f}s)", plan[run.index].method,
+                       run.seed, result.final_test_accuracy, result.seconds);
+  };
+  if (!execute_runs(pool, po, hooks)) return r;
+  collect();
+  write_multilayer_reports(r, out);
   return r;
 }
 

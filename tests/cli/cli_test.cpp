@@ -233,6 +233,40 @@ void write_two_class_folder(const fs::path& root) {
 
 }  // namespace
 
+// The multi-layer experiment's runs shared out by two ranks (experiment/run_pool.h): the numbers
+// of one process running them all.
+TEST_F(Cli, IntegrationMultilayerRanksGiveTheOneProcessNumbers) {
+  write_two_class_folder(dir_ / "images");
+  const std::string config = out("multilayer.yaml");
+  write_file_atomic(config, R"(preset: tiny
+runs: 2
+threads: 1
+data: {name: folder, root: )" + (dir_ / "images").string() + R"(, channels: 1, val_size: 8}
+teacher:
+  model: conv-tiny
+  train: {epochs: 1, batch_size: 16, lr: 0.05, lr_step: 0, augmentation: none}
+student:
+  model: conv-very-tiny
+  train: {epochs: 2, batch_size: 16, lr: 0.05, lr_step: 0, eval_every: 1}
+multilayer:
+  methods: [none, all-pairs-fd]
+  teacher_taps: [conv1, conv2]
+  student_taps: [conv1, conv2]
+)");
+  run({"multilayer", config, "--out", out("one"), "-q"});
+  const auto r = run({"launch", "--nproc", "2", "--", "multilayer", config, "--out", out("two"), "-q"});
+  EXPECT_TRUE(contains_all(r.err, {"rank 1: "})) << last_;
+  EXPECT_TRUE(contains_all(r.out, {"| none | 2 |", "| all-pairs-fd | 2 |"})) << last_;
+  for (const std::string m : {"none", "all-pairs-fd"})
+    for (const std::string s : {"seed0", "seed1"}) {
+      const auto a = nlohmann::json::parse(read_file(dir_ / "one" / "runs" / m / s / "result.json"));
+      const auto b = nlohmann::json::parse(read_file(dir_ / "two" / "runs" / m / s / "result.json"));
+      EXPECT_EQ(a["result"]["final_test_accuracy"], b["result"]["final_test_accuracy"]) << m << s;
+      EXPECT_EQ(a["result"]["lambda"], b["result"]["lambda"]) << m << s;
+      EXPECT_EQ(a["settings_key"], b["settings_key"]) << m << s;
+    }
+}
+
 // A new user's first run on their own folder of grey 12 x 12 images (a size the zoo was not
 // designed for): a config that names only the data works the first time, one channel taken from
 // the files, the default ResNet teacher and CNN student.

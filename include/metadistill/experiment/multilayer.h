@@ -31,6 +31,8 @@
 
 namespace metadistill {
 
+class RunQueue;  // experiment/run_queue.h
+
 /// The sensitivity study of the paper's Figs. 5 and 6 (experiment/multilayer_sensitivity.h):
 /// final test accuracy against β, the weight of CE (λ1 for "hinton"), and against the Hinton
 /// temperature T, every other setting as in the `multilayer:` section:
@@ -87,6 +89,8 @@ struct MultiLayerExperimentOptions {
   std::vector<std::string> worker_command;
   /// Worker mode: train the runs this process can claim, then return (no reports).
   bool worker = false;
+  /// The ranks of a group to share the runs with, as in `ExperimentOptions::queue`.
+  std::shared_ptr<RunQueue> queue;
 };
 
 /// What every run of one multi-layer config shares: the data with its splits and the teacher
