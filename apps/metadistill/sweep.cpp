@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "common.h"
 #include "metadistill/experiment/multilayer.h"
+#include "metadistill/experiment/run_queue.h"
 #include "metadistill/experiment/sweep.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
@@ -39,8 +40,9 @@ int run(const SweepCliOptions& o) {
   SweepOptions so = o.sweep;
   if (so.jobs > 1 && !o.common.threads) c.threads = threads_per_job(c.threads, so.jobs);
   if (so.jobs > 1) so.worker_command = worker_command_line(c.threads);
+  so.queue = RunQueue::from_environment();  // a rank of a group: the ranks share out the runs
   run_sweep(c, so);
-  if (so.worker) return 0;
+  if (so.worker || (so.queue && !so.queue->root())) return 0;
   const auto dir = o.sweep.out.empty() ? std::filesystem::path(c.out) / "sweep" : o.sweep.out;
   std::cout << read_file(dir / "sweep.md") << "\nresults and plots in " << dir.string() << "\n";
   return 0;
@@ -61,6 +63,7 @@ void setup_sweep(CLI::App& app) {
   sub->add_option("--runs", o->sweep.runs, "runs per point (default: the config's)");
   sub->add_option("--sweep-out", o->sweep.out, "output folder (default: <out>/sweep)");
   add_jobs_options(*sub, o->sweep.jobs, o->sweep.worker);
+  o->common.data_parallel = true;  // its ranks share out the runs (experiment/run_queue.h)
   o->command = sub;
   sub->callback([o]() { throw CommandResult(run(*o)); });
 }

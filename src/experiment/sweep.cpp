@@ -7,9 +7,10 @@
 
 #include "metadistill/experiment/distill.h"
 #include "metadistill/experiment/plots.h"
+#include "metadistill/experiment/run_pool.h"
+#include "metadistill/experiment/run_queue.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
-#include "metadistill/util/process.h"
 #include "metadistill/util/settings_key.h"
 
 namespace metadistill {
@@ -25,8 +26,11 @@ std::vector<SweepPoint> run_sweep(const Config& config_in, const SweepOptions& o
   for (auto v : o.e2_values) check(v >= 0, "sweep: e2 = {}: expected >= 0", v);
   check(o.fixed_e1 >= 2, "sweep: e1 = {}: expected >= 2", o.fixed_e1);
   check_before_start(config, {"proposed"});
+  check(o.queue == nullptr || o.jobs == 1, "--jobs {} as a rank of a group: start more ranks instead",
+        o.jobs);
   fs::create_directories(dir);
-  Prepared prepared = prepare(config);
+  Prepared prepared;
+  prepare_teacher_in_group(o.queue.get(), config, [&] { prepared = prepare(config); });
 
   std::vector<std::tuple<std::string, int64_t, int64_t>> points;
   for (auto v : o.equal) points.emplace_back("e1=e2", v, v);
@@ -52,34 +56,35 @@ std::vector<SweepPoint> run_sweep(const Config& config_in, const SweepOptions& o
   auto execute = [&](const SweepRun& r) {
     run_distill(r.config, prepared, "proposed", static_cast<uint64_t>(r.seed), r.dir, true);
   };
-  std::vector<ChildProcess> workers;
-  if (!o.worker && o.jobs > 1) {
-    check(!o.worker_command.empty(), "sweep: jobs = {} needs a worker command", o.jobs);
-    size_t pending = 0;
-    for (const auto& r : plan) pending += !fs::exists(r.dir / "result.json");
-    const size_t extra =
-        std::min<size_t>(static_cast<size_t>(o.jobs - 1), pending > 0 ? pending - 1 : 0);
-    for (size_t k = 0; k < extra; ++k) workers.emplace_back(o.worker_command);
-    if (extra > 0) std::cerr << fmt::format("{} worker processes started\n", extra);
-  }
-  // Work: every run that is neither finished nor claimed by another process.
-  for (const auto& r : plan) {
-    if (fs::exists(r.dir / "result.json")) continue;
-    fs::create_directories(r.dir);
-    auto lock = FileLock::try_acquire(r.dir / ".lock");
-    if (!lock || fs::exists(r.dir / "result.json")) continue;
-    execute(r);
-  }
-  if (o.worker) return {};
-  // Collect: wait for the runs other processes hold; a run whose process died is done here.
+  const auto settings_of = [&](const SweepRun& r) {
+    return run_settings(r.config, prepared, "proposed", static_cast<uint64_t>(r.seed));
+  };
+  std::vector<PoolRun> pool;
+  for (size_t i = 0; i < plan.size(); ++i)
+    pool.push_back({plan[i].dir.lexically_relative(dir).generic_string(), plan[i].dir,
+                    static_cast<uint64_t>(plan[i].seed), i});
+  RunPoolOptions po;
+  po.jobs = o.jobs;
+  po.worker_command = o.worker_command;
+  po.worker = o.worker;
+  po.queue = o.queue.get();
+  RunPoolHooks hooks;
+  hooks.execute = [&](const PoolRun& run) { execute(plan[run.index]); };
+  hooks.check_delivered = [&](const PoolRun& run) {
+    const fs::path file = run.dir / "result.json";
+    check_stored_settings(nlohmann::json::parse(read_file(file)), settings_of(plan[run.index]),
+                          file.string() + " (delivered by another rank)");
+  };
+  hooks.say = [](const std::string& line) { std::cerr << line << "\n"; };
+  hooks.summary = [&](const PoolRun& run) {
+    return fmt::format("{} seed {}: done", run.key, run.seed);
+  };
+  if (!execute_runs(pool, po, hooks)) return {};
+  // Every run is finished: read them back.
   std::vector<std::vector<double>> acc(points.size());
   std::vector<double> share(points.size(), 0.0);
   for (const auto& r : plan) {
     const fs::path file = r.dir / "result.json";
-    if (!fs::exists(file)) {
-      FileLock lock = FileLock::acquire(r.dir / ".lock");
-      if (!fs::exists(file)) execute(r);
-    }
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(read_file(file));
@@ -87,21 +92,12 @@ std::vector<SweepPoint> run_sweep(const Config& config_in, const SweepOptions& o
       fail("{}: corrupt result ({}); delete it to train the run again", file.string(), e.what());
     }
     // Reused only when stored with this point's settings (util/settings_key.h).
-    if (check_stored_settings(j, run_settings(r.config, prepared, "proposed",
-                                              static_cast<uint64_t>(r.seed)),
-                              file.string()) == StoredSettings::kLegacy)
+    if (check_stored_settings(j, settings_of(r), file.string()) == StoredSettings::kLegacy)
       std::cerr << legacy_settings_warning(file.string()) << "\n";
     const double steps = j.at("steps");
     const double hyper = j.at("hyper_steps");
     acc[r.point].push_back(j.at("final_test_accuracy").get<double>());
     share[r.point] += steps > 0 ? hyper / steps : 0;
-  }
-  for (auto& w : workers) {
-    const int code = w.wait();
-    if (code != 0)
-      std::cerr << fmt::format(
-          "warning: worker process {} ended with code {} (its runs were redone here)\n", w.pid(),
-          code);
   }
   std::vector<SweepPoint> out;
   for (size_t i = 0; i < points.size(); ++i) {

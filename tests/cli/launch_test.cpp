@@ -183,14 +183,14 @@ TEST_F(Launch, IntegrationWrongWorldSizePortInUseAndUnreachableStoreFailClearly)
   {
     // Commands without a mode for ranks refuse to run as ranks.
     RankEnvironment env(0, 2, free_tcp_port(), 2);
-    const auto r = run_cli({"sweep", config_, "--out", out("sweep")});
+    const auto r = run_cli({"search", config_, "--out", out("search")});
     EXPECT_NE(r.exit_code, 0);
     EXPECT_TRUE(contains_all(r.err, {"WORLD_SIZE=2", "only `distill` and `train-teacher`"}))
         << r.err;
   }
-  const auto bad = run_cli({"launch", "--nproc", "2", "--", "sweep", config_});
+  const auto bad = run_cli({"launch", "--nproc", "2", "--", "search", config_});
   EXPECT_NE(bad.exit_code, 0);
-  EXPECT_TRUE(contains_all(bad.err, {"'sweep' has no mode for ranks"})) << bad.err;
+  EXPECT_TRUE(contains_all(bad.err, {"'search' has no mode for ranks"})) << bad.err;
 }
 
 // Experiments across machines (experiment/run_queue.h): two ranks started by hand with their own

@@ -107,6 +107,31 @@ TEST(SweepJobs, IntegrationTwoJobsGiveTheSerialSweep) {
   EXPECT_EQ(j2.err.find("worker process"), std::string::npos) << j2.err;
 }
 
+// The sweep's runs shared out by two ranks of a group (experiment/run_pool.h): the serial sweep.
+TEST(SweepJobs, IntegrationTwoRanksGiveTheSerialSweep) {
+  TempDir dir("sweep-ranks");
+  write_file_atomic(dir / "c.yaml", kJobsConfig);
+  const std::string cfg = (dir / "c.yaml").string();
+  const auto args = [&](const std::string& out) {
+    return std::vector<std::string>{"sweep", cfg, "--equal", "2,8", "--e2", "4", "--e1", "3",
+                                    "--runs", "2", "--out", (dir / out).string(), "-q"};
+  };
+  const auto s = run_cli(args("serial"));
+  ASSERT_EQ(s.exit_code, 0) << describe(args("serial"), s);
+  std::vector<std::string> launch = {"launch", "--nproc", "2", "--"};
+  const auto ranks_args = args("ranks");
+  launch.insert(launch.end(), ranks_args.begin(), ranks_args.end());
+  const auto r = run_cli(launch);
+  ASSERT_EQ(r.exit_code, 0) << describe(launch, r);
+  EXPECT_NE(r.err.find("rank 1: "), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(dir / "serial" / "sweep" / "sweep.csv"),
+            read_file(dir / "ranks" / "sweep" / "sweep.csv"));
+  for (const char* run : {"e1-2-e2-2/seed1", "e1-8-e2-8/seed0", "e1-3-e2-4/seed1"})
+    EXPECT_EQ(read_file(dir / "serial" / "sweep" / run / "trajectory.csv"),
+              read_file(dir / "ranks" / "sweep" / run / "trajectory.csv"))
+        << run;
+}
+
 // `search --jobs 2` on the random sampler: the processes share one study; trial by trial the
 // parameters and values are the serial search's (random draws depend on the trial number only),
 // and the retrain is done once, by the process that started the worker.

@@ -3,6 +3,7 @@
 /// and for e2 swept with e1 fixed. Each point is R runs of `proposed` with those settings; runs are
 /// stored and resumed like an experiment's.
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,8 @@
 #include "metadistill/experiment/statistics.h"
 
 namespace metadistill {
+
+class RunQueue;  // experiment/run_queue.h
 
 /// Options of `run_sweep`.
 struct SweepOptions {
@@ -29,6 +32,8 @@ struct SweepOptions {
   /// A worker trains the runs nobody holds and returns without tables or plots.
   bool worker = false;
   std::vector<std::string> worker_command;
+  /// The ranks of a group to share the runs with, as in `ExperimentOptions::queue`.
+  std::shared_ptr<RunQueue> queue;
 };
 
 /// One point of a sweep curve.
