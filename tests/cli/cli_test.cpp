@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
@@ -231,28 +232,35 @@ void write_two_class_folder(const fs::path& root) {
   }
 }
 
+// A multi-layer config on the two-class folder (written into `dir`/images) with `runs` runs of
+// `methods`; returns its path.
+std::string write_multilayer_config(const fs::path& dir, int runs, const std::string& methods) {
+  write_two_class_folder(dir / "images");
+  const fs::path config = dir / "multilayer.yaml";
+  write_file_atomic(config, fmt::format(R"(preset: tiny
+runs: {}
+threads: 1
+data: {{name: folder, root: {}, channels: 1, val_size: 8}}
+teacher:
+  model: conv-tiny
+  train: {{epochs: 1, batch_size: 16, lr: 0.05, lr_step: 0, augmentation: none}}
+student:
+  model: conv-very-tiny
+  train: {{epochs: 2, batch_size: 16, lr: 0.05, lr_step: 0, eval_every: 1}}
+multilayer:
+  methods: [{}]
+  teacher_taps: [conv1, conv2]
+  student_taps: [conv1, conv2]
+)", runs, (dir / "images").string(), methods));
+  return config.string();
+}
+
 }  // namespace
 
 // The multi-layer experiment's runs shared out by two ranks (experiment/run_pool.h): the numbers
 // of one process running them all.
 TEST_F(Cli, IntegrationMultilayerRanksGiveTheOneProcessNumbers) {
-  write_two_class_folder(dir_ / "images");
-  const std::string config = out("multilayer.yaml");
-  write_file_atomic(config, R"(preset: tiny
-runs: 2
-threads: 1
-data: {name: folder, root: )" + (dir_ / "images").string() + R"(, channels: 1, val_size: 8}
-teacher:
-  model: conv-tiny
-  train: {epochs: 1, batch_size: 16, lr: 0.05, lr_step: 0, augmentation: none}
-student:
-  model: conv-very-tiny
-  train: {epochs: 2, batch_size: 16, lr: 0.05, lr_step: 0, eval_every: 1}
-multilayer:
-  methods: [none, all-pairs-fd]
-  teacher_taps: [conv1, conv2]
-  student_taps: [conv1, conv2]
-)");
+  const std::string config = write_multilayer_config(dir_.path(), 2, "none, all-pairs-fd");
   run({"multilayer", config, "--out", out("one"), "-q"});
   const auto r = run({"launch", "--nproc", "2", "--", "multilayer", config, "--out", out("two"), "-q"});
   EXPECT_TRUE(contains_all(r.err, {"rank 1: "})) << last_;
@@ -323,23 +331,7 @@ TEST_F(Cli, IntegrationInitWritesAStarterConfigThatRuns) {
 }
 
 TEST_F(Cli, IntegrationMultilayerTrainsEveryMethodAndWritesTheTable) {
-  write_two_class_folder(dir_ / "images");
-  const std::string config = out("multilayer.yaml");
-  write_file_atomic(config, R"(preset: tiny
-runs: 1
-threads: 1
-data: {name: folder, root: )" + (dir_ / "images").string() + R"(, channels: 1, val_size: 8}
-teacher:
-  model: conv-tiny
-  train: {epochs: 1, batch_size: 16, lr: 0.05, lr_step: 0, augmentation: none}
-student:
-  model: conv-very-tiny
-  train: {epochs: 2, batch_size: 16, lr: 0.05, lr_step: 0, eval_every: 1}
-multilayer:
-  methods: [none, hinton, all-pairs-fd]
-  teacher_taps: [conv1, conv2]
-  student_taps: [conv1, conv2]
-)");
+  const std::string config = write_multilayer_config(dir_.path(), 1, "none, hinton, all-pairs-fd");
   const auto r = run({"multilayer", config, "--out", out("m"), "-q"});
   const auto m = dir_ / "m";
   EXPECT_TRUE(contains_all(r.out, {"| none | 1 |", "| hinton | 1 |", "| all-pairs-fd | 1 |"}))

@@ -74,6 +74,19 @@ TEST(ExperimentJobs, IntegrationTwoJobsGiveTheSerialResults) {
 }
 
 // `sweep --jobs 2`: the runs of the points are shared out; the table equals the serial sweep's.
+namespace {
+
+// Two sweeps of the same points: the same table and the same trajectories.
+void expect_same_sweep(const std::filesystem::path& a, const std::filesystem::path& b) {
+  EXPECT_EQ(read_file(a / "sweep" / "sweep.csv"), read_file(b / "sweep" / "sweep.csv"));
+  for (const char* run : {"e1-2-e2-2/seed1", "e1-8-e2-8/seed0", "e1-3-e2-4/seed1"})
+    EXPECT_EQ(read_file(a / "sweep" / run / "trajectory.csv"),
+              read_file(b / "sweep" / run / "trajectory.csv"))
+        << run;
+}
+
+}  // namespace
+
 TEST(SweepJobs, IntegrationTwoJobsGiveTheSerialSweep) {
   TempDir dir("sweep-jobs");
   write_file_atomic(dir / "c.yaml", kJobsConfig);
@@ -89,12 +102,7 @@ TEST(SweepJobs, IntegrationTwoJobsGiveTheSerialSweep) {
   const auto j = run_cli(args("jobs", true));
   ASSERT_EQ(j.exit_code, 0) << describe(args("jobs", true), j);
   EXPECT_NE(j.err.find("1 worker processes started"), std::string::npos) << j.err;
-  EXPECT_EQ(read_file(dir / "serial" / "sweep" / "sweep.csv"),
-            read_file(dir / "jobs" / "sweep" / "sweep.csv"));
-  for (const char* run : {"e1-2-e2-2/seed1", "e1-8-e2-8/seed0", "e1-3-e2-4/seed1"})
-    EXPECT_EQ(read_file(dir / "serial" / "sweep" / run / "trajectory.csv"),
-              read_file(dir / "jobs" / "sweep" / run / "trajectory.csv"))
-        << run;
+  expect_same_sweep(dir / "serial", dir / "jobs");
   // Finished: a second call trains nothing and starts no worker.
   const auto stamp = [&] {
     return std::filesystem::last_write_time(dir / "jobs" / "sweep" / "e1-2-e2-2" / "seed0" /
@@ -124,12 +132,7 @@ TEST(SweepJobs, IntegrationTwoRanksGiveTheSerialSweep) {
   const auto r = run_cli(launch);
   ASSERT_EQ(r.exit_code, 0) << describe(launch, r);
   EXPECT_NE(r.err.find("rank 1: "), std::string::npos) << r.err;
-  EXPECT_EQ(read_file(dir / "serial" / "sweep" / "sweep.csv"),
-            read_file(dir / "ranks" / "sweep" / "sweep.csv"));
-  for (const char* run : {"e1-2-e2-2/seed1", "e1-8-e2-8/seed0", "e1-3-e2-4/seed1"})
-    EXPECT_EQ(read_file(dir / "serial" / "sweep" / run / "trajectory.csv"),
-              read_file(dir / "ranks" / "sweep" / run / "trajectory.csv"))
-        << run;
+  expect_same_sweep(dir / "serial", dir / "ranks");
 }
 
 // `search --jobs 2` on the random sampler: the processes share one study; trial by trial the
