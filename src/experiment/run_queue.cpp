@@ -190,6 +190,7 @@ RunQueue::Collected RunQueue::collect(const std::string& run, const fs::path& di
           fs::create_directories((dir / rel).parent_path());
           write_file_atomic(dir / rel, data);
         }
+      store->deleteKey(key("result", run));  // written here: the store lets it go
       return Collected::kDelivered;
     }
     if (store->check({key("error", run)}))
