@@ -202,8 +202,9 @@ TEST_F(Launch, IntegrationExperimentRanksShareOutTheRunsAndGiveTheOneProcessNumb
     fs::copy_file(dir_ / "teacher.pt", dir_ / folder / "teacher.pt");
   }
   const auto args = [&](const std::string& folder) {
+    // 200 epochs: runs long enough that rank 1 (which waits for rank 0's teacher) gets some.
     return std::vector<std::string>{"experiment", config_, "--out", out(folder), "--runs", "2",
-                                    "--methods", "none,naive,gradient", "-q"};
+                                    "--methods", "none,naive,gradient", "--epochs", "200", "-q"};
   };
   const auto serial = run_cli(args("serial"));
   ASSERT_EQ(serial.exit_code, 0) << describe(args("serial"), serial);
