@@ -461,6 +461,11 @@ static void check_utf8(const std::string& text, const std::string& file) {
       ok = cp >= min_cp[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
     }
     check(ok, "config {}: line {}: not UTF-8 text (byte 0x{:02x} at offset {})", file, line, c, i);
+    // YAML allows no control character but tab, line feed and carriage return (a NUL made
+    // yaml-cpp hand on bytes that are not UTF-8; found by fuzz_config).
+    check(c >= 0x20 || c == '\t' || c == '\n' || c == '\r',
+          "config {}: line {}: control character 0x{:02x} at offset {} (YAML allows only tab, "
+          "line feed and carriage return)", file, line, c, i);
     i += len;
   }
 }
@@ -621,6 +626,9 @@ Config load_config(const std::filesystem::path& path) {
     return read_config(path);
   } catch (const YAML::Exception& e) {
     fail("config {}: {} (a key or value of the wrong kind)", path.string(), e.what());
+  } catch (const nlohmann::json::exception& e) {
+    // A string yaml-cpp unescaped into bytes that are not UTF-8 (a "\\ud800" escape, say).
+    fail("config {}: {}", path.string(), e.what());
   }
 }
 
