@@ -475,13 +475,14 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
   for (const auto& m : result.methods)
     if (is_search_method(m)) result.notes[m] = search_note(config, m, budget);
 
-  check(options.jobs >= 1, "jobs = {}: expected >= 1", options.jobs);
-  check(options.jobs == 1 || options.worker || !options.worker_command.empty(),
-        "jobs = {} needs a worker command (ExperimentOptions::worker_command)", options.jobs);
   RunQueue* const queue = options.queue.get();
-  check(queue == nullptr || options.jobs == 1,
-        "--jobs {} with WORLD_SIZE {}: a rank runs one run at a time; start more ranks instead",
-        options.jobs, queue != nullptr ? queue->world_size() : 1);
+  RunPoolOptions po;
+  po.jobs = options.jobs;
+  po.worker_command = options.worker_command;
+  po.worker = options.worker;
+  po.queue = queue;
+  po.fresh = options.fresh;
+  po.validate();
   // Rank 0 (or the only process) decides, reports and writes the experiment's files.
   const bool root = queue == nullptr || queue->root();
   // Everything that can be checked is, before the teacher is trained or data decoded.
@@ -648,12 +649,6 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
   for (const auto& pr : plan_runs)
     pool.push_back({pr.dir.lexically_relative(dir).generic_string(), pr.dir,
                     static_cast<uint64_t>(pr.seed), pr.index});
-  RunPoolOptions po;
-  po.jobs = options.jobs;
-  po.worker_command = options.worker_command;
-  po.worker = options.worker;
-  po.queue = queue;
-  po.fresh = options.fresh;
   RunPoolHooks hooks;
   hooks.execute = [&](const PoolRun& run) { execute(plan_runs[run.index]); };
   hooks.discard = [&](const PoolRun& run) { discard(plan_runs[run.index]); };

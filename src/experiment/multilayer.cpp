@@ -206,14 +206,14 @@ MultiLayerExperimentResult run_multilayer_experiment(const MultiLayerConfig& con
     check(std::find(names.begin(), names.end(), m) != names.end(),
           "--methods: unknown method '{}': expected one of {}", m, fmt::join(names, ", "));
   const int64_t runs = options.runs > 0 ? options.runs : c.runs;
-  check(options.jobs >= 1, "jobs = {}: expected >= 1", options.jobs);
-  check(options.jobs == 1 || options.worker || !options.worker_command.empty(),
-        "jobs = {} needs a worker command (MultiLayerExperimentOptions::worker_command)",
-        options.jobs);
   RunQueue* const queue = options.queue.get();
-  check(queue == nullptr || options.jobs == 1,
-        "--jobs {} with WORLD_SIZE {}: a rank runs one run at a time; start more ranks instead",
-        options.jobs, queue != nullptr ? queue->world_size() : 1);
+  RunPoolOptions po;
+  po.jobs = options.jobs;
+  po.worker_command = options.worker_command;
+  po.worker = options.worker;
+  po.queue = queue;
+  po.fresh = !options.reuse;
+  po.validate();
   const bool root = queue == nullptr || queue->root();
   // The teacher is trained (or loaded) here, before any worker starts; the other ranks of a
   // group take rank 0's.
@@ -271,12 +271,6 @@ MultiLayerExperimentResult run_multilayer_experiment(const MultiLayerConfig& con
   for (size_t i = 0; i < plan.size(); ++i)
     pool.push_back({plan[i].dir.lexically_relative(out).generic_string(), plan[i].dir,
                     plan[i].seed, i});
-  RunPoolOptions po;
-  po.jobs = options.jobs;
-  po.worker_command = options.worker_command;
-  po.worker = options.worker;
-  po.queue = queue;
-  po.fresh = !options.reuse;
   const bool reports = !options.worker && root;
   RunPoolHooks hooks;
   hooks.execute = [&](const PoolRun& run) {

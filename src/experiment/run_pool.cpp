@@ -84,15 +84,18 @@ bool execute_in_group(const std::vector<PoolRun>& work, const std::vector<PoolRu
 
 }  // namespace
 
+void RunPoolOptions::validate() const {
+  check(jobs >= 1, "jobs = {}: expected >= 1", jobs);
+  check(jobs == 1 || worker || !worker_command.empty(), "jobs = {} needs a worker command", jobs);
+  check(queue == nullptr || jobs == 1,
+        "--jobs {} as a rank of a group: a rank runs one run at a time; start more ranks instead",
+        jobs);
+}
+
 bool execute_runs(const std::vector<PoolRun>& plan, const RunPoolOptions& options,
                   const RunPoolHooks& hooks) {
   check(static_cast<bool>(hooks.execute), "execute_runs: no execute hook");
-  check(options.jobs >= 1, "jobs = {}: expected >= 1", options.jobs);
-  check(options.jobs == 1 || options.worker || !options.worker_command.empty(),
-        "jobs = {} needs a worker command", options.jobs);
-  check(options.queue == nullptr || options.jobs == 1,
-        "--jobs {} as a rank of a group: a rank runs one run at a time; start more ranks instead",
-        options.jobs);
+  options.validate();
   std::vector<PoolRun> work = plan;
   std::stable_sort(work.begin(), work.end(),
                    [](const PoolRun& a, const PoolRun& b) { return a.seed < b.seed; });

@@ -26,8 +26,12 @@ std::vector<SweepPoint> run_sweep(const Config& config_in, const SweepOptions& o
   for (auto v : o.e2_values) check(v >= 0, "sweep: e2 = {}: expected >= 0", v);
   check(o.fixed_e1 >= 2, "sweep: e1 = {}: expected >= 2", o.fixed_e1);
   check_before_start(config, {"proposed"});
-  check(o.queue == nullptr || o.jobs == 1, "--jobs {} as a rank of a group: start more ranks instead",
-        o.jobs);
+  RunPoolOptions po;
+  po.jobs = o.jobs;
+  po.worker_command = o.worker_command;
+  po.worker = o.worker;
+  po.queue = o.queue.get();
+  po.validate();
   fs::create_directories(dir);
   Prepared prepared;
   prepare_teacher_in_group(o.queue.get(), config, [&] { prepared = prepare(config); });
@@ -63,11 +67,6 @@ std::vector<SweepPoint> run_sweep(const Config& config_in, const SweepOptions& o
   for (size_t i = 0; i < plan.size(); ++i)
     pool.push_back({plan[i].dir.lexically_relative(dir).generic_string(), plan[i].dir,
                     static_cast<uint64_t>(plan[i].seed), i});
-  RunPoolOptions po;
-  po.jobs = o.jobs;
-  po.worker_command = o.worker_command;
-  po.worker = o.worker;
-  po.queue = o.queue.get();
   RunPoolHooks hooks;
   hooks.execute = [&](const PoolRun& run) { execute(plan[run.index]); };
   hooks.check_delivered = [&](const PoolRun& run) {

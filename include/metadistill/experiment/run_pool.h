@@ -43,6 +43,10 @@ struct RunPoolOptions {
   /// A rank other than 0 discards what its folder holds for a run it claims (rank 0 and a
   /// process alone discard before, for the whole plan, where they check stored runs).
   bool fresh = false;
+
+  /// Throws `Error` naming the value: jobs < 1, jobs > 1 without a worker command, jobs > 1 in a
+  /// group. Runners call it before their teacher is trained.
+  void validate() const;
 };
 
 struct RunPoolHooks {
