@@ -12,14 +12,6 @@ namespace metadistill {
 
 namespace {
 
-double sigmoid(double a) { return 1.0 / (1.0 + std::exp(-a)); }
-double softplus(double b) { return b > 30 ? b : std::log1p(std::exp(b)); }
-double softplus_inverse(double y) { return y > 30 ? y : std::log(std::expm1(y)); }
-double logit(double p) { return std::log(p / (1.0 - p)); }
-
-// Keeps λ1 strictly inside (0, 1) in the reparametrized domain, where a = logit(λ1).
-constexpr double kLogitEdge = 1e-6;
-
 // The gradients of the step just taken (zeros where a parameter got none).
 std::vector<torch::Tensor> step_gradients(const std::vector<torch::Tensor>& params) {
   std::vector<torch::Tensor> out;
@@ -145,7 +137,9 @@ void GradientMethodOptions::validate() const {
 
 GradientMetaOptimizer::GradientMetaOptimizer(const MethodOptions& method,
                                              GradientMethodOptions options)
-    : options_(std::move(options)), rule_(options_.meta_step, {options_.gamma, options_.gamma}) {
+    : options_(std::move(options)),
+      space_(hinton_space(options_.domain == "reparametrized")),
+      rule_(options_.meta_step, {options_.gamma, options_.gamma}) {
   Metaparameters initial = method.given_initial
                                ? method.fixed
                                : draw_metaparameters(method.seed, method.temperature_prior);
@@ -158,24 +152,16 @@ GradientMetaOptimizer::GradientMetaOptimizer(const MethodOptions& method,
 }
 
 void GradientMetaOptimizer::set_value(const Metaparameters& m) {
-  value_ = m.clamped();
-  if (options_.domain == "reparametrized")
-    value_.lambda1 = std::clamp(value_.lambda1, kLogitEdge, 1 - kLogitEdge);
+  value_ = Metaparameters::from_vector(space_.project(m.to_vector()));
 }
 
 std::pair<double, double> GradientMetaOptimizer::coordinates() const {
-  if (options_.domain == "projected") return {value_.lambda1, value_.temperature};
-  return {logit(value_.lambda1),
-          softplus_inverse(std::max(value_.temperature - Metaparameters::kMinTemperature, 1e-12))};
+  const auto c = space_.to_coordinates(value_.to_vector());
+  return {c[0], c[1]};
 }
 
 Metaparameters GradientMetaOptimizer::from_coordinates(double c1, double c2) const {
-  if (options_.domain == "projected") return Metaparameters{c1, c2}.clamped();
-  Metaparameters m{sigmoid(c1), Metaparameters::kMinTemperature + softplus(c2)};
-  m.lambda1 = std::clamp(m.lambda1, kLogitEdge, 1 - kLogitEdge);
-  m.temperature = std::clamp(m.temperature, Metaparameters::kMinTemperature,
-                             Metaparameters::kMaxTemperature);
-  return m;
+  return Metaparameters::from_vector(space_.from_coordinates(std::vector<double>{c1, c2}));
 }
 
 void GradientMetaOptimizer::hyper_step(const HyperStepContext& ctx) {
@@ -272,12 +258,9 @@ void GradientMetaOptimizer::apply(const Hypergradient& h, int64_t step) {
         "hypergradient became non-finite at step {} ({}): dλ1 = {}, dT = {}", step,
         value_.to_string(), h.lambda1, h.temperature);
   // Chain rule into the stepped coordinates.
-  double g1 = h.lambda1, g2 = h.temperature;
+  const auto g = space_.chain_rule(value_.to_vector(), {h.lambda1, h.temperature});
+  double g1 = g[0], g2 = g[1];
   auto [c1, c2] = coordinates();
-  if (options_.domain == "reparametrized") {
-    g1 *= value_.lambda1 * (1 - value_.lambda1);
-    g2 *= sigmoid(c2);
-  }
   if (options_.clip > 0) {
     g1 = std::clamp(g1, -options_.clip, options_.clip);
     g2 = std::clamp(g2, -options_.clip, options_.clip);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "metadistill/meta/gradient_method.h"
+#include "metadistill/meta/metaparameter_space.h"
 #include "metadistill/meta/trajectory.h"
 #include "metadistill/util/error.h"
 
@@ -86,20 +87,18 @@ std::vector<std::string> method_names() {
 }
 
 Metaparameters draw_metaparameters(uint64_t seed, const std::string& prior) {
+  // The paper's initial draw is the domain's own (log10 T uniform); its text gives T ~ U(0.1, 10)
+  // for the random baseline, which is the draw of T as a plain interval.
+  MetaSpace space = hinton_space();
+  if (prior == "uniform")
+    space = MetaSpace().interval("lambda1", 0, 1).interval(
+        "temperature", Metaparameters::kMinTemperature, Metaparameters::kMaxTemperature);
+  else
+    check(prior == "log-uniform", "temperature prior '{}': expected 'log-uniform' or 'uniform'",
+          prior);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed * 7919ULL + 17);
   auto u = torch::rand({2}, gen, torch::kDouble);
-  Metaparameters m;
-  m.lambda1 = u[0].item<double>();
-  const double v = u[1].item<double>();
-  if (prior == "log-uniform") {
-    m.temperature = std::pow(10.0, -1.0 + 2.0 * v);
-  } else if (prior == "uniform") {
-    m.temperature = Metaparameters::kMinTemperature +
-                    (Metaparameters::kMaxTemperature - Metaparameters::kMinTemperature) * v;
-  } else {
-    fail("temperature prior '{}': expected 'log-uniform' or 'uniform'", prior);
-  }
-  return m;
+  return Metaparameters::from_vector(space.draw({u[0].item<double>(), u[1].item<double>()}));
 }
 
 FixedMetaOptimizer::FixedMetaOptimizer(std::string name, Metaparameters value,

@@ -1,17 +1,23 @@
 #include "metadistill/meta/metaparameters.h"
 
-#include <algorithm>
 
 #include <fmt/format.h>
 
 #include "metadistill/losses/hinton.h"
+#include "metadistill/meta/metaparameter_space.h"
+#include "metadistill/util/error.h"
 
 namespace metadistill {
 
 void Metaparameters::validate() const { validate_hinton(lambda1, temperature); }
 
 Metaparameters Metaparameters::clamped() const {
-  return {std::clamp(lambda1, 0.0, 1.0), std::clamp(temperature, kMinTemperature, kMaxTemperature)};
+  return from_vector(hinton_space().project(to_vector()));
+}
+
+Metaparameters Metaparameters::from_vector(const std::vector<double>& v) {
+  check(v.size() == 2, "Hinton metaparameters: {} values, expected [lambda1, T]", v.size());
+  return {v[0], v[1]};
 }
 
 std::string Metaparameters::to_string() const {

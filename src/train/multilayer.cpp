@@ -13,6 +13,7 @@
 #include "metadistill/losses/hinton.h"
 #include "metadistill/meta/hypergradient.h"
 #include "metadistill/meta/meta_step.h"
+#include "metadistill/meta/metaparameter_space.h"
 #include "metadistill/meta/online_hypergradient.h"
 #include "metadistill/meta/parameter_ops.h"
 #include "metadistill/util/error.h"
@@ -23,23 +24,40 @@ namespace metadistill {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+std::vector<MultiLayerMethod> declared_methods() {
+  using L = MultiLayerMethod::Loss;
+  using P = MultiLayerMethod::Pairs;
+  using W = MultiLayerMethod::Weights;
+  return {{"none", L::kCrossEntropy, P::kNone, W::kUniform, ""},
+          {"hinton", L::kHinton, P::kNone, W::kUniform, ""},
+          {"pairwise", L::kVid, P::kMatched, W::kUniform, ""},
+          {"all-pairs-fixed", L::kVid, P::kAll, W::kUniform, ""},
+          {"all-pairs-random", L::kVid, P::kAll, W::kRandom, ""},
+          {"all-pairs-exact", L::kVid, P::kAll, W::kLearned, "exact"},
+          {"all-pairs-fd", L::kVid, P::kAll, W::kLearned, "fd"},
+          {"all-pairs-online", L::kVid, P::kAll, W::kLearned, "online"}};
+}
+
+}  // namespace
+
+const MultiLayerMethod& multilayer_method(const std::string& name) {
+  static const std::vector<MultiLayerMethod> methods = declared_methods();
+  for (const auto& m : methods)
+    if (m.name == name) return m;
+  fail("multilayer method '{}': expected one of {}", name,
+       fmt::join(multilayer_method_names(), ", "));
+}
+
 std::vector<std::string> multilayer_method_names() {
-  return {"none",          "hinton",           "pairwise",       "all-pairs-fixed",
-          "all-pairs-random", "all-pairs-exact", "all-pairs-fd", "all-pairs-online"};
-}
-
-bool MultiLayerOptions::uses_pairs() const {
-  return method() != "none" && method() != "hinton";
-}
-
-bool MultiLayerOptions::learns() const {
-  return method() == "all-pairs-exact" || method() == "all-pairs-fd" || method() == "all-pairs-online";
+  std::vector<std::string> names;
+  for (const auto& m : declared_methods()) names.push_back(m.name);
+  return names;
 }
 
 void MultiLayerOptions::validate() const {
-  const auto names = multilayer_method_names();
-  check(std::find(names.begin(), names.end(), method()) != names.end(),
-        "multilayer method '{}': expected one of {}", method(), fmt::join(names, ", "));
+  declared();
   check(beta() >= 0 && beta() <= 1, "multilayer beta = {}: expected a value in [0, 1]", beta());
   validate_hinton(hinton_lambda1(), temperature());
   check(std::isfinite(meta_lr()) && meta_lr() > 0, "multilayer meta_lr = {}: expected > 0", meta_lr());
@@ -178,7 +196,7 @@ std::vector<TapPair> make_pairs(const MultiLayerOptions& o) {
   check(!o.teacher_taps().empty() && !o.student_taps().empty(),
         "multilayer method '{}' needs teacher_taps and student_taps (got {} and {})", o.method(),
         o.teacher_taps().size(), o.student_taps().size());
-  if (o.method() == "pairwise") {
+  if (o.declared().pairs == MultiLayerMethod::Pairs::kMatched) {
     check(o.teacher_taps().size() == o.student_taps().size(),
           "multilayer method 'pairwise' pairs teacher tap k with student tap k, but there are {} "
           "teacher taps [{}] and {} student taps [{}]",
@@ -197,21 +215,12 @@ namespace {
 
 std::string fmt_num(double v) { return std::isfinite(v) ? fmt::format("{:.9g}", v) : ""; }
 
-// λ = softmax(a): the pair weights live on the simplex. Only (1 − β)·λij matters in the loss,
-// so with free non-negative λ the total distillation weight would be carried twice (by β and by
-// Σλ) and a greedy hyper-step could inflate Σλ, i.e. the effective learning rate, which the
-// one-step objective rewards; on the simplex β alone sets that total and λ only says where to
+// The pair weights live on the simplex, λ = softmax(a) (vid_space). Only (1 − β)·λij matters in
+// the loss, so with free non-negative λ the total distillation weight would be carried twice (by
+// β and by Σλ) and a greedy hyper-step could inflate Σλ, i.e. the effective learning rate, which
+// the one-step objective rewards; on the simplex β alone sets that total and λ only says where to
 // distill. Softmax also keeps every λij > 0, so a pair driven down can recover, where projection
 // onto λ ≥ 0 would park it at exactly 0 with a zero-gradient corner.
-std::vector<double> softmax(const std::vector<double>& a) {
-  if (a.empty()) return {};
-  const double mx = *std::max_element(a.begin(), a.end());
-  std::vector<double> out(a.size());
-  double sum = 0;
-  for (size_t i = 0; i < a.size(); ++i) sum += out[i] = std::exp(a[i] - mx);
-  for (auto& v : out) v /= sum;
-  return out;
-}
 
 // The meta-step on [a_1..a_P, β]: step `meta_lr` on the pair logits, `beta_lr` on β. Adam's ε is
 // 1e-12, far below the hypergradient of a (about 1e-7).
@@ -257,19 +266,23 @@ namespace {
 // hyper-steps on m = [a_1..a_P, β], λ = softmax(a).
 class VidBody : public LoopBody {
  public:
+  /// `coordinates`: the initial [a_1..a_P, β] of `vid_space(P)`.
   VidBody(const MultiLayerOptions& ml, const TrainerOptions& o, std::vector<TapPair> pairs,
           ClassifierImpl& student, ClassifierImpl& teacher, MultiVID vid,
           torch::optim::Optimizer& optimizer, std::vector<torch::Tensor> all_params,
-          const DataSet& train_set, std::vector<double> a, double beta, MultiLayerResult& result)
-      : ml_(ml), o_(o), pairs_(std::move(pairs)), student_(student), teacher_(teacher),
-        vid_(std::move(vid)), optimizer_(optimizer), all_params_(std::move(all_params)),
-        teacher_inputs_(train_set.teacher_input()),
-        own_teacher_inputs_(train_set.x_teacher.defined()), a_(std::move(a)), beta_(beta),
+          const DataSet& train_set, std::vector<double> coordinates, MultiLayerResult& result)
+      : ml_(ml), method_(ml.declared()), o_(o), pairs_(std::move(pairs)),
+        space_(vid_space(pairs_.size(), ml.beta_min(), ml.beta_max())), student_(student),
+        teacher_(teacher), vid_(std::move(vid)), optimizer_(optimizer),
+        all_params_(std::move(all_params)), teacher_inputs_(train_set.teacher_input()),
+        own_teacher_inputs_(train_set.x_teacher.defined()), coordinates_(std::move(coordinates)),
         meta_step_(meta_step_rule(ml, pairs_.size())), result_(result),
         dtype_(student.parameters().front().scalar_type()) {
+    check(coordinates_.size() == space_.size(), "multilayer: {} initial metaparameters for {}",
+          coordinates_.size(), space_.size());
     guarded_ = {&student_};
     if (vid_) guarded_.push_back(vid_.get());
-    if (ml_.method() == "all-pairs-online")
+    if (method_.hypergradient == "online")
       online_ = std::make_unique<OnlineHypergradient>(
           OnlineHypergradientOptions().mu(ml_.online_mu()).fd_scale(ml_.fd_scale()));
   }
@@ -277,28 +290,30 @@ class VidBody : public LoopBody {
   std::string name() const override { return ml_.method(); }
 
   double step(const LoopStep& s) override {
+    using Loss = MultiLayerMethod::Loss;
     const Batch& batch = *s.batch;
     const size_t P = pairs_.size();
     // The teacher sees what the student sees unless the data give it its own inputs.
     Features tf;
-    if (ml_.method() != "none") {
+    if (method_.loss != Loss::kCrossEntropy) {
       torch::NoGradGuard no_grad;
       auto xt = own_teacher_inputs_
                     ? teacher_inputs_.index_select(0, batch.idx.cpu()).to(o_.device)
                     : batch.x;
       tf = teacher_.forward_features(xt);
     }
-    // L(m) at the current weights; m = [a_1..a_P, β] (only for the pair methods).
+    // L(m) at the current weights, m the coordinates [a_1..a_P, β] (only for the pair methods).
     const TrainLossFn train_loss = [&](const torch::Tensor& m) -> torch::Tensor {
-      if (ml_.method() == "none")
+      if (method_.loss == Loss::kCrossEntropy)
         return torch::nn::functional::cross_entropy(student_.forward(batch.x), batch.y);
-      if (ml_.method() == "hinton")
+      if (method_.loss == Loss::kHinton)
         return functional::hinton_loss(student_.forward(batch.x), tf.back().second, batch.y,
                                        ml_.hinton_lambda1(), ml_.temperature());
       auto sf = student_.forward_features(batch.x);
       auto ce = torch::nn::functional::cross_entropy(sf.back().second, batch.y);
-      auto lambda = torch::softmax(m.slice(0, 0, static_cast<int64_t>(P)), 0);  // [P]
-      auto b_ = m[static_cast<int64_t>(P)];
+      const auto values = space_.from_coordinates(m);  // [λ_1..λ_P, β]
+      auto lambda = values.slice(0, 0, static_cast<int64_t>(P));
+      auto b_ = values[static_cast<int64_t>(P)];
       return b_ * ce + (1 - b_) * vid_->forward(tf, sf, lambda);
     };
     const double val_temperature = ml_.val_temperature();
@@ -310,15 +325,15 @@ class VidBody : public LoopBody {
     };
     PairWeightsPoint point;
     point.step = s.step;
-    // A meta-step on (a, β) from the hypergradient h(m), m = [a_1..a_P, β].
+    // A meta-step on the coordinates from the hypergradient h with respect to them.
     auto meta_update = [&](const torch::Tensor& gradient) {
       auto hg = gradient.to(torch::kCPU, torch::kDouble).contiguous();
       const double* hp = hg.data_ptr<double>();
       check(std::all_of(hp, hp + P + 1, [](double v) { return std::isfinite(v); }),
             "hypergradient became non-finite at step {}", s.step);
       const auto delta = meta_step_.delta(std::vector<double>(hp, hp + P + 1));
-      for (size_t i = 0; i < P; ++i) a_[i] -= delta[i];
-      beta_ = std::clamp(beta_ - delta[P], ml_.beta_min(), ml_.beta_max());
+      for (size_t i = 0; i <= P; ++i) coordinates_[i] -= delta[i];
+      coordinates_[P] = space_.from_coordinates(coordinates_)[P];  // β clamped to its interval
       point.hypergradient_norm = hg.norm().item<double>();
       point.hypergradient.assign(hp, hp + P + 1);
       ++result_.hyper_steps;
@@ -332,7 +347,7 @@ class VidBody : public LoopBody {
       step.val_loss = val_loss_of(val);
       step.modules = guarded_;
       const auto options = HypergradientOptions()
-                               .with_mode(ml_.method() == "all-pairs-exact" ? "exact" : "fd")
+                               .with_mode(method_.hypergradient)
                                .with_fd_scale(ml_.fd_scale());
       meta_update(hypergradient(step, optimizer_, o_.optimizer, s.lr, meta_tensor(), options).gradient);
     }
@@ -340,7 +355,7 @@ class VidBody : public LoopBody {
     const torch::Tensor m_used = ml_.uses_pairs() ? meta_tensor() : torch::Tensor();
     auto loss = train_loss(m_used);
     const double loss_value = loss.item<double>();
-    s.check_loss(loss_value, fmt::format("method {}, beta {}", ml_.method(), beta_));
+    s.check_loss(loss_value, fmt::format("method {}, beta {}", ml_.method(), beta()));
     std::vector<torch::Tensor> w_before;
     if (online_) w_before = snapshot_parameters(all_params_);
     optimizer_.zero_grad();
@@ -363,8 +378,8 @@ class VidBody : public LoopBody {
       optimizer_.step();
     }
     if (ml_.uses_pairs()) {
-      point.beta = beta_;
-      point.lambda = softmax(a_);
+      point.beta = beta();
+      point.lambda = lambda();
       result_.trajectory.push_back(std::move(point));
     }
     return loss_value;
@@ -378,21 +393,22 @@ class VidBody : public LoopBody {
     m.val_accuracy = e.val.accuracy;
     m.val_loss = e.val.loss;
     m.test_accuracy = e.test.accuracy;
-    m.beta = beta_;
+    m.beta = beta();
     m.seconds = e.seconds;
     result_.history.push_back(m);
     if (verbose)
       std::cerr << fmt::format(
           "[{}] epoch {}/{} loss {:.4f} val {:.4f} test {:.4f} beta {:.3f} ({:.1f}s)\n",
-          ml_.method(), m.epoch, epochs, m.train_loss, m.val_accuracy, m.test_accuracy, beta_,
+          ml_.method(), m.epoch, epochs, m.train_loss, m.val_accuracy, m.test_accuracy, beta(),
           m.seconds);
   }
 
   void save(nlohmann::json& j, torch::serialize::OutputArchive& archive) const override {
     finish();
+    const size_t P = pairs_.size();
     j["multilayer"] = {{"result", multilayer_result_to_json(result_)},
-                       {"a", a_},
-                       {"beta", beta_},
+                       {"a", std::vector<double>(coordinates_.begin(), coordinates_.begin() + P)},
+                       {"beta", beta()},
                        {"meta_step", meta_step_.state()}};
     j["hyper_steps"] = result_.hyper_steps;
     if (vid_) {
@@ -421,10 +437,11 @@ class VidBody : public LoopBody {
       vid_->load(sub);
     }
     if (fork) return;
-    a_ = ml.at("a").get<std::vector<double>>();
-    check(a_.size() == pairs_.size(), "checkpoint of {} pair weights for {} pairs", a_.size(),
+    auto a = ml.at("a").get<std::vector<double>>();
+    check(a.size() == pairs_.size(), "checkpoint of {} pair weights for {} pairs", a.size(),
           pairs_.size());
-    beta_ = ml.at("beta").get<double>();
+    a.push_back(ml.at("beta").get<double>());
+    coordinates_ = std::move(a);
     meta_step_.load_state(ml.at("meta_step"));
     if (online_) {
       torch::serialize::InputArchive sub;
@@ -439,21 +456,28 @@ class VidBody : public LoopBody {
 
   /// Writes the final λ and β into the result.
   void finish() const {
-    result_.lambda = softmax(a_);
-    result_.beta = beta_;
+    result_.lambda = lambda();
+    result_.beta = beta();
   }
-  double beta() const { return beta_; }
+  double beta() const { return coordinates_.back(); }
+  /// λ_1..λ_P of the current coordinates.
+  std::vector<double> lambda() const {
+    auto v = space_.from_coordinates(coordinates_);
+    v.pop_back();
+    return v;
+  }
 
  private:
   torch::Tensor meta_tensor() const {
-    std::vector<double> v(a_);
-    v.push_back(beta_);
-    return torch::tensor(v, torch::TensorOptions().dtype(torch::kDouble)).to(o_.device, dtype_);
+    return torch::tensor(coordinates_, torch::TensorOptions().dtype(torch::kDouble))
+        .to(o_.device, dtype_);
   }
 
   const MultiLayerOptions& ml_;
+  const MultiLayerMethod& method_;
   const TrainerOptions& o_;
   std::vector<TapPair> pairs_;
+  MetaSpace space_;
   ClassifierImpl& student_;
   ClassifierImpl& teacher_;
   MultiVID vid_;
@@ -462,8 +486,8 @@ class VidBody : public LoopBody {
   std::vector<torch::nn::Module*> guarded_;
   torch::Tensor teacher_inputs_;
   bool own_teacher_inputs_;
-  std::vector<double> a_;
-  double beta_;
+  /// [a_1..a_P, β]: the coordinates of `space_` (β projected, so its own value).
+  std::vector<double> coordinates_;
   MetaStepRule meta_step_;
   std::unique_ptr<OnlineHypergradient> online_;
   MultiLayerResult& result_;
@@ -526,18 +550,23 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
   }
   student.train();
 
-  // Metaparameters: a (λ = softmax(a)) and β, kept in double.
-  std::vector<double> a(pairs.size(), 0.0);
+  // Metaparameters: the coordinates [a_1..a_P, β] of vid_space, λ = softmax(a), kept in double.
   // β is the weight of CE in every method: 1 for "none", λ1 for "hinton".
-  double beta = ml.method() == "none"     ? 1.0
-                : ml.method() == "hinton" ? ml.hinton_lambda1()
-                                          : ml.beta();
-  if (ml.method() == "all-pairs-random") {
+  using Loss = MultiLayerMethod::Loss;
+  const auto& method = ml.declared();
+  std::vector<double> coordinates(pairs.size(), 0.0);
+  coordinates.push_back(method.loss == Loss::kCrossEntropy ? 1.0
+                        : method.loss == Loss::kHinton     ? ml.hinton_lambda1()
+                                                           : ml.beta());
+  if (method.weights == MultiLayerMethod::Weights::kRandom) {
+    // λ ~ U(0, 1) normalized onto the simplex (the space's draw), and β ~ U(0, 1) when asked.
     std::mt19937_64 rng(o.seed * 1000003ULL + 11ULL);
     std::uniform_real_distribution<double> u(0.0, 1.0);
-    // λ ~ U(0, 1) normalized onto the simplex: a = log λ gives softmax(a) = λ / Σλ.
-    for (auto& v : a) v = std::log(std::max(u(rng), 1e-12));
-    if (ml.random_beta()) beta = u(rng);
+    std::vector<double> uniforms(pairs.size());
+    for (auto& v : uniforms) v = u(rng);
+    uniforms.push_back(ml.random_beta() ? u(rng) : ml.beta());
+    const auto space = vid_space(pairs.size());
+    coordinates = space.to_coordinates(space.draw(uniforms));
   }
 
   const auto student_params = trainable_parameters(student);
@@ -553,7 +582,7 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
   result.method = ml.method();
   result.pairs = pairs;
   VidBody body(ml, o, pairs, student, teacher, vid_, *optimizer, all_params, *data.train_set,
-               std::move(a), beta, result);
+               std::move(coordinates), result);
   const LoopOutcome outcome = run_epochs(o, student, *optimizer, *data.train_set, data.train_ids,
                                          data.val_set, *data.test_set, body);
   body.finish();

@@ -13,6 +13,7 @@
 #include "metadistill/meta/hypergradient.h"
 #include "metadistill/meta/meta_optimizer.h"
 #include "metadistill/meta/meta_step.h"
+#include "metadistill/meta/metaparameter_space.h"
 #include "metadistill/meta/online_hypergradient.h"
 
 namespace metadistill {
@@ -100,13 +101,15 @@ class GradientMetaOptimizer : public MetaOptimizer {
   void online_before_step(const HyperStepContext& ctx);
   /// Online: carries the tangents through the step just taken (every step, whatever the phase).
   void carry_tangents(const HyperStepContext& ctx);
-  /// Sets λ (clamped to the domain) and the unconstrained coordinates that go with it.
+  /// Sets λ, projected onto the domain the coordinates reach.
   void set_value(const Metaparameters& m);
-  /// The coordinates the method steps and fits in: (λ1, T) or (a, b).
+  /// The coordinates the method steps and fits in (`space_`): (λ1, T) or (a, b).
   std::pair<double, double> coordinates() const;
   Metaparameters from_coordinates(double c1, double c2) const;
 
   GradientMethodOptions options_;
+  /// [λ1, T] with the domain option's stepping: projected, or λ1 = σ(a), T = 0.1 + softplus(b).
+  MetaSpace space_;
   Metaparameters value_;
   TrajectoryPoint last_;
   std::vector<torch::Tensor> w_before_;  // lagged order: weights before the pending hyper step

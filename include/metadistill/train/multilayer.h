@@ -31,7 +31,25 @@
 
 namespace metadistill {
 
-/// Method names `MultiLayerOptions::method` accepts.
+/// What a multi-layer method is, declared once per method (one registration line each in
+/// train/multilayer.cpp): its loss head, the pairs it distills between and how it sets the
+/// metaparameters m = [λ_1..λ_P, β] of `vid_space` (meta/metaparameter_space.h).
+struct MultiLayerMethod {
+  std::string name;
+  /// The loss head: CE alone (β = 1), the Hinton loss (β = λ1, T fixed), or β·CE + (1 − β)·VID.
+  enum class Loss { kCrossEntropy, kHinton, kVid } loss = Loss::kVid;
+  /// VID pairs: none, teacher tap k ↔ student tap k, or every teacher tap with every student tap.
+  enum class Pairs { kNone, kMatched, kAll } pairs = Pairs::kNone;
+  /// λ and β: uniform λ with the configured β, drawn at random, or learned by a hypergradient.
+  enum class Weights { kUniform, kRandom, kLearned } weights = Weights::kUniform;
+  /// Learned weights: "exact", "fd" (greedy, meta/hypergradient.h) or "online"
+  /// (meta/online_hypergradient.h).
+  std::string hypergradient;
+};
+
+/// The method `name`; throws `Error` listing the known names for an unknown one.
+const MultiLayerMethod& multilayer_method(const std::string& name);
+/// Method names `MultiLayerOptions::method` accepts, in the order of the paper's table.
 std::vector<std::string> multilayer_method_names();
 
 /// Options of `MultiLayerTrainer` beyond `TrainerOptions` (which give epochs, batches, lr
@@ -78,10 +96,12 @@ struct MultiLayerOptions {
   TORCH_ARG(bool, vid_weight_decay) = false;
 
  public:
+  /// The declaration of `method` (throws `Error` for an unknown one).
+  const MultiLayerMethod& declared() const { return multilayer_method(method()); }
   /// True for the methods that use VID pairs.
-  bool uses_pairs() const;
+  bool uses_pairs() const { return declared().pairs != MultiLayerMethod::Pairs::kNone; }
   /// True for the methods that learn λ and β.
-  bool learns() const;
+  bool learns() const { return declared().weights == MultiLayerMethod::Weights::kLearned; }
   /// Throws `Error` naming the option for an unknown method or an out-of-range value.
   void validate() const;
   /// Every option as JSON (run fingerprints, reports).
