@@ -76,7 +76,8 @@ void setup_multilayer(CLI::App& app) {
   add_common_options(*sub, o->common);
   sub->add_option("--methods", o->run.methods,
                   "methods: none, hinton, pairwise, all-pairs-fixed, all-pairs-random, "
-                  "all-pairs-exact, all-pairs-fd, all-pairs-online (default: the config's)")
+                  "all-pairs-exact, all-pairs-fd, all-pairs-online, all-pairs-proposed, "
+                  "all-pairs-online-proposed (default: the config's)")
       ->delimiter(',');
   sub->add_option("--runs", o->run.runs, "runs per method (default: the config's)")
       ->check(CLI::PositiveNumber);

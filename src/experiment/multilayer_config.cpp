@@ -123,6 +123,12 @@ static MultiLayerConfig read_multilayer_config(const fs::path& path) {
   i = o.hyper_every();
   read_key(section, "hyper_every", file, used, i, "an integer");
   o.hyper_every(i);
+  i = o.e1();
+  read_key(section, "e1", file, used, i, "an integer");
+  o.e1(i);
+  i = o.e2();
+  read_key(section, "e2", file, used, i, "an integer");
+  o.e2(i);
   i = o.vid_hidden();
   read_key(section, "vid_hidden", file, used, i, "an integer");
   o.vid_hidden(i);

@@ -40,55 +40,124 @@ LineFit fit_line(const std::vector<double>& values) {
   return f;
 }
 
-TrajectoryMetaOptimizer::TrajectoryMetaOptimizer(const MethodOptions& method,
-                                                 GradientMethodOptions options)
-    : GradientMetaOptimizer(method, std::move(options)) {}
+TrajectoryPredictor::TrajectoryPredictor(TrajectoryPredictorOptions options, MetaSpace space)
+    : options_(options), space_(std::move(space)), windows_(space_.size()) {
+  check(options_.e1() >= 2, "e1 = {}: expected >= 2 (a line needs two points)", options_.e1());
+  check(options_.e2() >= 0, "e2 = {}: expected >= 0", options_.e2());
+  check(options_.r2_threshold() >= 0 && options_.r2_threshold() <= 1,
+        "r2_threshold = {}: expected a value in [0, 1]", options_.r2_threshold());
+}
 
 // Step 2 at the end of a window: one line per coordinate, and how many of the e2 steps follow it.
-void TrajectoryMetaOptimizer::fit_window() {
-  fit1_ = fit_line(window1_);
-  fit2_ = fit_line(window2_);
-  predict_len_ = options_.e2;
-  if (options_.guarded) {
-    if (std::min(fit1_.r2, fit2_.r2) < options_.r2_threshold) {
+void TrajectoryPredictor::fit_window() {
+  fits_.clear();
+  double worst_r2 = 1;
+  for (const auto& w : windows_) {
+    fits_.push_back(fit_line(w));
+    worst_r2 = std::min(worst_r2, fits_.back().r2);
+  }
+  predict_len_ = options_.e2();
+  if (options_.guarded()) {
+    if (worst_r2 < options_.r2_threshold()) {
       predict_len_ = 0;  // a poor fit: keep taking hyper-steps
-    } else if (options_.domain == "projected") {
-      // Extrapolate only while the line stays inside the domain.
-      const double e1 = static_cast<double>(options_.e1);
+    } else {
+      // Extrapolate only while every projected coordinate stays inside its interval (the
+      // reparametrized ones cannot leave their domain).
+      auto inside = [&](double z) {
+        for (size_t i = 0; i < fits_.size(); ++i) {
+          const auto& c = space_[i];
+          if (c.reparametrized) continue;
+          const double v = fits_[i].at(z);
+          if (v < c.lo || v > c.hi) return false;
+        }
+        return true;
+      };
       int64_t k = 0;
-      while (k < options_.e2) {
-        const double z = e1 + static_cast<double>(k + 1);
-        const double l1 = fit1_.at(z), t = fit2_.at(z);
-        if (l1 < 0 || l1 > 1 || t < Metaparameters::kMinTemperature ||
-            t > Metaparameters::kMaxTemperature)
-          break;
-        ++k;
-      }
+      while (k < options_.e2() && inside(static_cast<double>(options_.e1() + k + 1))) ++k;
       predict_len_ = k;
     }
   }
-  window1_.clear();
-  window2_.clear();
+  for (auto& w : windows_) w.clear();
 }
+
+std::optional<std::vector<double>> TrajectoryPredictor::predict(int64_t step) {
+  if (!predicting_) return std::nullopt;
+  const int64_t k = step - phase_start_ + 1;  // 1..predict_len_
+  const double z = static_cast<double>(options_.e1() + k);
+  std::vector<double> c;
+  for (const auto& f : fits_) c.push_back(f.at(z));
+  if (k >= predict_len_) {
+    predicting_ = false;
+    phase_start_ = step + 1;
+  }
+  return c;
+}
+
+bool TrajectoryPredictor::record(const std::vector<double>& coordinates, int64_t step) {
+  check(coordinates.size() == windows_.size(), "trajectory: {} coordinates recorded, expected {}",
+        coordinates.size(), windows_.size());
+  for (size_t i = 0; i < coordinates.size(); ++i) windows_[i].push_back(coordinates[i]);
+  if (static_cast<int64_t>(windows_.front().size()) < options_.e1()) return false;
+  fit_window();
+  predicting_ = predict_len_ > 0;
+  phase_start_ = step + 1;
+  return true;
+}
+
+nlohmann::json TrajectoryPredictor::state() const {
+  nlohmann::json fits = nlohmann::json::array();
+  for (const auto& f : fits_) fits.push_back({f.slope, f.intercept, f.r2});
+  return {{"windows", windows_},
+          {"fits", fits},
+          {"predict_len", predict_len_},
+          {"phase_start", phase_start_},
+          {"predicting", predicting_}};
+}
+
+void TrajectoryPredictor::load_state(const nlohmann::json& s) {
+  std::vector<std::vector<double>> windows, fits;
+  if (s.contains("windows")) {
+    windows = s.at("windows").get<std::vector<std::vector<double>>>();
+    fits = s.at("fits").get<std::vector<std::vector<double>>>();
+  } else {
+    windows = {s.at("window1").get<std::vector<double>>(), s.at("window2").get<std::vector<double>>()};
+    fits = {s.at("fit1").get<std::vector<double>>(), s.at("fit2").get<std::vector<double>>()};
+  }
+  check(windows.size() == windows_.size() && (fits.empty() || fits.size() == windows_.size()),
+        "trajectory state of {} coordinates, expected {}", windows.size(), windows_.size());
+  fits_.clear();
+  for (const auto& f : fits) {
+    check(f.size() == 3, "trajectory state: a fit of {} numbers, expected 3", f.size());
+    fits_.push_back({f[0], f[1], f[2]});
+  }
+  windows_ = std::move(windows);
+  predict_len_ = s.at("predict_len");
+  phase_start_ = s.at("phase_start");
+  predicting_ = s.at("predicting");
+}
+
+TrajectoryMetaOptimizer::TrajectoryMetaOptimizer(const MethodOptions& method,
+                                                 GradientMethodOptions options)
+    : GradientMetaOptimizer(method, std::move(options)),
+      predictor_(TrajectoryPredictorOptions()
+                     .e1(options_.e1)
+                     .e2(options_.e2)
+                     .guarded(options_.guarded)
+                     .r2_threshold(options_.r2_threshold),
+                 space_) {}
 
 // Step 3 while extrapolating (λ from the line, no hypergradient), else step 1 (a hyper-step, here
 // for order `before`, in `after_step` for the lagged and online orders).
 Metaparameters TrajectoryMetaOptimizer::before_step(const HyperStepContext& ctx) {
   if (online_) online_before_step(ctx);  // the tangents are carried through every step
-  if (predicting_) {
-    const int64_t k = ctx.step - phase_start_ + 1;  // 1..predict_len_
-    const double z = static_cast<double>(options_.e1 + k);
-    value_ = from_coordinates(fit1_.at(z), fit2_.at(z));
+  if (auto c = predictor_.predict(ctx.step)) {
+    value_ = from_coordinates((*c)[0], (*c)[1]);
     last_.step = ctx.step;
     last_.value = value_;
     last_.hypergradient.clear();
     last_.phase = "predict";
-    last_.r2_lambda1 = fit1_.r2;
-    last_.r2_temperature = fit2_.r2;
-    if (k >= predict_len_) {
-      predicting_ = false;
-      phase_start_ = ctx.step + 1;
-    }
+    last_.r2_lambda1 = predictor_.fits()[0].r2;
+    last_.r2_temperature = predictor_.fits()[1].r2;
     return value_;
   }
   last_.r2_lambda1 = last_.r2_temperature = std::nan("");
@@ -116,42 +185,24 @@ void TrajectoryMetaOptimizer::after_step(const HyperStepContext& ctx) {
   record_hyper(ctx);
 }
 
-// Step 1's record: the coordinates after a hyper-step; a full window starts step 2.
 void TrajectoryMetaOptimizer::record_hyper(const HyperStepContext& ctx) {
   auto [c1, c2] = coordinates();
-  window1_.push_back(c1);
-  window2_.push_back(c2);
-  if (static_cast<int64_t>(window1_.size()) >= options_.e1) {
-    fit_window();
-    last_.r2_lambda1 = fit1_.r2;
-    last_.r2_temperature = fit2_.r2;
-    predicting_ = predict_len_ > 0;
-    phase_start_ = ctx.step + 1;
+  if (predictor_.record({c1, c2}, ctx.step)) {
+    last_.r2_lambda1 = predictor_.fits()[0].r2;
+    last_.r2_temperature = predictor_.fits()[1].r2;
   }
 }
 
 nlohmann::json TrajectoryMetaOptimizer::state() const {
   auto s = GradientMetaOptimizer::state();
-  s["window1"] = window1_;
-  s["window2"] = window2_;
-  s["fit1"] = {fit1_.slope, fit1_.intercept, fit1_.r2};
-  s["fit2"] = {fit2_.slope, fit2_.intercept, fit2_.r2};
-  s["predict_len"] = predict_len_;
-  s["phase_start"] = phase_start_;
-  s["predicting"] = predicting_;
+  s["trajectory"] = predictor_.state();
   return s;
 }
 
 void TrajectoryMetaOptimizer::load_state(const nlohmann::json& s) {
   GradientMetaOptimizer::load_state(s);
-  window1_ = s.at("window1").get<std::vector<double>>();
-  window2_ = s.at("window2").get<std::vector<double>>();
-  auto f1 = s.at("fit1").get<std::vector<double>>(), f2 = s.at("fit2").get<std::vector<double>>();
-  fit1_ = {f1[0], f1[1], f1[2]};
-  fit2_ = {f2[0], f2[1], f2[2]};
-  predict_len_ = s.at("predict_len");
-  phase_start_ = s.at("phase_start");
-  predicting_ = s.at("predicting");
+  // Checkpoints written before the predictor hold its state at the top level.
+  predictor_.load_state(s.contains("trajectory") ? s.at("trajectory") : s);
 }
 
 }  // namespace metadistill

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -16,6 +17,7 @@
 #include "metadistill/meta/metaparameter_space.h"
 #include "metadistill/meta/online_hypergradient.h"
 #include "metadistill/meta/parameter_ops.h"
+#include "metadistill/meta/trajectory.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
 #include "metadistill/train/loop.h"
@@ -37,7 +39,9 @@ std::vector<MultiLayerMethod> declared_methods() {
           {"all-pairs-random", L::kVid, P::kAll, W::kRandom, ""},
           {"all-pairs-exact", L::kVid, P::kAll, W::kLearned, "exact"},
           {"all-pairs-fd", L::kVid, P::kAll, W::kLearned, "fd"},
-          {"all-pairs-online", L::kVid, P::kAll, W::kLearned, "online"}};
+          {"all-pairs-online", L::kVid, P::kAll, W::kLearned, "online"},
+          {"all-pairs-proposed", L::kVid, P::kAll, W::kLearned, "fd", true},
+          {"all-pairs-online-proposed", L::kVid, P::kAll, W::kLearned, "online", true}};
 }
 
 }  // namespace
@@ -77,6 +81,8 @@ void MultiLayerOptions::validate() const {
         hyper_every());
   check(std::isfinite(online_mu()) && online_mu() >= 0 && online_mu() <= 1,
         "multilayer online_mu = {}: expected a value in [0, 1]", online_mu());
+  check(e1() >= 2, "multilayer e1 = {}: expected >= 2 (a line needs two points)", e1());
+  check(e2() >= 0, "multilayer e2 = {}: expected >= 0", e2());
   check(std::isfinite(val_temperature()) && val_temperature() > 0,
         "multilayer val_temperature = {}: expected > 0", val_temperature());
   check(vid_hidden() >= 0, "multilayer vid_hidden = {}: expected >= 0 (0 = teacher channels)",
@@ -102,6 +108,9 @@ nlohmann::json MultiLayerOptions::to_json() const {
           {"meta_optimizer", meta_optimizer()},
           {"fd_scale", fd_scale()},
           {"hyper_every", hyper_every()},
+          {"online_mu", online_mu()},
+          {"e1", e1()},
+          {"e2", e2()},
           {"val_temperature", val_temperature()},
           {"vid_hidden", vid_hidden()},
           {"vid_init_variance", vid_init_variance()},
@@ -285,6 +294,9 @@ class VidBody : public LoopBody {
     if (method_.hypergradient == "online")
       online_ = std::make_unique<OnlineHypergradient>(
           OnlineHypergradientOptions().mu(ml_.online_mu()).fd_scale(ml_.fd_scale()));
+    if (method_.extrapolated)
+      predictor_ = std::make_unique<TrajectoryPredictor>(
+          TrajectoryPredictorOptions().e1(ml_.e1()).e2(ml_.e2()), space_);
   }
 
   std::string name() const override { return ml_.method(); }
@@ -337,8 +349,17 @@ class VidBody : public LoopBody {
       point.hypergradient_norm = hg.norm().item<double>();
       point.hypergradient.assign(hp, hp + P + 1);
       ++result_.hyper_steps;
+      if (predictor_) predictor_->record(coordinates_, s.step);
     };
-    const bool hyper_due = ml_.learns() && s.step % ml_.hyper_every() == 0;
+    // The extrapolating methods: the coordinates of a prediction step come from the lines, and
+    // no hyper-step is taken (the online tangents are still carried).
+    std::optional<std::vector<double>> predicted;
+    if (predictor_) predicted = predictor_->predict(s.step);
+    if (predicted) {
+      coordinates_ = *predicted;
+      coordinates_[P] = space_.from_coordinates(coordinates_)[P];
+    }
+    const bool hyper_due = ml_.learns() && !predicted && s.step % ml_.hyper_every() == 0;
     if (hyper_due && !online_) {
       const Batch val = s.next_val();
       HyperStep step;
@@ -410,6 +431,7 @@ class VidBody : public LoopBody {
                        {"a", std::vector<double>(coordinates_.begin(), coordinates_.begin() + P)},
                        {"beta", beta()},
                        {"meta_step", meta_step_.state()}};
+    if (predictor_) j["multilayer"]["trajectory"] = predictor_->state();
     j["hyper_steps"] = result_.hyper_steps;
     if (vid_) {
       torch::serialize::OutputArchive sub;
@@ -443,6 +465,7 @@ class VidBody : public LoopBody {
     a.push_back(ml.at("beta").get<double>());
     coordinates_ = std::move(a);
     meta_step_.load_state(ml.at("meta_step"));
+    if (predictor_) predictor_->load_state(ml.at("trajectory"));
     if (online_) {
       torch::serialize::InputArchive sub;
       if (archive.try_read("online", sub)) online_->load(sub);
@@ -490,6 +513,7 @@ class VidBody : public LoopBody {
   std::vector<double> coordinates_;
   MetaStepRule meta_step_;
   std::unique_ptr<OnlineHypergradient> online_;
+  std::unique_ptr<TrajectoryPredictor> predictor_;  // the extrapolating methods only
   MultiLayerResult& result_;
   torch::ScalarType dtype_;
 };

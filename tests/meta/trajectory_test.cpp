@@ -8,6 +8,7 @@
 #include "metadistill/meta/gradient_method.h"
 #include "metadistill/train/teacher.h"
 #include "metadistill/train/trainer.h"
+#include "metadistill/util/error.h"
 #include "metadistill/util/runtime.h"
 
 using namespace metadistill;
@@ -29,6 +30,50 @@ TEST(LineFit, NoisyWindowHasLowRSquared) {
   auto f = fit_line({1, -1, 1, -1, 1, -1, 1, -1});
   EXPECT_LT(f.r2, 0.2);
   EXPECT_THROW(fit_line({1.0}), std::exception);
+}
+
+// The schedule over a three-coordinate space: e1 recorded points, then e2 points on the lines
+// at z = e1 + 1..e1 + e2, repeated on the global step counter; guarded, a projected coordinate's
+// line leaving its interval cuts the phase short, and a state taken mid-phase continues it.
+TEST(TrajectoryPredictor, AlternatesRecordsAndExtrapolationsOverAnySpace) {
+  const auto space = MetaSpace().simplex({"p", "q"}).interval("beta", 0.0, 1.0);
+  TrajectoryPredictor tp(TrajectoryPredictorOptions().e1(3).e2(2), space);
+  auto coords = [](double z) { return std::vector<double>{0.5 * z, -z, 0.1 + 0.05 * z}; };
+  int64_t step = 0;
+  for (int window = 0; window < 2; ++window) {
+    for (int k = 1; k <= 3; ++k, ++step) {
+      EXPECT_FALSE(tp.predict(step).has_value()) << step;
+      EXPECT_EQ(tp.record(coords(k), step), k == 3) << step;
+    }
+    ASSERT_EQ(tp.fits().size(), 3u);
+    EXPECT_NEAR(tp.fits()[2].r2, 1.0, 1e-12);
+    for (int k = 1; k <= 2; ++k, ++step) {
+      auto c = tp.predict(step);
+      ASSERT_TRUE(c.has_value()) << step;
+      for (size_t i = 0; i < 3; ++i) EXPECT_NEAR((*c)[i], coords(3 + k)[i], 1e-12) << step;
+    }
+  }
+  EXPECT_FALSE(tp.predict(step).has_value());
+
+  // Guarded: β = 0.3 z reaches 1.2 > 1 at z = 4, so no step is extrapolated; a poor fit neither.
+  TrajectoryPredictor guarded(TrajectoryPredictorOptions().e1(3).e2(2).guarded(true), space);
+  for (int k = 1; k <= 3; ++k) guarded.record({0, 0, 0.3 * k}, k - 1);
+  EXPECT_FALSE(guarded.predict(3).has_value());
+  for (int k = 1; k <= 3; ++k) guarded.record({k % 2 * 1.0, 0, 0.5}, 3 + k - 1);
+  EXPECT_LT(guarded.fits()[0].r2, 0.5);
+  EXPECT_FALSE(guarded.predict(6).has_value());
+
+  // Mid-phase state: the copy extrapolates what the original does.
+  TrajectoryPredictor a(TrajectoryPredictorOptions().e1(2).e2(3), space);
+  a.record(coords(1), 0);
+  a.record(coords(2), 1);
+  ASSERT_TRUE(a.predict(2).has_value());
+  TrajectoryPredictor b(TrajectoryPredictorOptions().e1(2).e2(3), space);
+  b.load_state(nlohmann::json::parse(a.state().dump()));
+  for (int64_t s = 3; s < 6; ++s) EXPECT_EQ(a.predict(s), b.predict(s)) << s;
+  EXPECT_THROW(TrajectoryPredictor(TrajectoryPredictorOptions().e1(2), hinton_space())
+                   .load_state(a.state()),
+               Error);
 }
 
 namespace {

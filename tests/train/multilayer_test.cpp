@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <fstream>
 #include <numeric>
 #include <sstream>
@@ -147,6 +149,46 @@ TEST(MultiLayerTrainer, LearnedWeightsAreLoggedEveryStepAndStayInTheirDomain) {
   EXPECT_EQ(read_lines(dir / "metrics.csv").size(), 3u);
   EXPECT_EQ(read_lines(dir / "pairs.csv").size(), 7u);
   EXPECT_TRUE(std::filesystem::exists(dir / "student.pt"));
+}
+
+// all-pairs-proposed: windows of e1 hyper-steps, then e2 steps whose coordinates lie on the
+// least-squares lines through the window (fitted here in closed form, apart from fit_line): for β
+// directly, for the pair logits through log(λi/λ1) = ai − a1, which is linear when they are.
+TEST(MultiLayerTrainer, ProposedWeightsFollowTheWindowsLines) {
+  TinyData d;
+  Models m;
+  const int64_t e1 = 3, e2 = 2;
+  MultiLayerTrainer trainer(all_pairs("all-pairs-proposed").beta_lr(0.5).e1(e1).e2(e2), quick());
+  auto r = trainer.fit(*m.student, *m.teacher, d.data());
+  ASSERT_EQ(r.trajectory.size(), 8u);  // hyper 0-2, predict 3-4, hyper 5-7
+  EXPECT_EQ(r.hyper_steps, 6);
+  for (size_t k = 0; k < 8; ++k) {
+    const bool predicted = k == 3 || k == 4;
+    EXPECT_EQ(r.trajectory[k].hypergradient_norm > 0, !predicted) << k;
+  }
+  auto line_at = [&](const std::function<double(size_t)>& value, double z) {
+    const double zbar = (e1 + 1) / 2.0;
+    double vbar = 0, sxy = 0, sxx = 0;
+    for (int64_t k = 0; k < e1; ++k) vbar += value(static_cast<size_t>(k)) / e1;
+    for (int64_t k = 0; k < e1; ++k) {
+      sxy += (k + 1 - zbar) * (value(static_cast<size_t>(k)) - vbar);
+      sxx += (k + 1 - zbar) * (k + 1 - zbar);
+    }
+    return vbar + sxy / sxx * (z - zbar);
+  };
+  const auto& t = r.trajectory;
+  for (int64_t k = 1; k <= e2; ++k) {
+    const auto& row = t[static_cast<size_t>(e1 + k - 1)];
+    const double z = static_cast<double>(e1 + k);
+    EXPECT_NEAR(row.beta, std::clamp(line_at([&](size_t i) { return t[i].beta; }, z), 0.0, 1.0),
+                1e-9) << k;
+    for (size_t p = 1; p < row.lambda.size(); ++p) {
+      auto gap = [&](size_t i) { return std::log(t[i].lambda[p] / t[i].lambda[0]); };
+      EXPECT_NEAR(std::log(row.lambda[p] / row.lambda[0]), line_at(gap, z), 1e-8) << k << " " << p;
+    }
+  }
+  // The window moved the weights, so the lines are not flat.
+  EXPECT_NE(t[0].lambda, t[2].lambda);
 }
 
 TEST(MultiLayerTrainer, SameSeedSameNumbers) {
@@ -442,8 +484,10 @@ TEST(MultiLayerTrainer, ValBatchSizeSetsTheHyperStepBatch) {
 // checkpoint) and with the online method (its tangents travel too), through a learning-rate drop.
 TEST(MultiLayerTrainer, ResumeFromCheckpointEqualsUninterruptedRun) {
   TinyData d;
-  for (const std::string method : {"all-pairs-fd", "all-pairs-online"}) {
-    auto o = all_pairs(method).meta_optimizer("adam").meta_lr(0.05).beta_lr(0.05).online_mu(0.9);
+  // The extrapolating method (e1 3, e2 2) is checkpointed at step 8, inside a prediction phase.
+  for (const std::string method : {"all-pairs-fd", "all-pairs-online", "all-pairs-online-proposed"}) {
+    auto o = all_pairs(method).meta_optimizer("adam").meta_lr(0.05).beta_lr(0.05).online_mu(0.9)
+                 .e1(3).e2(2);
     TempDir full_dir("full"), part_dir("part");
     auto t = quick(3, full_dir.path());
     t.epochs = 4;

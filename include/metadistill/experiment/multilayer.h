@@ -55,7 +55,7 @@ struct MultiLayerConfig {
   Config base;
   /// Settings shared by every method; `method` is set per run.
   MultiLayerOptions options;
-  /// Methods compared (default: all of `multilayer_method_names()` but all-pairs-fixed).
+  /// Methods compared (default: none, hinton, pairwise, all-pairs-random, all-pairs-fd).
   std::vector<std::string> methods;
   SensitivityConfig sensitivity;
 };

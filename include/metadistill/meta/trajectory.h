@@ -12,11 +12,13 @@
 /// `proposed-guarded` (beyond the paper) skips step 3 when a fit's R² is below `r2_threshold`
 /// and cuts it short where the line would leave the domain.
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "metadistill/meta/gradient_method.h"
+#include "metadistill/meta/metaparameter_space.h"
 
 namespace metadistill {
 
@@ -31,8 +33,54 @@ struct LineFit {
 /// Fits `values[k]` against z = k + 1 (k = 0..n−1) by least squares; n >= 2.
 LineFit fit_line(const std::vector<double>& values);
 
-/// `proposed`: e1 hyper-steps recording λ, a line fitted per metaparameter, λ set from the
-/// extrapolated line for the next e2 steps (no hypergradient), repeated; global step counter.
+/// Settings of the e1/e2 schedule.
+struct TrajectoryPredictorOptions {
+  /// Hyper-steps per window (≥ 2) and extrapolated steps after it (≥ 0).
+  TORCH_ARG(int64_t, e1) = 10;
+  TORCH_ARG(int64_t, e2) = 10;
+  /// Beyond the paper: no extrapolation after a window whose worst fit has R² < r2_threshold,
+  /// and extrapolation cut short where a projected coordinate's line leaves its interval.
+  TORCH_ARG(bool, guarded) = false;
+  TORCH_ARG(double, r2_threshold) = 0.5;
+};
+
+/// Steps 1–3 above over the coordinates of any metaparameter space (the Hinton [λ1, T], the VID
+/// [a_1..a_P, β]): a method asks `predict` before each student step and, when it took a
+/// hyper-step instead, hands the new coordinates to `record`. The step counter is global.
+class TrajectoryPredictor {
+ public:
+  TrajectoryPredictor(TrajectoryPredictorOptions options, MetaSpace space);
+
+  /// The coordinates for student step `step` when it falls in an extrapolation phase (the
+  /// lines at z = e1 + k for its k-th step), else nothing: take a hyper-step.
+  std::optional<std::vector<double>> predict(int64_t step);
+  /// Records the coordinates after the hyper-step of student step `step`; when that fills the
+  /// window, fits the lines and extrapolates from step + 1 on. True when a window was fitted.
+  bool record(const std::vector<double>& coordinates, int64_t step);
+
+  /// The lines of the last fitted window, one per coordinate (empty before the first).
+  const std::vector<LineFit>& fits() const { return fits_; }
+  const TrajectoryPredictorOptions& options() const { return options_; }
+
+  /// State for checkpoints; `load_state` also reads the two-coordinate form of the checkpoints
+  /// written before the predictor served every space (window1/2, fit1/2). Throws `Error` for
+  /// another number of coordinates.
+  nlohmann::json state() const;
+  void load_state(const nlohmann::json& state);
+
+ private:
+  void fit_window();
+
+  TrajectoryPredictorOptions options_;
+  MetaSpace space_;
+  std::vector<std::vector<double>> windows_;  // per coordinate, the values after each hyper-step
+  std::vector<LineFit> fits_;
+  int64_t predict_len_ = 0;  // steps to extrapolate after the current window
+  int64_t phase_start_ = 0;  // global step where the current phase began
+  bool predicting_ = false;
+};
+
+/// `proposed`: the `gradient` method's hyper-steps on [λ1, T] under a `TrajectoryPredictor`.
 class TrajectoryMetaOptimizer : public GradientMetaOptimizer {
  public:
   TrajectoryMetaOptimizer(const MethodOptions& method, GradientMethodOptions options);
@@ -43,15 +91,10 @@ class TrajectoryMetaOptimizer : public GradientMetaOptimizer {
   void load_state(const nlohmann::json& state) override;
 
  private:
-  void fit_window();
-  /// Records λ after a hyper-step into the window; fits and starts extrapolating when full.
+  /// Records λ after a hyper-step; logs the fits' R² when a window was fitted.
   void record_hyper(const HyperStepContext& ctx);
 
-  std::vector<double> window1_, window2_;  // coordinates after each hyper-step of the window
-  LineFit fit1_, fit2_;
-  int64_t predict_len_ = 0;  // steps to extrapolate after the current window
-  int64_t phase_start_ = 0;  // global step where the current window began
-  bool predicting_ = false;
+  TrajectoryPredictor predictor_;
 };
 
 }  // namespace metadistill

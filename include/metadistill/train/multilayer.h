@@ -11,7 +11,9 @@
 ///   validation batch, before each student step on the same training batch;
 /// - "all-pairs-online": λij and β learned by the long-horizon online hypergradient of
 ///   meta/online_hypergradient.h (tangents carried through every student step, decay
-///   `online_mu`), a meta-step after every `hyper_every`-th student step.
+///   `online_mu`), a meta-step after every `hyper_every`-th student step;
+/// - "all-pairs-proposed" / "all-pairs-online-proposed": the fd / online hyper-steps under the
+///   paper's e1/e2 trajectory predictor (meta/trajectory.h) on the coordinates [a_1..a_P, β].
 /// The VID regressors and variances (losses/vid.h) train with the student, in a second optimizer
 /// group without weight decay unless asked for. The teacher runs per batch in eval mode without
 /// gradients. The epochs, checkpoints and resume are those of every trainer (train/loop.h).
@@ -45,6 +47,9 @@ struct MultiLayerMethod {
   /// Learned weights: "exact", "fd" (greedy, meta/hypergradient.h) or "online"
   /// (meta/online_hypergradient.h).
   std::string hypergradient;
+  /// Learned weights: e1 hyper-steps, then e2 steps on the extrapolated lines, repeated
+  /// (`TrajectoryPredictor`, meta/trajectory.h).
+  bool extrapolated = false;
 };
 
 /// The method `name`; throws `Error` listing the known names for an unknown one.
@@ -86,6 +91,9 @@ struct MultiLayerOptions {
   TORCH_ARG(int64_t, hyper_every) = 1;
   /// "all-pairs-online": the decay μ ∈ [0, 1] of the carried tangents.
   TORCH_ARG(double, online_mu) = 0.99;
+  /// The extrapolating methods: hyper-steps per window (≥ 2) and extrapolated steps (≥ 0).
+  TORCH_ARG(int64_t, e1) = 10;
+  TORCH_ARG(int64_t, e2) = 10;
   /// Temperature of the validation loss CE(g(x_val)/T_val, y_val).
   TORCH_ARG(double, val_temperature) = 1.0;
   /// VID terms: regressor hidden width (0 = teacher channels), initial σ², ε.
