@@ -269,6 +269,13 @@ std::vector<double> MetaSpace::draw(const std::vector<double>& u) const {
   return v;
 }
 
+std::vector<double> MetaSpace::draw_coordinates(const std::vector<double>& u) const {
+  auto c = to_coordinates(draw(u));
+  for (size_t i = 0; i < size(); ++i)
+    if (components_[i].domain == MetaDomain::kSimplex) c[i] = std::log(std::max(u[i], kFloor));
+  return c;
+}
+
 MetaSpace hinton_space(bool reparametrized) {
   return MetaSpace()
       .interval("lambda1", 0.0, 1.0, reparametrized)

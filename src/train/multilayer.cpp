@@ -590,7 +590,7 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
     for (auto& v : uniforms) v = u(rng);
     uniforms.push_back(ml.random_beta() ? u(rng) : ml.beta());
     const auto space = vid_space(pairs.size());
-    coordinates = space.to_coordinates(space.draw(uniforms));
+    coordinates = space.draw_coordinates(uniforms);
   }
 
   const auto student_params = trainable_parameters(student);

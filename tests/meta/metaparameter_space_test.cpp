@@ -57,6 +57,9 @@ TEST(MetaSpace, DrawsLieInTheirDomains) {
     const double sum = us[2] + us[3] + us[4];
     EXPECT_NEAR(v[3], us[3] / sum, 1e-15);
     EXPECT_NEAR(v[5], 0.2 + 0.7 * us[5], 1e-15);
+    // The coordinates of a draw map back to it.
+    const auto back = space.from_coordinates(space.draw_coordinates(us));
+    for (size_t i = 0; i < v.size(); ++i) EXPECT_NEAR(back[i], v[i], 1e-12) << space[i].name;
   }
 }
 

@@ -82,6 +82,8 @@ class MetaSpace {
   /// The initial draw from one uniform u ∈ [0, 1) per component (see the header): the caller's
   /// generator supplies them, so a method keeps its own stream of draws.
   std::vector<double> draw(const std::vector<double>& uniforms) const;
+  /// The coordinates of that draw; a simplex group's are log ui, which softmax normalizes.
+  std::vector<double> draw_coordinates(const std::vector<double>& uniforms) const;
 
  private:
   MetaSpace& add(MetaComponent c);
