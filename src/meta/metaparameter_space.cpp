@@ -35,6 +35,13 @@ const char* domain_name(MetaDomain d) {
   return "?";
 }
 
+// Where a reparametrized interval's value lies between its bounds, in [ε, 1 − ε]: the σ(c) of
+// its coordinate c.
+double unit_position(const MetaComponent& m, double v) {
+  const double w = m.hi - m.lo;
+  return (std::clamp(v, m.lo + w * kIntervalEdge, m.hi - w * kIntervalEdge) - m.lo) / w;
+}
+
 // Calls `f(first, end)` for each simplex group (components [first, end)).
 void for_each_group(const std::vector<MetaComponent>& cs,
                     const std::function<void(size_t, size_t)>& f) {
@@ -154,9 +161,7 @@ std::vector<double> MetaSpace::to_coordinates(const std::vector<double>& values)
     } else if (!m.reparametrized) {
       c[i] = std::clamp(v, m.lo, m.hi);
     } else if (m.domain == MetaDomain::kInterval) {
-      const double w = m.hi - m.lo;
-      const double s = (std::clamp(v, m.lo + w * kIntervalEdge, m.hi - w * kIntervalEdge) - m.lo) / w;
-      c[i] = logit(s);
+      c[i] = logit(unit_position(m, v));
     } else {
       c[i] = softplus_inverse(std::max(v - m.lo, kFloor));
     }
@@ -233,10 +238,8 @@ std::vector<double> MetaSpace::chain_rule(const std::vector<double>& values,
     const auto& m = components_[i];
     if (m.domain == MetaDomain::kSimplex || !m.reparametrized) continue;
     if (m.domain == MetaDomain::kInterval) {
-      const double w = m.hi - m.lo;
-      const double s = (std::clamp(values[i], m.lo + w * kIntervalEdge, m.hi - w * kIntervalEdge) -
-                        m.lo) / w;
-      g[i] *= w * s * (1 - s);
+      const double s = unit_position(m, values[i]);
+      g[i] *= (m.hi - m.lo) * s * (1 - s);
     } else {
       g[i] *= sigmoid(c[i]);
     }
