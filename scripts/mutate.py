@@ -38,6 +38,21 @@ def read_mutations(path):
     return out
 
 
+def check(mutations, path):
+    """Each search text must occur exactly once in the repository's file: a refactor that moves
+    the code a mutation targets must move the mutation too. Returns the exit status."""
+    stale = 0
+    for m in mutations:
+        f = os.path.join(ROOT, m["file"])
+        n = open(f, encoding="utf-8").read().count(m["search"]) if os.path.isfile(f) else -1
+        if n != 1:
+            stale += 1
+            where = "the file is missing" if n < 0 else f"the search text occurs {n} times"
+            print(f"{path}:{m['line']}: {m['file']}: {where} ({m['what']})")
+    print(f"{len(mutations) - stale} of {len(mutations)} mutations match the code")
+    return 1 if stale else 0
+
+
 def sync(scratch):
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
                            check=True).stdout.split("\n")
@@ -60,8 +75,12 @@ def main():
     ap.add_argument("--only", help="run the mutations whose file or description matches REGEX")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--list", default=os.path.join(ROOT, "scripts", "mutations.tsv"))
+    ap.add_argument("--check", action="store_true",
+                    help="only check that every search text occurs once in its file (a ctest)")
     args = ap.parse_args()
     mutations = read_mutations(args.list)
+    if args.check:
+        sys.exit(check(mutations, args.list))
     if args.only:
         mutations = [m for m in mutations if re.search(args.only, m["file"] + " " + m["what"])]
     scratch = os.environ.get("MUTATE_DIR", "/tmp/metadistill-mutate")
