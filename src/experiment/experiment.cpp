@@ -549,13 +549,13 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
   };
   // Runs already reported on the progress line (finished here, earlier, or by another process).
   std::vector<char> reported(plan_runs.size(), 0);
-  auto report_finished_elsewhere = [&]() {
+  auto report_finished_elsewhere = [&](const std::string& origin) {
     if (!progress) return;
     for (const auto& pr : plan_runs) {
       if (reported[pr.index] || !fs::exists(pr.dir / "result.json")) continue;
       const RunRow row = read_row(pr.dir / "result.json");
       progress->finished_earlier(pr.index, static_cast<uint64_t>(pr.seed), row.seconds,
-                                 summary_of(row));
+                                 summary_of(row), origin);
       reported[pr.index] = 1;
     }
   };
@@ -643,8 +643,9 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
     if (prepared.data.name.rfind("synthetic", 0) == 0)
       write_synthetic_points(prepared.data, dir / "synthetic.dat");
   }
-  // Results found at the start were computed earlier (a resumed experiment).
-  report_finished_elsewhere();
+  // Results found at the start were computed earlier (a resumed experiment); those that appear
+  // later come from the other processes of this one (--jobs workers, other ranks).
+  report_finished_elsewhere("stored");
   std::vector<PoolRun> pool;
   for (const auto& pr : plan_runs)
     pool.push_back({pr.dir.lexically_relative(dir).generic_string(), pr.dir,
@@ -657,11 +658,11 @@ ExperimentResult run_experiment(const Config& config_in, const ExperimentOptions
     check_stored_settings(nlohmann::json::parse(read_file(file)), settings_of(plan_runs[run.index]),
                           file.string() + " (delivered by another rank)");
   };
-  hooks.waiting = report_finished_elsewhere;
+  hooks.waiting = [&] { report_finished_elsewhere("by another process"); };
   hooks.say = say;
   hooks.summary = [&](const PoolRun& run) { return summary_of(read_row(run.dir / "result.json")); };
   if (!execute_runs(pool, po, hooks)) return result;
-  report_finished_elsewhere();
+  report_finished_elsewhere("by another process");
   for (const auto& pr : plan_runs) result.runs.push_back(read_row(pr.dir / "result.json"));
   progress.reset();  // ends the status line before the table is printed
   result.table = summarize_methods(result.runs, result.methods, result.data, result.notes,

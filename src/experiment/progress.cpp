@@ -184,7 +184,7 @@ void ExperimentProgress::finish_run(double seconds, const std::string& summary) 
 }
 
 void ExperimentProgress::finished_earlier(size_t index, uint64_t seed, double seconds,
-                                          const std::string& summary) {
+                                          const std::string& summary, const std::string& origin) {
   std::lock_guard<std::mutex> lock(mutex_);
   index_ = index;
   state_.method = index < plan_.size() ? plan_[index] : "?";
@@ -193,7 +193,7 @@ void ExperimentProgress::finished_earlier(size_t index, uint64_t seed, double se
   state_.done += 1;
   state_.method.clear();
   state_.phase.clear();
-  state_.last = summary + " (stored)";
+  state_.last = summary + " (" + origin + ")";
   watched_.clear();
   if (interactive_) redraw_locked();
   else out_ << format_progress(snapshot_locked()) << "\n" << std::flush;

@@ -117,12 +117,14 @@ TEST(Progress, PlainLogLinesCarryRunCountsAndEta) {
     EXPECT_EQ(s.total, 3);
     EXPECT_DOUBLE_EQ(s.eta_seconds, 20);  // gradient, estimated by the mean of both runs
     p.message("warning: something");
+    p.finished_earlier(2, 0, 20, "gradient seed 0: final 0.7000", "by another process");
   }
   EXPECT_EQ(out.str(),
             "[1/3] none seed 0: final 0.6300 (stored), ETA 20s\n"
             "[1/3] none seed 1: started, ETA 20s\n"
             "[2/3] none seed 1: final 0.6400, ETA 20s\n"
-            "warning: something\n");
+            "warning: something\n"
+            "[3/3] gradient seed 0: final 0.7000 (by another process), ETA 0s\n");
 }
 
 TEST(Progress, InteractiveLineShowsTheWatchedEpoch) {

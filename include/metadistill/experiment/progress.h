@@ -76,8 +76,11 @@ class ExperimentProgress {
   void start_training(const std::string& phase, const std::filesystem::path& dir, int64_t epochs);
   /// The current run ended after `seconds` (its recorded run time); `summary` is its result.
   void finish_run(double seconds, const std::string& summary);
-  /// Run `index` of the plan was finished by an earlier process (its result was read back).
-  void finished_earlier(size_t index, uint64_t seed, double seconds, const std::string& summary);
+  /// Run `index` of the plan was finished elsewhere: by an earlier command (`origin` "stored",
+  /// its result read back at the start) or, during this one, by another process (a `--jobs`
+  /// worker, another rank). The line ends with " (origin)".
+  void finished_earlier(size_t index, uint64_t seed, double seconds, const std::string& summary,
+                        const std::string& origin = "stored");
   /// A message line (warnings); on a terminal the status line is cleared first and redrawn.
   void message(const std::string& line);
   /// The current snapshot (ETA included).
