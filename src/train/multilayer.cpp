@@ -125,7 +125,8 @@ nlohmann::json multilayer_result_to_json(const MultiLayerResult& r) {
     history.push_back({{"epoch", e.epoch}, {"lr", e.lr}, {"train_loss", e.train_loss},
                        {"val_accuracy", e.val_accuracy}, {"val_loss", e.val_loss},
                        {"test_accuracy", e.test_accuracy}, {"beta", e.beta},
-                       {"seconds", e.seconds}});
+                       {"seconds", e.seconds}, {"test_loss", e.test_loss},
+                       {"val_ece", e.val_ece}, {"test_ece", e.test_ece}});
   // The trajectory column-wise: one array per quantity keeps long runs compact.
   nlohmann::json steps = nlohmann::json::array(), betas = nlohmann::json::array(),
                  norms = nlohmann::json::array(), lambdas = nlohmann::json::array();
@@ -166,6 +167,10 @@ MultiLayerResult multilayer_result_from_json(const nlohmann::json& j) {
       m.test_accuracy = e.at("test_accuracy").get<double>();
       m.beta = e.at("beta").get<double>();
       m.seconds = e.at("seconds").get<double>();
+      // Results stored before these were logged lack them.
+      m.test_loss = e.value("test_loss", -1.0);
+      m.val_ece = e.value("val_ece", -1.0);
+      m.test_ece = e.value("test_ece", -1.0);
       r.history.push_back(m);
     }
     const auto& t = j.at("trajectory");
@@ -241,12 +246,14 @@ MetaStepRule meta_step_rule(const MultiLayerOptions& ml, size_t pairs) {
 
 void write_multilayer_outputs(const fs::path& dir, const MultiLayerResult& r) {
   std::ostringstream m;
-  m << "epoch,lr,train_loss,val_accuracy,val_loss,test_accuracy,beta,seconds\n";
+  m << "epoch,lr,train_loss,val_accuracy,val_loss,test_accuracy,beta,seconds,test_loss,val_ece,"
+       "test_ece\n";
+  auto opt = [](double v) { return v >= 0 ? fmt_num(v) : std::string(); };
   for (const auto& e : r.history)
-    m << fmt::format("{},{},{},{},{},{},{},{:.3f}\n", e.epoch, fmt_num(e.lr), fmt_num(e.train_loss),
-                     e.val_accuracy >= 0 ? fmt_num(e.val_accuracy) : "",
-                     e.val_loss >= 0 ? fmt_num(e.val_loss) : "", fmt_num(e.test_accuracy),
-                     fmt_num(e.beta), e.seconds);
+    m << fmt::format("{},{},{},{},{},{},{},{:.3f},{},{},{}\n", e.epoch, fmt_num(e.lr),
+                     fmt_num(e.train_loss), opt(e.val_accuracy), opt(e.val_loss),
+                     fmt_num(e.test_accuracy), fmt_num(e.beta), e.seconds, opt(e.test_loss),
+                     opt(e.val_ece), opt(e.test_ece));
   write_file_atomic(dir / "metrics.csv", m.str());
   if (r.pairs.empty()) return;
   std::ostringstream t;
@@ -416,6 +423,9 @@ class VidBody : public LoopBody {
     m.test_accuracy = e.test.accuracy;
     m.beta = beta();
     m.seconds = e.seconds;
+    m.test_loss = e.test.loss;
+    m.val_ece = e.val.ece;
+    m.test_ece = e.test.ece;
     result_.history.push_back(m);
     if (verbose)
       std::cerr << fmt::format(

@@ -146,7 +146,18 @@ TEST(MultiLayerTrainer, LearnedWeightsAreLoggedEveryStepAndStayInTheirDomain) {
   EXPECT_EQ(lines[0],
             "step,beta,hypergradient_norm,conv1->conv1,conv1->conv2,conv2->conv1,conv2->conv2,"
             "conv3->conv1,conv3->conv2");
-  EXPECT_EQ(read_lines(dir / "metrics.csv").size(), 3u);
+  // Every epoch logs the test cross-entropy and the calibration errors, as Hinton runs do.
+  const auto metrics = read_lines(dir / "metrics.csv");
+  ASSERT_EQ(metrics.size(), 3u);
+  EXPECT_EQ(metrics[0], "epoch,lr,train_loss,val_accuracy,val_loss,test_accuracy,beta,seconds,"
+                        "test_loss,val_ece,test_ece");
+  for (const auto& e : r.history) {
+    EXPECT_GT(e.test_loss, 0);
+    EXPECT_GE(e.val_ece, 0);
+    EXPECT_LE(e.val_ece, 1);
+    EXPECT_GE(e.test_ece, 0);
+    EXPECT_LE(e.test_ece, 1);
+  }
   EXPECT_EQ(read_lines(dir / "pairs.csv").size(), 7u);
   EXPECT_TRUE(std::filesystem::exists(dir / "student.pt"));
 }
@@ -447,6 +458,17 @@ TEST(MultiLayerResultJson, RoundTripsEveryField) {
   ASSERT_EQ(back.history.size(), r.history.size());
   EXPECT_EQ(back.history[1].test_accuracy, r.history[1].test_accuracy);
   EXPECT_EQ(back.history[1].train_loss, r.history[1].train_loss);
+  EXPECT_EQ(back.history[1].test_loss, r.history[1].test_loss);
+  EXPECT_EQ(back.history[1].val_ece, r.history[1].val_ece);
+  EXPECT_EQ(back.history[1].test_ece, r.history[1].test_ece);
+  // A result stored before the test CE and ECE were logged reads back with -1 for them.
+  auto old_form = j;
+  for (auto& e : old_form["history"]) {
+    e.erase("test_loss");
+    e.erase("val_ece");
+    e.erase("test_ece");
+  }
+  EXPECT_EQ(multilayer_result_from_json(old_form).history[1].test_ece, -1);
   ASSERT_EQ(back.trajectory.size(), r.trajectory.size());
   EXPECT_EQ(back.trajectory[7].lambda, r.trajectory[7].lambda);
   EXPECT_EQ(back.trajectory[7].beta, r.trajectory[7].beta);
