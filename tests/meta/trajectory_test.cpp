@@ -76,6 +76,30 @@ TEST(TrajectoryPredictor, AlternatesRecordsAndExtrapolationsOverAnySpace) {
                Error);
 }
 
+// `proposed` checkpoints written before the predictor kept its state at the top level, as
+// window1/window2 and fit1/fit2 (the 50-epoch runs in results/ hold such checkpoints): read
+// back, they continue the extrapolation they were in.
+TEST(TrajectoryPredictor, ReadsTheTwoCoordinateStateOfOlderCheckpoints) {
+  const nlohmann::json old = {{"lambda1", 0.4}, {"temperature", 2.0},
+                              {"window1", {0.5}}, {"window2", {3.0}},
+                              {"fit1", {0.1, 0.2, 0.9}}, {"fit2", {-0.5, 4.0, 1.0}},
+                              {"predict_len", 3}, {"phase_start", 10}, {"predicting", true}};
+  TrajectoryPredictor tp(TrajectoryPredictorOptions().e1(4).e2(3), hinton_space());
+  tp.load_state(old);
+  ASSERT_EQ(tp.fits().size(), 2u);
+  EXPECT_EQ(tp.fits()[0].r2, 0.9);
+  const auto c = tp.predict(11);  // k = 2, z = e1 + 2 = 6
+  ASSERT_TRUE(c.has_value());
+  EXPECT_DOUBLE_EQ((*c)[0], 0.1 * 6 + 0.2);
+  EXPECT_DOUBLE_EQ((*c)[1], -0.5 * 6 + 4.0);
+  // One recorded point is kept: three more fill the window of 4 after the phase.
+  EXPECT_TRUE(tp.predict(12).has_value());
+  EXPECT_FALSE(tp.predict(13).has_value());
+  EXPECT_FALSE(tp.record({0.5, 3.0}, 13));
+  EXPECT_FALSE(tp.record({0.5, 3.0}, 14));
+  EXPECT_TRUE(tp.record({0.5, 3.0}, 15));
+}
+
 namespace {
 
 struct Run {
