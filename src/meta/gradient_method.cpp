@@ -6,6 +6,7 @@
 
 #include "metadistill/losses/hinton.h"
 #include "metadistill/meta/parameter_ops.h"
+#include "metadistill/meta/trajectory.h"
 #include "metadistill/util/error.h"
 
 namespace metadistill {
@@ -129,10 +130,12 @@ void GradientMethodOptions::validate() const {
         hypergradient.fd_scheme);
   check(domain == "projected" || domain == "reparametrized",
         "method.settings.domain '{}': expected projected or reparametrized", domain);
-  check(e1 >= 2, "method.settings.e1 = {}: expected >= 2 (a line needs two points)", e1);
-  check(e2 >= 0, "method.settings.e2 = {}: expected >= 0", e2);
-  check(r2_threshold >= 0 && r2_threshold <= 1,
-        "method.settings.r2_threshold = {}: expected a value in [0, 1]", r2_threshold);
+  try {
+    TrajectoryPredictorOptions().e1(e1).e2(e2).guarded(guarded).r2_threshold(r2_threshold)
+        .validate();
+  } catch (const Error& e) {
+    fail("method.settings.{}", e.what());
+  }
 }
 
 GradientMetaOptimizer::GradientMetaOptimizer(const MethodOptions& method,

@@ -42,6 +42,13 @@ double unit_position(const MetaComponent& m, double v) {
   return (std::clamp(v, m.lo + w * kIntervalEdge, m.hi - w * kIntervalEdge) - m.lo) / w;
 }
 
+// One past the last member of the simplex group that starts at component `first`.
+size_t group_end(const std::vector<MetaComponent>& cs, size_t first) {
+  size_t end = first + 1;
+  while (end < cs.size() && cs[end].domain == MetaDomain::kSimplex && cs[end].group == first) ++end;
+  return end;
+}
+
 // Calls `f(first, end)` for each simplex group (components [first, end)).
 void for_each_group(const std::vector<MetaComponent>& cs,
                     const std::function<void(size_t, size_t)>& f) {
@@ -50,8 +57,7 @@ void for_each_group(const std::vector<MetaComponent>& cs,
       ++i;
       continue;
     }
-    size_t end = i + 1;
-    while (end < cs.size() && cs[end].domain == MetaDomain::kSimplex && cs[end].group == i) ++end;
+    const size_t end = group_end(cs, i);
     f(i, end);
     i = end;
   }
@@ -204,10 +210,7 @@ torch::Tensor MetaSpace::from_coordinates(const torch::Tensor& coordinates) cons
     const auto& m = components_[i];
     const auto at = static_cast<int64_t>(i);
     if (m.domain == MetaDomain::kSimplex) {
-      size_t end = i + 1;
-      while (end < size() && components_[end].domain == MetaDomain::kSimplex &&
-             components_[end].group == i)
-        ++end;
+      const size_t end = group_end(components_, i);
       parts.push_back(torch::softmax(coordinates.slice(0, at, static_cast<int64_t>(end)), 0));
       i = end;
       continue;

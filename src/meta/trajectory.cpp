@@ -40,12 +40,16 @@ LineFit fit_line(const std::vector<double>& values) {
   return f;
 }
 
+void TrajectoryPredictorOptions::validate() const {
+  check(e1() >= 2, "e1 = {}: expected >= 2 (a line needs two points)", e1());
+  check(e2() >= 0, "e2 = {}: expected >= 0", e2());
+  check(r2_threshold() >= 0 && r2_threshold() <= 1,
+        "r2_threshold = {}: expected a value in [0, 1]", r2_threshold());
+}
+
 TrajectoryPredictor::TrajectoryPredictor(TrajectoryPredictorOptions options, MetaSpace space)
     : options_(options), space_(std::move(space)), windows_(space_.size()) {
-  check(options_.e1() >= 2, "e1 = {}: expected >= 2 (a line needs two points)", options_.e1());
-  check(options_.e2() >= 0, "e2 = {}: expected >= 0", options_.e2());
-  check(options_.r2_threshold() >= 0 && options_.r2_threshold() <= 1,
-        "r2_threshold = {}: expected a value in [0, 1]", options_.r2_threshold());
+  options_.validate();
 }
 
 // Step 2 at the end of a window: one line per coordinate, and how many of the e2 steps follow it.

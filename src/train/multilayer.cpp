@@ -81,8 +81,11 @@ void MultiLayerOptions::validate() const {
         hyper_every());
   check(std::isfinite(online_mu()) && online_mu() >= 0 && online_mu() <= 1,
         "multilayer online_mu = {}: expected a value in [0, 1]", online_mu());
-  check(e1() >= 2, "multilayer e1 = {}: expected >= 2 (a line needs two points)", e1());
-  check(e2() >= 0, "multilayer e2 = {}: expected >= 0", e2());
+  try {
+    TrajectoryPredictorOptions().e1(e1()).e2(e2()).validate();
+  } catch (const Error& e) {
+    fail("multilayer {}", e.what());
+  }
   check(std::isfinite(val_temperature()) && val_temperature() > 0,
         "multilayer val_temperature = {}: expected > 0", val_temperature());
   check(vid_hidden() >= 0, "multilayer vid_hidden = {}: expected >= 0 (0 = teacher channels)",
@@ -352,7 +355,7 @@ class VidBody : public LoopBody {
             "hypergradient became non-finite at step {}", s.step);
       const auto delta = meta_step_.delta(std::vector<double>(hp, hp + P + 1));
       for (size_t i = 0; i <= P; ++i) coordinates_[i] -= delta[i];
-      coordinates_[P] = space_.from_coordinates(coordinates_)[P];  // β clamped to its interval
+      clamp_beta();
       point.hypergradient_norm = hg.norm().item<double>();
       point.hypergradient.assign(hp, hp + P + 1);
       ++result_.hyper_steps;
@@ -364,9 +367,9 @@ class VidBody : public LoopBody {
     if (predictor_) predicted = predictor_->predict(s.step);
     if (predicted) {
       coordinates_ = *predicted;
-      coordinates_[P] = space_.from_coordinates(coordinates_)[P];
+      clamp_beta();
     }
-    const bool hyper_due = ml_.learns() && !predicted && s.step % ml_.hyper_every() == 0;
+    const bool hyper_due = method_.learns() && !predicted && s.step % ml_.hyper_every() == 0;
     if (hyper_due && !online_) {
       const Batch val = s.next_val();
       HyperStep step;
@@ -380,7 +383,7 @@ class VidBody : public LoopBody {
       meta_update(hypergradient(step, optimizer_, o_.optimizer, s.lr, meta_tensor(), options).gradient);
     }
 
-    const torch::Tensor m_used = ml_.uses_pairs() ? meta_tensor() : torch::Tensor();
+    const torch::Tensor m_used = method_.uses_pairs() ? meta_tensor() : torch::Tensor();
     auto loss = train_loss(m_used);
     const double loss_value = loss.item<double>();
     s.check_loss(loss_value, fmt::format("method {}, beta {}", ml_.method(), beta()));
@@ -405,7 +408,7 @@ class VidBody : public LoopBody {
     } else {
       optimizer_.step();
     }
-    if (ml_.uses_pairs()) {
+    if (method_.uses_pairs()) {
       point.beta = beta();
       point.lambda = lambda();
       result_.trajectory.push_back(std::move(point));
@@ -501,6 +504,11 @@ class VidBody : public LoopBody {
   }
 
  private:
+  /// β is stepped projected: back into [beta_min, beta_max] after it moved.
+  void clamp_beta() {
+    const auto& b = space_[coordinates_.size() - 1];
+    coordinates_.back() = std::clamp(coordinates_.back(), b.lo, b.hi);
+  }
   torch::Tensor meta_tensor() const {
     return torch::tensor(coordinates_, torch::TensorOptions().dtype(torch::kDouble))
         .to(o_.device, dtype_);

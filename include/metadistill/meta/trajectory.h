@@ -42,6 +42,10 @@ struct TrajectoryPredictorOptions {
   /// and extrapolation cut short where a projected coordinate's line leaves its interval.
   TORCH_ARG(bool, guarded) = false;
   TORCH_ARG(double, r2_threshold) = 0.5;
+
+ public:
+  /// Throws `Error` naming the value ("e1 = 1: expected >= 2 ..."); callers prefix their key.
+  void validate() const;
 };
 
 /// Steps 1–3 above over the coordinates of any metaparameter space (the Hinton [λ1, T], the VID

@@ -50,6 +50,9 @@ struct MultiLayerMethod {
   /// Learned weights: e1 hyper-steps, then e2 steps on the extrapolated lines, repeated
   /// (`TrajectoryPredictor`, meta/trajectory.h).
   bool extrapolated = false;
+
+  bool uses_pairs() const { return pairs != Pairs::kNone; }
+  bool learns() const { return weights == Weights::kLearned; }
 };
 
 /// The method `name`; throws `Error` listing the known names for an unknown one.
@@ -107,9 +110,9 @@ struct MultiLayerOptions {
   /// The declaration of `method` (throws `Error` for an unknown one).
   const MultiLayerMethod& declared() const { return multilayer_method(method()); }
   /// True for the methods that use VID pairs.
-  bool uses_pairs() const { return declared().pairs != MultiLayerMethod::Pairs::kNone; }
+  bool uses_pairs() const { return declared().uses_pairs(); }
   /// True for the methods that learn λ and β.
-  bool learns() const { return declared().weights == MultiLayerMethod::Weights::kLearned; }
+  bool learns() const { return declared().learns(); }
   /// Throws `Error` naming the option for an unknown method or an out-of-range value.
   void validate() const;
   /// Every option as JSON (run fingerprints, reports).
