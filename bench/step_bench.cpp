@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
       const size_t k = s.cursor++ % s.train.size();
       auto ctx = make_ctx(k, small_val);
       meta->load_state({{"lambda1", m.lambda1}, {"temperature", m.temperature}});
-      (void)meta->before_step(ctx);
+      meta->before_step(ctx);
       student_step(s, s.train[k], s.teacher[k], m, meta, &ctx);
     };
   };
@@ -187,8 +187,8 @@ int main(int argc, char** argv) {
     return [&, meta, small_val]() {
       const size_t k = s.cursor++ % s.train.size();
       auto ctx = make_ctx(k, small_val);
-      auto lam = meta->before_step(ctx);
-      student_step(s, s.train[k], s.teacher[k], lam, meta, &ctx);
+      meta->before_step(ctx);
+      student_step(s, s.train[k], s.teacher[k], meta->current(), meta, &ctx);
     };
   };
 

@@ -21,6 +21,11 @@ std::vector<torch::Tensor> step_gradients(const std::vector<torch::Tensor>& para
   return out;
 }
 
+std::vector<double> to_doubles(const torch::Tensor& t) {
+  const auto d = t.detach().to(torch::kCPU, torch::kDouble).contiguous();
+  return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+}
+
 }  // namespace
 
 namespace {
@@ -118,6 +123,10 @@ void GradientMethodOptions::validate() const {
         "method.settings.tangent_batch needs product: exact or fd_scheme: central (the one-sided "
         "difference reuses the whole batch's gradient)");
   MetaStepRule::check_kind(meta_step, "method.settings.meta_step");
+  for (double v : step_sizes)
+    check(std::isfinite(v) && v >= 0, "meta-step sizes hold {}: expected finite values >= 0", v);
+  check(std::isfinite(meta_step_eps) && meta_step_eps > 0, "meta_step_eps = {}: expected > 0",
+        meta_step_eps);
   check(std::isfinite(gamma) && gamma > 0 && gamma <= kMaxGamma,
         "method.settings.gamma = {}: expected a value in (0, {:g}]", gamma, kMaxGamma);
   check(std::isfinite(clip) && clip >= 0,
@@ -138,34 +147,75 @@ void GradientMethodOptions::validate() const {
   }
 }
 
+namespace {
+
+// γ_λ for each coordinate, or the given sizes.
+std::vector<double> step_sizes_of(const GradientMethodOptions& o, size_t n) {
+  if (o.step_sizes.empty()) return std::vector<double>(n, o.gamma);
+  check(o.step_sizes.size() == n, "{} meta-step sizes for {} coordinates", o.step_sizes.size(), n);
+  return o.step_sizes;
+}
+
+}  // namespace
+
 GradientMetaOptimizer::GradientMetaOptimizer(const MethodOptions& method,
                                              GradientMethodOptions options)
     : options_(std::move(options)),
-      space_(hinton_space(options_.domain == "reparametrized")),
-      rule_(options_.meta_step, {options_.gamma, options_.gamma}) {
-  Metaparameters initial = method.given_initial
-                               ? method.fixed
-                               : draw_metaparameters(method.seed, method.temperature_prior);
-  initial.validate();
-  set_value(initial);
+      space_(method.space ? *method.space : hinton_space(options_.domain == "reparametrized")),
+      hinton_(!method.space),
+      rule_(options_.meta_step, step_sizes_of(options_, space_.size()), options_.meta_step_eps) {
+  if (hinton_) {
+    Metaparameters initial = method.given_initial
+                                 ? method.fixed
+                                 : draw_metaparameters(method.seed, method.temperature_prior);
+    initial.validate();
+    values_ = space_.project(initial.to_vector());
+    coordinates_ = space_.to_coordinates(values_);
+  } else {
+    check(method.initial_coordinates.size() == space_.size(),
+          "method '{}': {} initial coordinates for the {} of [{}]", method.method,
+          method.initial_coordinates.size(), space_.size(), fmt::join(space_.names(), ", "));
+    check(options_.tangent_batch == 0,
+          "method.settings.tangent_batch is offered for the Hinton head only");
+    set_coordinates(method.initial_coordinates);
+  }
   if (options_.online) online_ = std::make_unique<OnlineHypergradient>(options_.online_options);
-  last_.value = value_;
-  last_.phase = "init";
+  mark(0, "init");
+}
+
+void GradientMetaOptimizer::set_coordinates(const std::vector<double>& c) {
+  values_ = space_.from_coordinates(c);
+  coordinates_ = space_.settle(c);
+}
+
+void GradientMetaOptimizer::mark(int64_t step, const char* phase) {
+  last_.step = step;
+  if (hinton_) last_.value = Metaparameters::from_vector(values_);
+  last_.hypergradient.clear();
   last_.r2_lambda1 = last_.r2_temperature = std::nan("");
+  last_.phase = phase;
 }
 
-void GradientMetaOptimizer::set_value(const Metaparameters& m) {
-  value_ = Metaparameters::from_vector(space_.project(m.to_vector()));
+std::vector<torch::Tensor> GradientMetaOptimizer::trained_parameters(
+    const HyperStepContext& ctx) const {
+  if (!hinton_) return ctx.head.params;
+  return trainable_parameters(*ctx.student);
 }
 
-std::pair<double, double> GradientMetaOptimizer::coordinates() const {
-  const auto c = space_.to_coordinates(value_.to_vector());
-  return {c[0], c[1]};
+torch::Tensor GradientMetaOptimizer::m_tensor(const torch::Tensor& like) const {
+  return torch::tensor(hinton_ ? values_ : coordinates_, torch::TensorOptions().dtype(torch::kDouble))
+      .to(like.device(), like.scalar_type());
 }
 
-Metaparameters GradientMetaOptimizer::from_coordinates(double c1, double c2) const {
-  return Metaparameters::from_vector(space_.from_coordinates(std::vector<double>{c1, c2}));
+namespace {
+
+// The context a hyper-step of another head needs.
+void check_head(const HyperStepContext& ctx) {
+  check(ctx.student && ctx.optimizer && ctx.train && ctx.head.train_loss && !ctx.head.params.empty(),
+        "hyper-step: a method over another head's space needs the head's loss and parameters");
 }
+
+}  // namespace
 
 void GradientMetaOptimizer::hyper_step(const HyperStepContext& ctx) {
   check(ctx.student && ctx.optimizer && ctx.train, "hyper-step: incomplete context");
@@ -174,21 +224,31 @@ void GradientMetaOptimizer::hyper_step(const HyperStepContext& ctx) {
   options.kd_scale = ctx.kd_scale;
   options.step_norm = ctx.step_norm;
   options.reduce = ctx.reduce;
-  apply(greedy_hypergradient(*ctx.student, *ctx.optimizer, ctx.optimizer_kind, ctx.lr, *ctx.train,
-                             ctx.teacher_logits, val, value_, options),
-        ctx.step);
+  if (hinton_) {
+    apply(greedy_hypergradient(*ctx.student, *ctx.optimizer, ctx.optimizer_kind, ctx.lr,
+                               *ctx.train, ctx.teacher_logits, val,
+                               Metaparameters::from_vector(values_), options),
+          ctx.step);
+    return;
+  }
+  check_head(ctx);
+  HyperStep step;
+  step.params = ctx.head.params;
+  step.train_loss = ctx.head.train_loss;
+  step.val_loss = [&] { return validation_loss(*ctx.student, val, options.val_temperature); };
+  step.modules = ctx.head.modules;
+  step.train_count = ctx.train->x.size(0);
+  step.val_count = val.x.size(0);
+  const auto h = hypergradient(step, *ctx.optimizer, ctx.optimizer_kind, ctx.lr,
+                               m_tensor(step.params.front()), options);
+  apply(to_doubles(h.gradient), false, ctx.step);
 }
 
 void GradientMetaOptimizer::remember_weights(const HyperStepContext& ctx) {
   check(ctx.student != nullptr, "hyper-step: incomplete context");
-  w_before_.clear();
-  for (const auto& p : ctx.student->parameters())
-    if (p.requires_grad()) w_before_.push_back(p.detach().clone());
+  w_before_ = snapshot_parameters(trained_parameters(ctx));
   // The step's row until `after_step` adds the hypergradient.
-  last_.step = ctx.step;
-  last_.value = value_;
-  last_.hypergradient.clear();
-  last_.phase = "hyper";
+  mark(ctx.step, "hyper");
 }
 
 void GradientMetaOptimizer::online_before_step(const HyperStepContext& ctx) {
@@ -203,14 +263,18 @@ void GradientMetaOptimizer::carry_tangents(const HyperStepContext& ctx) {
   check(ctx.step_norm == StepNorm::kNone,
         "hypergradient online: step_norm ce is not supported (the tangent of the normalized step "
         "is not implemented); use step_norm: none");
-  check(ctx.teacher_logits.defined(), "hypergradient: the method distills but has no teacher logits");
   check(!ctx.reduce, "hypergradient online is not data-parallel yet (the tangents would follow one "
         "rank's shard); use hypergradient exact or fd, or one process");
-  const auto params = trainable_parameters(*ctx.student);
+  const auto params = trained_parameters(ctx);
   const auto grads = step_gradients(params);
-  const auto& front = params.front();
-  auto m = torch::tensor({value_.lambda1, value_.temperature},
-                         torch::TensorOptions().dtype(front.dtype()).device(front.device()));
+  const auto m = m_tensor(params.front());
+  if (!hinton_) {
+    check_head(ctx);
+    online_->carry(params, w_before_, grads, *ctx.optimizer, ctx.optimizer_kind, ctx.lr,
+                   ctx.head.train_loss, m, ctx.head.modules);
+    return;
+  }
+  check(ctx.teacher_logits.defined(), "hypergradient: the method distills but has no teacher logits");
   const Batch& train = *ctx.train;
   const int64_t batch = train.x.size(0);
   const int64_t n = options_.tangent_batch > 0 ? std::min(options_.tangent_batch, batch) : batch;
@@ -227,57 +291,68 @@ void GradientMetaOptimizer::carry_tangents(const HyperStepContext& ctx) {
 
 bool GradientMetaOptimizer::lagged_hyper_step(const HyperStepContext& ctx) {
   if (w_before_.empty()) return false;
+  const std::vector<torch::nn::Module*> modules =
+      hinton_ ? std::vector<torch::nn::Module*>{ctx.student} : ctx.head.modules;
   if (online_) {
     Batch val = ctx.next_val();
-    const auto params = trainable_parameters(*ctx.student);
     auto g = online_->hypergradient(
-        params,
+        trained_parameters(ctx),
         [&] { return validation_loss(*ctx.student, val, options_.hypergradient.val_temperature); },
-        {ctx.student});
-    Hypergradient h;
-    h.lambda1 = g.gradient[0].item<double>();
-    h.temperature = g.gradient[1].item<double>();
-    h.val_loss = g.val_loss;
-    apply(h, ctx.step);
+        modules);
+    apply(to_doubles(g.gradient), hinton_, ctx.step);
     w_before_.clear();
     return true;
   }
-  const auto grads = step_gradients(trainable_parameters(*ctx.student));
+  const auto params = trained_parameters(ctx);
+  const auto grads = step_gradients(params);
   Batch val = ctx.next_val();
   auto options = options_.hypergradient;
   options.kd_scale = ctx.kd_scale;
   options.step_norm = ctx.step_norm;
   options.reduce = ctx.reduce;
-  apply(lagged_hypergradient(*ctx.student, *ctx.optimizer, ctx.optimizer_kind, ctx.lr, w_before_,
-                             grads, ctx.logits, *ctx.train, ctx.teacher_logits, val, value_,
-                             options),
-        ctx.step);
+  if (hinton_) {
+    apply(lagged_hypergradient(*ctx.student, *ctx.optimizer, ctx.optimizer_kind, ctx.lr,
+                               w_before_, grads, ctx.logits, *ctx.train, ctx.teacher_logits, val,
+                               Metaparameters::from_vector(values_), options),
+          ctx.step);
+  } else {
+    check_head(ctx);
+    HyperStep step;
+    step.params = params;
+    step.train_loss = ctx.head.train_loss;
+    step.val_loss = [&] { return validation_loss(*ctx.student, val, options.val_temperature); };
+    step.modules = modules;
+    step.w_before = w_before_;
+    step.grads = grads;
+    step.train_count = ctx.train->x.size(0);
+    step.val_count = val.x.size(0);
+    const auto h = hypergradient(step, *ctx.optimizer, ctx.optimizer_kind, ctx.lr,
+                                 m_tensor(params.front()), options);
+    apply(to_doubles(h.gradient), false, ctx.step);
+  }
   w_before_.clear();
   return true;
 }
 
-void GradientMetaOptimizer::apply(const Hypergradient& h, int64_t step) {
-  check(std::isfinite(h.lambda1) && std::isfinite(h.temperature),
-        "hypergradient became non-finite at step {} ({}): dλ1 = {}, dT = {}", step,
-        value_.to_string(), h.lambda1, h.temperature);
+void GradientMetaOptimizer::apply(const std::vector<double>& h, bool of_values, int64_t step) {
+  check(h.size() == space_.size(), "hypergradient of {} components for the {} of [{}]", h.size(),
+        space_.size(), fmt::join(space_.names(), ", "));
+  for (size_t i = 0; i < h.size(); ++i)
+    check(std::isfinite(h[i]), "hypergradient became non-finite at step {} (m = [{}]): d{} = {}",
+          step, fmt::join(values_, ", "), space_[i].name, h[i]);
   // Chain rule into the stepped coordinates.
-  const auto g = space_.chain_rule(value_.to_vector(), {h.lambda1, h.temperature});
-  double g1 = g[0], g2 = g[1];
-  auto [c1, c2] = coordinates();
-  if (options_.clip > 0) {
-    g1 = std::clamp(g1, -options_.clip, options_.clip);
-    g2 = std::clamp(g2, -options_.clip, options_.clip);
-  }
-  const auto delta = rule_.delta({g1, g2});
-  value_ = from_coordinates(c1 - delta[0], c2 - delta[1]);
-  last_.step = step;
-  last_.value = value_;
-  last_.hypergradient = {h.lambda1, h.temperature};
-  last_.phase = "hyper";
+  auto g = of_values ? space_.chain_rule(values_, h) : h;
+  if (options_.clip > 0)
+    for (auto& v : g) v = std::clamp(v, -options_.clip, options_.clip);
+  const auto delta = rule_.delta(g);
+  auto c = coordinates_;
+  for (size_t i = 0; i < c.size(); ++i) c[i] -= delta[i];
+  set_coordinates(c);
+  mark(step, "hyper");
+  last_.hypergradient = h;
 }
 
-Metaparameters GradientMetaOptimizer::before_step(const HyperStepContext& ctx) {
-  last_.r2_lambda1 = last_.r2_temperature = std::nan("");
+void GradientMetaOptimizer::before_step(const HyperStepContext& ctx) {
   if (online_) online_before_step(ctx);
   if (ctx.step % options_.every == 0) {
     if (!lagged()) {
@@ -286,18 +361,14 @@ Metaparameters GradientMetaOptimizer::before_step(const HyperStepContext& ctx) {
       remember_weights(ctx);
     }
   } else {
-    last_.step = ctx.step;
-    last_.value = value_;
-    last_.hypergradient.clear();
-    last_.phase = "hold";
+    mark(ctx.step, "hold");
   }
-  return value_;
 }
 
 void GradientMetaOptimizer::after_step(const HyperStepContext& ctx) {
-  // The trajectory row of a lagged step shows the λ the step used and the hypergradient at it.
+  // The trajectory row of a lagged step shows the m the step used and the hypergradient at it.
   if (lagged()) {
-    const Metaparameters used = value_;
+    const auto used = values_;
     if (online_) {
       carry_tangents(ctx);
       if (ctx.step % options_.every != 0) {
@@ -305,19 +376,37 @@ void GradientMetaOptimizer::after_step(const HyperStepContext& ctx) {
         return;
       }
     }
-    if (lagged_hyper_step(ctx)) last_.value = used;
+    if (lagged_hyper_step(ctx) && hinton_) last_.value = Metaparameters::from_vector(used);
   }
 }
 
 nlohmann::json GradientMetaOptimizer::state() const {
-  return {{"lambda1", value_.lambda1},
-          {"temperature", value_.temperature},
-          {"meta_step", rule_.state()},
-          {"last_lr", last_lr_}};
+  nlohmann::json s = {{"values", values_},
+                      {"coordinates", coordinates_},
+                      {"meta_step", rule_.state()},
+                      {"last_lr", last_lr_}};
+  if (hinton_) {
+    s["lambda1"] = values_[0];
+    s["temperature"] = values_[1];
+  }
+  return s;
 }
 
 void GradientMetaOptimizer::load_state(const nlohmann::json& s) {
-  value_ = {s.at("lambda1").get<double>(), s.at("temperature").get<double>()};
+  if (s.contains("coordinates")) {
+    auto c = s.at("coordinates").get<std::vector<double>>();
+    auto v = s.at("values").get<std::vector<double>>();
+    check(c.size() == space_.size() && v.size() == space_.size(),
+          "method state of {} metaparameters, expected the {} of [{}]", c.size(), space_.size(),
+          fmt::join(space_.names(), ", "));
+    coordinates_ = std::move(c);
+    values_ = std::move(v);
+  } else {
+    // Checkpoints written before methods served other spaces hold λ1 and T only.
+    check(hinton_, "method state without coordinates");
+    values_ = {s.at("lambda1").get<double>(), s.at("temperature").get<double>()};
+    coordinates_ = space_.to_coordinates(values_);
+  }
   // Checkpoints written before meta-step rules existed hold λ only.
   if (s.contains("meta_step")) rule_.load_state(s.at("meta_step"));
   last_lr_ = s.value("last_lr", 0.0);

@@ -101,21 +101,44 @@ Metaparameters draw_metaparameters(uint64_t seed, const std::string& prior) {
   return Metaparameters::from_vector(space.draw({u[0].item<double>(), u[1].item<double>()}));
 }
 
-FixedMetaOptimizer::FixedMetaOptimizer(std::string name, Metaparameters value,
-                                       bool trains_on_validation)
-    : name_(std::move(name)), value_(value), trains_on_validation_(trains_on_validation) {
-  value_.validate();
+bool is_hinton_space(const MetaSpace& space) {
+  return space.size() == 2 && space[0].name == "lambda1" && space[1].name == "temperature";
 }
 
-Metaparameters FixedMetaOptimizer::before_step(const HyperStepContext& ctx) {
-  step_ = ctx.step;
-  return value_;
+const MetaSpace& MetaOptimizer::space() const {
+  static const MetaSpace hinton = hinton_space();
+  return hinton;
+}
+
+Metaparameters MetaOptimizer::current() const {
+  check(is_hinton_space(space()), "method '{}' sets [{}], not the Hinton [lambda1, temperature]",
+        name(), fmt::join(space().names(), ", "));
+  return Metaparameters::from_vector(values());
+}
+
+bool MetaOptimizer::uses_teacher() const {
+  return !is_hinton_space(space()) || !current().is_plain_ce();
+}
+
+FixedMetaOptimizer::FixedMetaOptimizer(std::string name, Metaparameters value,
+                                       bool trains_on_validation)
+    : name_(std::move(name)), space_(hinton_space()), coordinates_(value.to_vector()),
+      values_(value.to_vector()), trains_on_validation_(trains_on_validation) {
+  value.validate();
+}
+
+FixedMetaOptimizer::FixedMetaOptimizer(std::string name, MetaSpace space,
+                                       std::vector<double> coordinates)
+    : name_(std::move(name)), space_(std::move(space)), coordinates_(std::move(coordinates)) {
+  check(coordinates_.size() == space_.size(), "method '{}': {} coordinates for the {} of [{}]",
+        name_, coordinates_.size(), space_.size(), fmt::join(space_.names(), ", "));
+  values_ = space_.from_coordinates(coordinates_);
 }
 
 TrajectoryPoint FixedMetaOptimizer::last_point() const {
   TrajectoryPoint p;
   p.step = step_;
-  p.value = value_;
+  if (is_hinton_space(space_)) p.value = Metaparameters::from_vector(values_);
   p.r2_lambda1 = p.r2_temperature = std::nan("");
   p.phase = "fixed";
   return p;

@@ -201,6 +201,14 @@ std::vector<double> MetaSpace::from_coordinates(const std::vector<double>& coord
   return v;
 }
 
+std::vector<double> MetaSpace::settle(const std::vector<double>& coordinates) const {
+  const auto back = to_coordinates(from_coordinates(coordinates));
+  std::vector<double> c = coordinates;
+  for (size_t i = 0; i < size(); ++i)
+    if (components_[i].domain != MetaDomain::kSimplex) c[i] = back[i];
+  return c;
+}
+
 torch::Tensor MetaSpace::from_coordinates(const torch::Tensor& coordinates) const {
   check(coordinates.dim() == 1 && coordinates.size(0) == static_cast<int64_t>(size()),
         "metaparameter values: coordinates of shape {} for {} components", coordinates.sizes(),

@@ -150,51 +150,52 @@ TrajectoryMetaOptimizer::TrajectoryMetaOptimizer(const MethodOptions& method,
                      .r2_threshold(options_.r2_threshold),
                  space_) {}
 
-// Step 3 while extrapolating (λ from the line, no hypergradient), else step 1 (a hyper-step, here
-// for order `before`, in `after_step` for the lagged and online orders).
-Metaparameters TrajectoryMetaOptimizer::before_step(const HyperStepContext& ctx) {
+// Step 3 while extrapolating (m from the lines, no hypergradient), else step 1 (a hyper-step, here
+// for order `before`, in `after_step` for the lagged and online orders; on every `every`-th step).
+void TrajectoryMetaOptimizer::before_step(const HyperStepContext& ctx) {
   if (online_) online_before_step(ctx);  // the tangents are carried through every step
   if (auto c = predictor_.predict(ctx.step)) {
-    value_ = from_coordinates((*c)[0], (*c)[1]);
-    last_.step = ctx.step;
-    last_.value = value_;
-    last_.hypergradient.clear();
-    last_.phase = "predict";
-    last_.r2_lambda1 = predictor_.fits()[0].r2;
-    last_.r2_temperature = predictor_.fits()[1].r2;
-    return value_;
+    set_coordinates(*c);
+    mark(ctx.step, "predict");
+    note_fits();
+    return;
   }
-  last_.r2_lambda1 = last_.r2_temperature = std::nan("");
+  if (ctx.step % options_.every != 0) {
+    mark(ctx.step, "hold");
+    return;
+  }
   if (lagged()) {
     if (!online_) remember_weights(ctx);
-    return value_;
+    return;
   }
   hyper_step(ctx);
   record_hyper(ctx);
-  return value_;
 }
 
 void TrajectoryMetaOptimizer::after_step(const HyperStepContext& ctx) {
   if (!lagged()) return;
   if (online_) {
     carry_tangents(ctx);
-    if (last_.phase == "predict") {
+    if (last_.phase != "hyper") {
       w_before_.clear();
       return;
     }
   }
-  const Metaparameters used = value_;
+  const auto used = values_;
   if (!lagged_hyper_step(ctx)) return;
-  last_.value = used;
+  if (hinton_) last_.value = Metaparameters::from_vector(used);
   record_hyper(ctx);
 }
 
 void TrajectoryMetaOptimizer::record_hyper(const HyperStepContext& ctx) {
-  auto [c1, c2] = coordinates();
-  if (predictor_.record({c1, c2}, ctx.step)) {
-    last_.r2_lambda1 = predictor_.fits()[0].r2;
-    last_.r2_temperature = predictor_.fits()[1].r2;
-  }
+  if (predictor_.record(coordinates_, ctx.step)) note_fits();
+}
+
+void TrajectoryMetaOptimizer::note_fits() {
+  const auto& fits = predictor_.fits();
+  if (fits.size() < 2) return;
+  last_.r2_lambda1 = fits[0].r2;
+  last_.r2_temperature = fits[1].r2;
 }
 
 nlohmann::json TrajectoryMetaOptimizer::state() const {

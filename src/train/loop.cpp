@@ -148,6 +148,20 @@ int64_t load_checkpoint(const TrainerOptions& o, const fs::path& path, Classifie
 
 }  // namespace
 
+double reduce_step(const std::vector<torch::Tensor>& params, const BatchMeanReduce& reduce,
+                   double loss, int64_t count) {
+  std::vector<torch::Tensor> means;
+  for (auto p : params) {
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    means.push_back(p.grad());
+  }
+  // In the gradients' dtype and device: one bucket, one all-reduce.
+  means.push_back(torch::full({1}, loss, means.empty() ? torch::TensorOptions(torch::kDouble)
+                                                       : means.front().options()));
+  reduce(means, count);
+  return means.back().item<double>();
+}
+
 LoopOutcome run_epochs(const TrainerOptions& o, ClassifierImpl& model,
                        torch::optim::Optimizer& optimizer, const DataSet& train_set,
                        const torch::Tensor& train_ids, const DataSet* val_set,

@@ -12,7 +12,9 @@
 #include <fmt/ranges.h>
 
 #include "metadistill/losses/hinton.h"
+#include "metadistill/meta/gradient_method.h"
 #include "metadistill/meta/hypergradient.h"
+#include "metadistill/meta/meta_optimizer.h"
 #include "metadistill/meta/meta_step.h"
 #include "metadistill/meta/metaparameter_space.h"
 #include "metadistill/meta/online_hypergradient.h"
@@ -239,14 +241,6 @@ std::string fmt_num(double v) { return std::isfinite(v) ? fmt::format("{:.9g}", 
 // distill. Softmax also keeps every λij > 0, so a pair driven down can recover, where projection
 // onto λ ≥ 0 would park it at exactly 0 with a zero-gradient corner.
 
-// The meta-step on [a_1..a_P, β]: step `meta_lr` on the pair logits, `beta_lr` on β. Adam's ε is
-// 1e-12, far below the hypergradient of a (about 1e-7).
-MetaStepRule meta_step_rule(const MultiLayerOptions& ml, size_t pairs) {
-  std::vector<double> sizes(pairs, ml.meta_lr());
-  sizes.push_back(ml.beta_lr());
-  return MetaStepRule(ml.meta_optimizer(), std::move(sizes), 1e-12);
-}
-
 void write_multilayer_outputs(const fs::path& dir, const MultiLayerResult& r) {
   std::ostringstream m;
   m << "epoch,lr,train_loss,val_accuracy,val_loss,test_accuracy,beta,seconds,test_loss,val_ece,"
@@ -280,33 +274,58 @@ void write_multilayer_outputs(const fs::path& dir, const MultiLayerResult& r) {
 
 namespace {
 
+// The method that sets m = [a_1..a_P, β] of `vid_space` (λ = softmax(a)) for every step: the
+// registered fixed method for the uniform and random weights (and β = 1 or λ1 for "none" and
+// "hinton"), the gradient method over the VID head's space for the learned ones, under the
+// trajectory predictor for the extrapolating ones. The meta-step takes `meta_lr` on the pair
+// logits and `beta_lr` on β; Adam's ε is 1e-12, far below the hypergradient of a (about 1e-7).
+std::unique_ptr<MetaOptimizer> pair_weights_method(const MultiLayerOptions& ml, size_t pairs,
+                                                   std::vector<double> coordinates) {
+  const auto& method = ml.declared();
+  if (!method.learns())
+    return std::make_unique<FixedMetaOptimizer>(ml.method(), vid_space(pairs),
+                                                std::move(coordinates));
+  MethodOptions mo;
+  mo.method = ml.method();
+  mo.space = vid_space(pairs, ml.beta_min(), ml.beta_max());
+  mo.initial_coordinates = std::move(coordinates);
+  GradientMethodOptions g;
+  g.online = method.hypergradient == "online";
+  if (!g.online) g.hypergradient.mode = method.hypergradient;
+  g.hypergradient.fd_scale = ml.fd_scale();
+  g.hypergradient.val_temperature = ml.val_temperature();
+  g.online_options = OnlineHypergradientOptions().mu(ml.online_mu()).fd_scale(ml.fd_scale());
+  g.reset_on_lr_drop = false;
+  g.every = ml.hyper_every();
+  g.meta_step = ml.meta_optimizer();
+  g.step_sizes.assign(pairs, ml.meta_lr());
+  g.step_sizes.push_back(ml.beta_lr());
+  g.meta_step_eps = 1e-12;
+  g.e1 = ml.e1();
+  g.e2 = ml.e2();
+  g.validate();
+  if (method.extrapolated) return std::make_unique<TrajectoryMetaOptimizer>(mo, g);
+  return std::make_unique<GradientMetaOptimizer>(mo, g);
+}
+
 // Multi-layer distillation as a body of the one epoch loop (train/loop.h): the loss head
-// L = β · CE + (1 − β) · Σ λij · VID (or CE, or Hinton, by method) and the greedy or online
-// hyper-steps on m = [a_1..a_P, β], λ = softmax(a).
+// L = β · CE + (1 − β) · Σ λij · VID (or CE, or Hinton, by method) under the method of
+// `pair_weights_method`, which hands it the coordinates [a_1..a_P, β] of every step.
 class VidBody : public LoopBody {
  public:
-  /// `coordinates`: the initial [a_1..a_P, β] of `vid_space(P)`.
   VidBody(const MultiLayerOptions& ml, const TrainerOptions& o, std::vector<TapPair> pairs,
           ClassifierImpl& student, ClassifierImpl& teacher, MultiVID vid,
           torch::optim::Optimizer& optimizer, std::vector<torch::Tensor> all_params,
-          const DataSet& train_set, std::vector<double> coordinates, MultiLayerResult& result)
-      : ml_(ml), method_(ml.declared()), o_(o), pairs_(std::move(pairs)),
-        space_(vid_space(pairs_.size(), ml.beta_min(), ml.beta_max())), student_(student),
+          const DataSet& train_set, MetaOptimizer& meta, MultiLayerResult& result)
+      : ml_(ml), method_(ml.declared()), o_(o), pairs_(std::move(pairs)), student_(student),
         teacher_(teacher), vid_(std::move(vid)), optimizer_(optimizer),
         all_params_(std::move(all_params)), teacher_inputs_(train_set.teacher_input()),
-        own_teacher_inputs_(train_set.x_teacher.defined()), coordinates_(std::move(coordinates)),
-        meta_step_(meta_step_rule(ml, pairs_.size())), result_(result),
+        own_teacher_inputs_(train_set.x_teacher.defined()), meta_(meta), result_(result),
         dtype_(student.parameters().front().scalar_type()) {
-    check(coordinates_.size() == space_.size(), "multilayer: {} initial metaparameters for {}",
-          coordinates_.size(), space_.size());
+    check(meta_.space().size() == pairs_.size() + 1, "multilayer: a method over {} metaparameters "
+          "for {} pairs", meta_.space().size(), pairs_.size());
     guarded_ = {&student_};
     if (vid_) guarded_.push_back(vid_.get());
-    if (method_.hypergradient == "online")
-      online_ = std::make_unique<OnlineHypergradient>(
-          OnlineHypergradientOptions().mu(ml_.online_mu()).fd_scale(ml_.fd_scale()));
-    if (method_.extrapolated)
-      predictor_ = std::make_unique<TrajectoryPredictor>(
-          TrajectoryPredictorOptions().e1(ml_.e1()).e2(ml_.e2()), space_);
   }
 
   std::string name() const override { return ml_.method(); }
@@ -333,84 +352,54 @@ class VidBody : public LoopBody {
                                        ml_.hinton_lambda1(), ml_.temperature());
       auto sf = student_.forward_features(batch.x);
       auto ce = torch::nn::functional::cross_entropy(sf.back().second, batch.y);
-      const auto values = space_.from_coordinates(m);  // [λ_1..λ_P, β]
+      const auto values = meta_.space().from_coordinates(m);  // [λ_1..λ_P, β]
       auto lambda = values.slice(0, 0, static_cast<int64_t>(P));
       auto b_ = values[static_cast<int64_t>(P)];
       return b_ * ce + (1 - b_) * vid_->forward(tf, sf, lambda);
     };
-    const double val_temperature = ml_.val_temperature();
-    auto val_loss_of = [this, val_temperature](const Batch& val) -> ValLossFn {
-      return [this, val, val_temperature]() {
-        return torch::nn::functional::cross_entropy(student_.forward(val.x) / val_temperature,
-                                                    val.y);
-      };
-    };
-    PairWeightsPoint point;
-    point.step = s.step;
-    // A meta-step on the coordinates from the hypergradient h with respect to them.
-    auto meta_update = [&](const torch::Tensor& gradient) {
-      auto hg = gradient.to(torch::kCPU, torch::kDouble).contiguous();
-      const double* hp = hg.data_ptr<double>();
-      check(std::all_of(hp, hp + P + 1, [](double v) { return std::isfinite(v); }),
-            "hypergradient became non-finite at step {}", s.step);
-      const auto delta = meta_step_.delta(std::vector<double>(hp, hp + P + 1));
-      for (size_t i = 0; i <= P; ++i) coordinates_[i] -= delta[i];
-      clamp_beta();
-      point.hypergradient_norm = hg.norm().item<double>();
-      point.hypergradient.assign(hp, hp + P + 1);
-      ++result_.hyper_steps;
-      if (predictor_) predictor_->record(coordinates_, s.step);
-    };
-    // The extrapolating methods: the coordinates of a prediction step come from the lines, and
-    // no hyper-step is taken (the online tangents are still carried).
-    std::optional<std::vector<double>> predicted;
-    if (predictor_) predicted = predictor_->predict(s.step);
-    if (predicted) {
-      coordinates_ = *predicted;
-      clamp_beta();
-    }
-    const bool hyper_due = method_.learns() && !predicted && s.step % ml_.hyper_every() == 0;
-    if (hyper_due && !online_) {
-      const Batch val = s.next_val();
-      HyperStep step;
-      step.params = all_params_;
-      step.train_loss = train_loss;
-      step.val_loss = val_loss_of(val);
-      step.modules = guarded_;
-      const auto options = HypergradientOptions()
-                               .with_mode(method_.hypergradient)
-                               .with_fd_scale(ml_.fd_scale());
-      meta_update(hypergradient(step, optimizer_, o_.optimizer, s.lr, meta_tensor(), options).gradient);
-    }
+    HyperStepContext ctx;
+    ctx.student = &student_;
+    ctx.optimizer = &optimizer_;
+    ctx.optimizer_kind = o_.optimizer;
+    ctx.train = &batch;
+    ctx.next_val = s.next_val;
+    ctx.lr = s.lr;
+    ctx.step = s.step;
+    ctx.reduce = s.reduce;
+    ctx.head = {train_loss, all_params_, guarded_};
+    meta_.before_step(ctx);
 
-    const torch::Tensor m_used = method_.uses_pairs() ? meta_tensor() : torch::Tensor();
+    const torch::Tensor m_used =
+        method_.uses_pairs()
+            ? torch::tensor(meta_.coordinates(), torch::TensorOptions().dtype(torch::kDouble))
+                  .to(o_.device, dtype_)
+            : torch::Tensor();
     auto loss = train_loss(m_used);
-    const double loss_value = loss.item<double>();
-    s.check_loss(loss_value, fmt::format("method {}, beta {}", ml_.method(), beta()));
-    std::vector<torch::Tensor> w_before;
-    if (online_) w_before = snapshot_parameters(all_params_);
+    double loss_value = loss.item<double>();
+    const auto what = [&] { return fmt::format("method {}, beta {}", ml_.method(), beta()); };
+    if (!s.reduce) s.check_loss(loss_value, what());
     optimizer_.zero_grad();
     loss.backward();
-    if (online_) {
-      // The step's gradients before the optimizer reads them (VID parameters included).
-      std::vector<torch::Tensor> grads;
-      for (const auto& p : all_params_)
-        grads.push_back(p.grad().defined() ? p.grad().detach().clone() : torch::zeros_like(p));
-      optimizer_.step();
-      // Tangents through this step, then (when due) the meta-step from them: the new (a, β)
-      // take effect from the next step.
-      online_->carry(all_params_, w_before, grads, optimizer_, o_.optimizer, s.lr, train_loss,
-                     m_used, guarded_);
-      if (hyper_due) {
-        const Batch val = s.next_val();
-        meta_update(online_->hypergradient(all_params_, val_loss_of(val), guarded_).gradient);
-      }
-    } else {
-      optimizer_.step();
+    if (s.reduce) {
+      // The whole batch's loss and gradient (VID terms included) on every rank.
+      loss_value = reduce_step(all_params_, s.reduce, loss_value, batch.x.size(0));
+      s.check_loss(loss_value, what());
     }
+    optimizer_.step();
+    meta_.after_step(ctx);
+    // The row of this step: λ and β after its hyper-step, and that hyper-step's h.
+    const auto h = meta_.last_point().hypergradient;
+    if (!h.empty()) ++result_.hyper_steps;
     if (method_.uses_pairs()) {
+      PairWeightsPoint point;
+      point.step = s.step;
       point.beta = beta();
       point.lambda = lambda();
+      if (!h.empty()) {
+        point.hypergradient_norm =
+            torch::tensor(h, torch::TensorOptions().dtype(torch::kDouble)).norm().item<double>();
+        point.hypergradient = h;
+      }
       result_.trajectory.push_back(std::move(point));
     }
     return loss_value;
@@ -439,23 +428,17 @@ class VidBody : public LoopBody {
 
   void save(nlohmann::json& j, torch::serialize::OutputArchive& archive) const override {
     finish();
-    const size_t P = pairs_.size();
     j["multilayer"] = {{"result", multilayer_result_to_json(result_)},
-                       {"a", std::vector<double>(coordinates_.begin(), coordinates_.begin() + P)},
-                       {"beta", beta()},
-                       {"meta_step", meta_step_.state()}};
-    if (predictor_) j["multilayer"]["trajectory"] = predictor_->state();
+                       {"meta_state", meta_.state()}};
     j["hyper_steps"] = result_.hyper_steps;
     if (vid_) {
       torch::serialize::OutputArchive sub;
       vid_->save(sub);
       archive.write("vid", sub);
     }
-    if (online_) {
-      torch::serialize::OutputArchive sub;
-      online_->save(sub);
-      archive.write("online", sub);
-    }
+    torch::serialize::OutputArchive meta_archive;
+    meta_.save_tensors(meta_archive);
+    archive.write("meta_tensors", meta_archive);
   }
 
   void load(const nlohmann::json& j, torch::serialize::InputArchive& archive, bool fork) override {
@@ -472,17 +455,13 @@ class VidBody : public LoopBody {
       vid_->load(sub);
     }
     if (fork) return;
-    auto a = ml.at("a").get<std::vector<double>>();
-    check(a.size() == pairs_.size(), "checkpoint of {} pair weights for {} pairs", a.size(),
-          pairs_.size());
-    a.push_back(ml.at("beta").get<double>());
-    coordinates_ = std::move(a);
-    meta_step_.load_state(ml.at("meta_step"));
-    if (predictor_) predictor_->load_state(ml.at("trajectory"));
-    if (online_) {
-      torch::serialize::InputArchive sub;
-      if (archive.try_read("online", sub)) online_->load(sub);
-    }
+    meta_.load_state(ml.contains("meta_state") ? ml.at("meta_state") : older_state(ml));
+    torch::serialize::InputArchive meta_archive;
+    // Older checkpoints hold the online tangents at the top level.
+    if (archive.try_read("meta_tensors", meta_archive))
+      meta_.load_tensors(meta_archive);
+    else
+      meta_.load_tensors(archive);
   }
 
   void write_outputs(const fs::path& dir) const override {
@@ -495,30 +474,33 @@ class VidBody : public LoopBody {
     result_.lambda = lambda();
     result_.beta = beta();
   }
-  double beta() const { return coordinates_.back(); }
-  /// λ_1..λ_P of the current coordinates.
+  double beta() const { return meta_.values().back(); }
+  /// λ_1..λ_P in force.
   std::vector<double> lambda() const {
-    auto v = space_.from_coordinates(coordinates_);
+    auto v = meta_.values();
     v.pop_back();
     return v;
   }
 
  private:
-  /// β is stepped projected: back into [beta_min, beta_max] after it moved.
-  void clamp_beta() {
-    const auto& b = space_[coordinates_.size() - 1];
-    coordinates_.back() = std::clamp(coordinates_.back(), b.lo, b.hi);
-  }
-  torch::Tensor meta_tensor() const {
-    return torch::tensor(coordinates_, torch::TensorOptions().dtype(torch::kDouble))
-        .to(o_.device, dtype_);
+  /// The method state of checkpoints written before the multi-layer methods were
+  /// `MetaOptimizer`s: the pair logits a, β, the meta-step's and the predictor's state.
+  nlohmann::json older_state(const nlohmann::json& ml) const {
+    auto c = ml.at("a").get<std::vector<double>>();
+    check(c.size() == pairs_.size(), "checkpoint of {} pair weights for {} pairs", c.size(),
+          pairs_.size());
+    c.push_back(ml.at("beta").get<double>());
+    nlohmann::json s = {{"coordinates", c},
+                        {"values", meta_.space().from_coordinates(c)},
+                        {"meta_step", ml.at("meta_step")}};
+    if (ml.contains("trajectory")) s["trajectory"] = ml.at("trajectory");
+    return s;
   }
 
   const MultiLayerOptions& ml_;
   const MultiLayerMethod& method_;
   const TrainerOptions& o_;
   std::vector<TapPair> pairs_;
-  MetaSpace space_;
   ClassifierImpl& student_;
   ClassifierImpl& teacher_;
   MultiVID vid_;
@@ -527,11 +509,7 @@ class VidBody : public LoopBody {
   std::vector<torch::nn::Module*> guarded_;
   torch::Tensor teacher_inputs_;
   bool own_teacher_inputs_;
-  /// [a_1..a_P, β]: the coordinates of `space_` (β projected, so its own value).
-  std::vector<double> coordinates_;
-  MetaStepRule meta_step_;
-  std::unique_ptr<OnlineHypergradient> online_;
-  std::unique_ptr<TrajectoryPredictor> predictor_;  // the extrapolating methods only
+  MetaOptimizer& meta_;
   MultiLayerResult& result_;
   torch::ScalarType dtype_;
 };
@@ -550,8 +528,6 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
         "multilayer fit: train and test data needed");
   const auto& o = trainer_;
   const auto& ml = options_;
-  check(!o.data_parallel, "multi-layer distillation is not data-parallel yet: run it as one "
-        "process (the Hinton trainer of `distill` and `train-teacher` is)");
   const auto pairs = make_pairs(ml);
   std::vector<std::string> teacher_taps, student_taps;
   for (const auto& p : pairs) {
@@ -623,8 +599,9 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
   MultiLayerResult result;
   result.method = ml.method();
   result.pairs = pairs;
+  const auto meta = pair_weights_method(ml, pairs.size(), std::move(coordinates));
   VidBody body(ml, o, pairs, student, teacher, vid_, *optimizer, all_params, *data.train_set,
-               std::move(coordinates), result);
+               *meta, result);
   const LoopOutcome outcome = run_epochs(o, student, *optimizer, *data.train_set, data.train_ids,
                                          data.val_set, *data.test_set, body);
   body.finish();

@@ -9,6 +9,7 @@
 
 #include "metadistill/data/augment.h"
 #include "metadistill/losses/hinton.h"
+#include "metadistill/meta/parameter_ops.h"
 #include "metadistill/train/checkpoint.h"
 #include "metadistill/train/loop.h"
 #include "metadistill/util/error.h"
@@ -211,23 +212,6 @@ void normalize_to_cross_entropy(ClassifierImpl& model, const torch::Tensor& logi
     if (p.grad().defined()) p.grad().mul_(s);
 }
 
-// Data parallel: replaces this rank's loss and its gradient (in .grad) by those of the whole
-// batch; returns the whole batch's loss.
-double reduce_step(ClassifierImpl& model, const BatchMeanReduce& reduce, double loss,
-                   int64_t count) {
-  std::vector<torch::Tensor> means;
-  for (auto& p : model.parameters()) {
-    if (!p.requires_grad()) continue;
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    means.push_back(p.grad());
-  }
-  // In the gradients' dtype and device: one bucket, one all-reduce.
-  means.push_back(torch::full({1}, loss, means.empty() ? torch::TensorOptions(torch::kDouble)
-                                                       : means.front().options()));
-  reduce(means, count);
-  return means.back().item<double>();
-}
-
 }  // namespace
 
 double scheduled_lr(const TrainerOptions& o, int64_t epoch) {
@@ -315,7 +299,8 @@ class HintonBody : public LoopBody {
             meta_.name());
       ctx.teacher_logits = teacher_logits_.index_select(0, batch.idx.to(o_.device));
     }
-    const Metaparameters lambda = meta_.before_step(ctx);
+    meta_.before_step(ctx);
+    const Metaparameters lambda = meta_.current();
     auto logits = model_.forward(batch.x);
     auto loss = functional::hinton_loss(logits, ctx.teacher_logits, batch.y, lambda.lambda1,
                                         lambda.temperature, ctx.kd_scale);
@@ -328,7 +313,7 @@ class HintonBody : public LoopBody {
     loss.backward({}, /*retain_graph=*/measure || normed);
     if (s.reduce) {
       // Every rank sees the whole batch's loss, so all of them stop on a non-finite one.
-      loss_value = reduce_step(model_, s.reduce, loss_value, batch.x.size(0));
+      loss_value = reduce_step(trainable_parameters(model_), s.reduce, loss_value, batch.x.size(0));
       s.check_loss(loss_value, lambda.to_string());
     }
     if (normed) normalize_to_cross_entropy(model_, logits, batch.y, /*retain_graph=*/measure);

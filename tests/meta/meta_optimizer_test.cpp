@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "metadistill/meta/gradient_method.h"
 #include "test_util.h"
@@ -27,11 +28,8 @@ class HalvingMethod : public MetaOptimizer {
  public:
   explicit HalvingMethod(Metaparameters start) : value_(start) {}
   std::string name() const override { return "halving"; }
-  Metaparameters before_step(const HyperStepContext& ctx) override {
-    value_.lambda1 *= 0.5;
-    return value_;
-  }
-  Metaparameters current() const override { return value_; }
+  void before_step(const HyperStepContext& ctx) override { value_.lambda1 *= 0.5; }
+  std::vector<double> values() const override { return value_.to_vector(); }
   TrajectoryPoint last_point() const override {
     TrajectoryPoint p;
     p.value = value_;
@@ -57,8 +55,10 @@ TEST(MetaOptimizerRegistry, AMethodIsOneClassAndOneRegistrationLine) {
   auto m = make_meta_optimizer(o);
   EXPECT_EQ(m->name(), "halving");
   HyperStepContext ctx;
-  EXPECT_DOUBLE_EQ(m->before_step(ctx).lambda1, 0.4);
-  EXPECT_DOUBLE_EQ(m->before_step(ctx).lambda1, 0.2);
+  m->before_step(ctx);
+  EXPECT_DOUBLE_EQ(m->current().lambda1, 0.4);
+  m->before_step(ctx);
+  EXPECT_DOUBLE_EQ(m->current().lambda1, 0.2);
   EXPECT_EQ(method_given_lambda("halving"), GivenLambda::kInitial);
   o.method = "halvin";
   expect_error([&] { make_meta_optimizer(o); }, {"unknown method 'halvin'", "halving"});
@@ -77,6 +77,7 @@ class GradientProbe : public GradientMetaOptimizer {
     h.temperature = d_temperature;
     apply(h, 0);
   }
+  void step_coordinates(const std::vector<double>& h) { apply(h, false, 0); }
 };
 
 GradientProbe probe(nlohmann::json settings) {
@@ -130,6 +131,57 @@ TEST(MetaOptimizerRegistry, LogUniformTemperatureDrawsSpanATenthToTen) {
   EXPECT_LE(hi, 10.0);
   EXPECT_GT(hi, 7.0);
   EXPECT_NEAR(log_sum / n, 0.0, 0.1);  // standard error of the mean: 0.58 / 20
+}
+
+// The gradient method over another head's space (multi-layer VID, [λ_1, λ_2, β] with β in
+// [0.2, 0.8]) steps the coordinates themselves: each by its own step size, the simplex logits
+// freely, β clamped back into its interval; the values follow from the coordinates.
+GradientProbe vid_probe() {
+  MethodOptions mo;
+  mo.method = "all-pairs-fd";
+  mo.space = vid_space(2, 0.2, 0.8);
+  mo.initial_coordinates = {0.0, 0.0, 0.5};
+  GradientMethodOptions g;
+  g.step_sizes = {1.0, 1.0, 0.1};
+  return GradientProbe(mo, g);
+}
+
+TEST(GradientMethod, OverAnotherSpaceStepsItsCoordinatesEachByItsSize) {
+  auto m = vid_probe();
+  EXPECT_EQ(m.values(), (std::vector<double>{0.5, 0.5, 0.5}));
+  m.step_coordinates({0.3, -0.3, 1.0});
+  const auto c = m.coordinates();
+  ASSERT_EQ(c.size(), 3u);
+  EXPECT_DOUBLE_EQ(c[0], -0.3);
+  EXPECT_DOUBLE_EQ(c[1], 0.3);
+  EXPECT_DOUBLE_EQ(c[2], 0.4);
+  const auto v = m.values();
+  const double e = std::exp(0.6);  // λ = softmax(−0.3, 0.3)
+  EXPECT_NEAR(v[0], 1 / (1 + e), 1e-15);
+  EXPECT_NEAR(v[1], e / (1 + e), 1e-15);
+  EXPECT_DOUBLE_EQ(v[2], 0.4);
+  EXPECT_EQ(m.last_point().hypergradient, (std::vector<double>{0.3, -0.3, 1.0}));
+  m.step_coordinates({0.0, 0.0, 10.0});  // β = 0.4 − 1.0, back to 0.2
+  EXPECT_DOUBLE_EQ(m.values()[2], 0.2);
+  EXPECT_DOUBLE_EQ(m.coordinates()[2], 0.2);
+  // No (λ1, T) view of another space; a state restores the coordinates exactly.
+  expect_error([&] { m.current(); }, {"gradient", "lambda_1, lambda_2, beta", "Hinton"});
+  auto other = vid_probe();
+  other.load_state(m.state());
+  EXPECT_EQ(other.coordinates(), m.coordinates());
+  EXPECT_EQ(other.values(), m.values());
+  expect_error([&] { m.step_coordinates({1.0}); }, {"1 components", "lambda_1, lambda_2, beta"});
+}
+
+TEST(FixedMethod, OverAnotherSpaceHoldsTheValuesOfItsCoordinates) {
+  FixedMetaOptimizer m("all-pairs-fixed", vid_space(3), {0.0, 0.0, 0.0, 0.7});
+  const auto v = m.values();
+  ASSERT_EQ(v.size(), 4u);
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(v[i], 1.0 / 3, 1e-15);
+  EXPECT_DOUBLE_EQ(v[3], 0.7);
+  EXPECT_TRUE(m.uses_teacher());
+  expect_error([] { FixedMetaOptimizer("x", vid_space(3), {0.0, 0.5}); },
+               {"2 coordinates", "lambda_1, lambda_2, lambda_3, beta"});
 }
 
 }  // namespace metadistill

@@ -188,6 +188,21 @@ TEST(MetaSpace, ErrorsNameTheComponentAndTheValue) {
 }
 
 // The VID space: P pair weights on one simplex, then β.
+// What a stepping method keeps: projected components clamped, a reparametrized interval back at
+// the coordinate of its capped value, a simplex group untouched (its values do not see a shift).
+TEST(MetaSpace, SettleKeepsCoordinatesInReach) {
+  auto s = MetaSpace().interval("p", 0, 1).interval("r", 0, 1, true).simplex({"a", "b"});
+  const std::vector<double> c = {1.7, 100.0, 40.0, 42.0};
+  const auto settled = s.settle(c);
+  EXPECT_DOUBLE_EQ(settled[0], 1.0);
+  EXPECT_LT(settled[1], 20.0);  // logit(1 − 1e-6) ≈ 13.8
+  EXPECT_GT(settled[1], 10.0);
+  EXPECT_EQ(settled[2], 40.0);
+  EXPECT_EQ(settled[3], 42.0);
+  const auto a = s.from_coordinates(c), b = s.from_coordinates(settled);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-15) << i;
+}
+
 TEST(MetaSpace, VidSpaceHoldsThePairsThenBeta) {
   const auto space = vid_space(3, 0.1, 0.9);
   EXPECT_EQ(space.names(), (std::vector<std::string>{"lambda_1", "lambda_2", "lambda_3", "beta"}));

@@ -431,6 +431,32 @@ TEST(MultiLayerTrainer, BetaCanBeFixedOrBoundedWhileLambdaLearns) {
                {"meta_optimizer 'rmsprop'"});
 }
 
+// [beta_min, beta_max] bound the learned β only: a fixed-weight method trains with the β it is
+// given and reports, also outside that interval (the pairs' loss once clamped it silently).
+TEST(MultiLayerTrainer, FixedWeightsTrainWithTheBetaTheyReport) {
+  TinyData d;
+  auto run = [&](double beta_min) {
+    Models m;
+    auto o = MultiLayerOptions()
+                 .method("pairwise")
+                 .teacher_taps({"conv1", "conv2"})
+                 .student_taps({"conv1", "conv2"})
+                 .beta(0.1)
+                 .beta_min(beta_min);
+    MultiLayerTrainer trainer(o, quick());
+    auto r = trainer.fit(*m.student, *m.teacher, d.data());
+    return std::make_pair(r, m.student->parameters());
+  };
+  const auto [bounded, wb] = run(0.3);
+  const auto [free, wf] = run(0.0);
+  EXPECT_EQ(bounded.beta, 0.1);
+  EXPECT_EQ(bounded.trajectory.back().beta, 0.1);
+  ASSERT_EQ(bounded.history.size(), free.history.size());
+  for (size_t i = 0; i < bounded.history.size(); ++i)
+    EXPECT_EQ(bounded.history[i].train_loss, free.history[i].train_loss) << i;
+  for (size_t i = 0; i < wb.size(); ++i) EXPECT_TRUE(wb[i].equal(wf[i])) << i;
+}
+
 TEST(MultiLayerTrainer, TimeLimitEndsTheRunWithAnEvaluatedEpoch) {
   TinyData d;
   Models m;

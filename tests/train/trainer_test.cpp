@@ -47,13 +47,12 @@ TEST(Trainer, TeacherOutputsAreLookedUpBySampleIdUnderShuffling) {
   class Probe : public MetaOptimizer {
    public:
     std::string name() const override { return "probe"; }
-    Metaparameters before_step(const HyperStepContext& ctx) override {
+    void before_step(const HyperStepContext& ctx) override {
       auto expected = (ctx.train->idx % 2);
       mismatches += (ctx.teacher_logits.argmax(1) != expected).sum().item<int64_t>();
       checked += ctx.train->idx.numel();
-      return current();
     }
-    Metaparameters current() const override { return {0.5, 1.0}; }
+    std::vector<double> values() const override { return {0.5, 1.0}; }
     TrajectoryPoint last_point() const override { return {}; }
     int64_t mismatches = 0, checked = 0;
   } probe;

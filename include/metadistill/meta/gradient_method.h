@@ -58,6 +58,12 @@ struct GradientMethodOptions {
   /// The rule of the meta-step on the stepped coordinates (meta/meta_step.h) with step γ_λ:
   /// "sgd" (the paper), "adam" or "sign".
   std::string meta_step = "sgd";
+  /// A step size per coordinate in place of γ_λ for each (≥ 0; 0 holds that coordinate), for a
+  /// head whose coordinates differ in scale (multi-layer VID: `meta_lr` on the pair logits,
+  /// `beta_lr` on β). Empty: γ_λ for every coordinate. Not a config key.
+  std::vector<double> step_sizes;
+  /// ε of the Adam meta-step's denominator.
+  double meta_step_eps = 1e-8;
   /// Proposed method: hyper-step window e1 and extrapolation length e2, in steps.
   int64_t e1 = 10, e2 = 10;
   /// Proposed method, beyond the paper: skip extrapolation when a fit's R² < r2_threshold, and
@@ -70,15 +76,20 @@ struct GradientMethodOptions {
   void validate() const;
 };
 
-/// `gradient`: λ ← λ − γ_λ · h(λ) before the student step, on the same train batch and a cycling
-/// validation batch.
+/// `gradient`: m ← m − γ_λ · h(m) before the student step, on the same train batch and a cycling
+/// validation batch (or after it, in the lagged and online orders). m is the Hinton [λ1, T] (its
+/// hypergradient taken with respect to the values and carried into the stepped coordinates by
+/// the chain rule), or the coordinates of another head's space (`MethodOptions::space`,
+/// `HyperStepContext::head`; the hypergradient is taken with respect to the coordinates).
 class GradientMetaOptimizer : public MetaOptimizer {
  public:
   GradientMetaOptimizer(const MethodOptions& method, GradientMethodOptions options);
   std::string name() const override { return "gradient"; }
-  Metaparameters before_step(const HyperStepContext& ctx) override;
+  void before_step(const HyperStepContext& ctx) override;
   void after_step(const HyperStepContext& ctx) override;
-  Metaparameters current() const override { return value_; }
+  const MetaSpace& space() const override { return space_; }
+  std::vector<double> values() const override { return values_; }
+  std::vector<double> coordinates() const override { return coordinates_; }
   bool uses_teacher() const override { return true; }
   TrajectoryPoint last_point() const override { return last_; }
   nlohmann::json state() const override;
@@ -88,34 +99,47 @@ class GradientMetaOptimizer : public MetaOptimizer {
   const GradientMethodOptions& options() const { return options_; }
 
  protected:
-  /// Runs one hyper-step on `ctx` and updates λ; records it in `last_`.
+  /// Runs one hyper-step on `ctx` and updates m; records it in `last_`.
   void hyper_step(const HyperStepContext& ctx);
   /// The `lagged` order: remembers w before a hyper step (`before_step`) and computes the
   /// hypergradient after it (`after_step`); true when a hyper-step was completed.
   void remember_weights(const HyperStepContext& ctx);
   bool lagged_hyper_step(const HyperStepContext& ctx);
-  /// Applies a hypergradient: chain rule into the stepped coordinates, clipping, SGD, domain.
-  void apply(const Hypergradient& h, int64_t step);
+  /// Applies a hypergradient with respect to the values (`of_values`, the Hinton head: chain rule
+  /// into the stepped coordinates) or to the coordinates: clipping, the meta-step, the domain.
+  void apply(const std::vector<double>& gradient, bool of_values, int64_t step);
+  /// The Hinton head's hypergradient [dλ1, dT].
+  void apply(const Hypergradient& h, int64_t step) {
+    apply({h.lambda1, h.temperature}, true, step);
+  }
   bool lagged() const { return options_.order == "lagged" || options_.online; }
   /// Online: remembers w_t (every step) and resets the tangents at a learning-rate drop.
   void online_before_step(const HyperStepContext& ctx);
   /// Online: carries the tangents through the step just taken (every step, whatever the phase).
   void carry_tangents(const HyperStepContext& ctx);
-  /// Sets λ, projected onto the domain the coordinates reach.
-  void set_value(const Metaparameters& m);
-  /// The coordinates the method steps and fits in (`space_`): (λ1, T) or (a, b).
-  std::pair<double, double> coordinates() const;
-  Metaparameters from_coordinates(double c1, double c2) const;
+  /// Moves to `coordinates` (values from them; the coordinates kept as `MetaSpace::settle`s).
+  void set_coordinates(const std::vector<double>& coordinates);
+  /// The trajectory row of step `step` in phase `phase`, without a hypergradient.
+  void mark(int64_t step, const char* phase);
+  /// The parameters the step trains: the head's, or the student's trainable ones.
+  std::vector<torch::Tensor> trained_parameters(const HyperStepContext& ctx) const;
+  /// m as the head takes it, in the dtype and on the device of `like`: [λ1, T] for the Hinton
+  /// head, the coordinates for another.
+  torch::Tensor m_tensor(const torch::Tensor& like) const;
 
   GradientMethodOptions options_;
-  /// [λ1, T] with the domain option's stepping: projected, or λ1 = σ(a), T = 0.1 + softplus(b).
+  /// [λ1, T] with the domain option's stepping (projected, or λ1 = σ(a), T = 0.1 + softplus(b)),
+  /// or the space of `MethodOptions::space`.
   MetaSpace space_;
-  Metaparameters value_;
+  /// The Hinton head (no `MethodOptions::space`).
+  bool hinton_ = true;
+  /// The stepped coordinates and the values they give.
+  std::vector<double> coordinates_, values_;
   TrajectoryPoint last_;
   std::vector<torch::Tensor> w_before_;  // lagged order: weights before the pending hyper step
   std::unique_ptr<OnlineHypergradient> online_;  // `hypergradient: online` only
   double last_lr_ = 0;                           // online: the previous step's learning rate
-  MetaStepRule rule_;  // the meta-step on the two stepped coordinates
+  MetaStepRule rule_;  // the meta-step on the stepped coordinates
 };
 
 }  // namespace metadistill

@@ -70,6 +70,11 @@ class MetaSpace {
   std::vector<double> to_coordinates(const std::vector<double>& values) const;
   /// The values of `coordinates` (projected components clamped, reparametrized ones mapped).
   std::vector<double> from_coordinates(const std::vector<double>& coordinates) const;
+  /// The coordinates a stepping method keeps after a step to `coordinates`: a projected component
+  /// clamped to its domain, a reparametrized interval mapped to its value and back (a coordinate
+  /// past the edge where the value is capped returns to it), a simplex group as given (a shift
+  /// does not change its values). `from_coordinates` gives the same values for both.
+  std::vector<double> settle(const std::vector<double>& coordinates) const;
   /// The same map on a tensor [size()] of coordinates, differentiable (a loss head can take the
   /// coordinates and let autograd do the chain rule).
   torch::Tensor from_coordinates(const torch::Tensor& coordinates) const;

@@ -84,19 +84,23 @@ class TrajectoryPredictor {
   bool predicting_ = false;
 };
 
-/// `proposed`: the `gradient` method's hyper-steps on [λ1, T] under a `TrajectoryPredictor`.
+/// `proposed`: the `gradient` method's hyper-steps (on [λ1, T], or on the coordinates of another
+/// head's space) under a `TrajectoryPredictor`; a step that is neither predicted nor an
+/// `every`-th step holds m.
 class TrajectoryMetaOptimizer : public GradientMetaOptimizer {
  public:
   TrajectoryMetaOptimizer(const MethodOptions& method, GradientMethodOptions options);
   std::string name() const override { return options_.guarded ? "proposed-guarded" : "proposed"; }
-  Metaparameters before_step(const HyperStepContext& ctx) override;
+  void before_step(const HyperStepContext& ctx) override;
   void after_step(const HyperStepContext& ctx) override;
   nlohmann::json state() const override;
   void load_state(const nlohmann::json& state) override;
 
  private:
-  /// Records λ after a hyper-step; logs the fits' R² when a window was fitted.
+  /// Records m after a hyper-step; logs the fits' R² when a window was fitted.
   void record_hyper(const HyperStepContext& ctx);
+  /// The R² of the last window's first two lines in the trajectory row (λ1 and T for Hinton).
+  void note_fits();
 
   TrajectoryPredictor predictor_;
 };

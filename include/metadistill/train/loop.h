@@ -98,6 +98,12 @@ LoopOutcome run_epochs(const TrainerOptions& options, ClassifierImpl& model,
                        const torch::Tensor& train_ids, const DataSet* val_set,
                        const DataSet& test_set, LoopBody& body);
 
+/// Data parallel: replaces this rank's `loss` and the gradients in the .grad of `params` (zeros
+/// where a parameter has none) by the whole batch's, `count` being this rank's examples; returns
+/// the whole batch's loss. A body calls it between its backward pass and its optimizer step.
+double reduce_step(const std::vector<torch::Tensor>& params, const BatchMeanReduce& reduce,
+                   double loss, int64_t count);
+
 /// The student's optimizer U ("sgd", "momentum", "adam" or "lstm" as `options.optimizer`; the
 /// learned LSTM read from `options.optimizer_file`): `groups[0]`
 /// with the options' weight decay, the others (loss-head parameters) with `extra_decay`.

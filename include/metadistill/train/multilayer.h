@@ -6,14 +6,18 @@
 /// - "pairwise": teacher tap k ↔ student tap k, λ uniform;
 /// - "all-pairs-fixed" / "all-pairs-random": every teacher tap with every student tap, λ uniform /
 ///   drawn at random (β from the options, or drawn with `random_beta`);
-/// - "all-pairs-exact" / "all-pairs-fd": λij and β learned by the greedy hypergradient of
-///   meta/hypergradient.h (double backward / finite differences) on a cycling
-///   validation batch, before each student step on the same training batch;
+/// - "all-pairs-exact" / "all-pairs-fd": λij and β learned by the greedy hypergradient
+///   (exact / finite differences) on a cycling validation batch, before each student step on
+///   the same training batch;
 /// - "all-pairs-online": λij and β learned by the long-horizon online hypergradient of
 ///   meta/online_hypergradient.h (tangents carried through every student step, decay
 ///   `online_mu`), a meta-step after every `hyper_every`-th student step;
 /// - "all-pairs-proposed" / "all-pairs-online-proposed": the fd / online hyper-steps under the
 ///   paper's e1/e2 trajectory predictor (meta/trajectory.h) on the coordinates [a_1..a_P, β].
+/// The weights are set by a `MetaOptimizer` over `vid_space(P)` (meta/meta_optimizer.h): the
+/// fixed method for the uniform and random ones, the `gradient` and `proposed` methods of
+/// meta/gradient_method.h and meta/trajectory.h — the ones that learn the Hinton [λ1, T] — for
+/// the learned ones, given this loss head through `HyperStepContext::head`.
 /// The VID regressors and variances (losses/vid.h) train with the student, in a second optimizer
 /// group without weight decay unless asked for. The teacher runs per batch in eval mode without
 /// gradients. The epochs, checkpoints and resume are those of every trainer (train/loop.h).
