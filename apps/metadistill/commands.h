@@ -34,6 +34,15 @@ struct MultiLayerRun {
   bool worker = false;
 };
 int run_multilayer(const CommonOptions& common, const MultiLayerRun& run);
+/// `metadistill distill` with a multi-layer config: one run of one method (the config's first
+/// unless given), data-parallel when started as ranks of a group.
+struct MultiLayerDistill {
+  std::optional<std::string> method;
+  uint64_t seed = 0;
+  bool resume = false;
+  bool fresh = false;
+};
+int run_multilayer_distill(const CommonOptions& common, const MultiLayerDistill& run);
 
 void setup_distill(CLI::App& app);
 void setup_train_teacher(CLI::App& app);

@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "common.h"
 #include "metadistill/experiment/distill.h"
+#include "metadistill/experiment/multilayer.h"
 #include "metadistill/train/data_parallel.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/runtime.h"
@@ -22,6 +23,13 @@ struct DistillOptions {
 };
 
 int run(const DistillOptions& o) {
+  // A config with a `multilayer:` section: one multi-layer run.
+  if (!o.common.config_path.empty() && has_multilayer_section(o.common.config_path)) {
+    check(!o.lambda1 && !o.temperature,
+          "--lambda1/--temperature set the Hinton loss; in a multi-layer config set "
+          "multilayer.hinton_lambda1, multilayer.temperature or multilayer.beta");
+    return run_multilayer_distill(o.common, {o.method, o.seed, o.resume, o.fresh});
+  }
   Config c = resolve_config(o.common);
   if (o.method) c.method.method = *o.method;
   if (o.lambda1) c.method.fixed.lambda1 = *o.lambda1;
@@ -88,7 +96,9 @@ void setup_distill(CLI::App& app) {
   auto* sub = app.add_subcommand("distill", "train one student with one metaparameter method");
   add_common_options(*sub, o->common);
   o->common.data_parallel = true;
-  sub->add_option("--method", o->method, "none, naive, fixed, random, gradient, proposed, ...");
+  sub->add_option("--method", o->method,
+                  "none, naive, fixed, random, gradient, proposed, ...; with a multi-layer config "
+                  "one of its methods (default: its first)");
   sub->add_option("--lambda1", o->lambda1, "λ1 for --method fixed (initial λ1 for gradient methods)");
   sub->add_option("--temperature", o->temperature, "T for --method fixed (initial T otherwise)");
   sub->add_option("--seed", o->seed, "run seed (model init, batch order, method draws)")

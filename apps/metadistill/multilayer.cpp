@@ -7,6 +7,7 @@
 #include "metadistill/experiment/multilayer.h"
 #include "metadistill/experiment/multilayer_sensitivity.h"
 #include "metadistill/experiment/run_queue.h"
+#include "metadistill/train/data_parallel.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/runtime.h"
 
@@ -23,22 +24,32 @@ constexpr const char* kDefaultConfig = "configs/multilayer-fmnist.yaml";
 
 }  // namespace
 
-int run_multilayer(const CommonOptions& common, const MultiLayerRun& run) {
-  refuse_ranks(common);
-  const MultiLayerCliOptions o{common, run};
-  const std::string path = o.common.config_path.empty() ? kDefaultConfig : o.common.config_path;
+namespace {
+
+// The config with the shared flags applied, as `resolve_config` applies them to an ordinary one.
+MultiLayerConfig resolve_multilayer_config(const CommonOptions& common,
+                                           std::optional<uint64_t> seed) {
+  const std::string path = common.config_path.empty() ? kDefaultConfig : common.config_path;
   MultiLayerConfig c = load_multilayer_config(path);
-  // The shared flags, as `resolve_config` applies them to an ordinary config.
-  if (o.common.threads) c.base.threads = *o.common.threads;
-  if (o.common.device) c.base.device = *o.common.device;
-  if (o.common.out) c.base.out = *o.common.out;
-  if (o.common.epochs) c.base.student.trainer.epochs = *o.common.epochs;
-  if (o.common.data_root) c.base.data.root = *o.common.data_root;
-  if (o.run.seed) c.base.seed = *o.run.seed;
+  if (common.threads) c.base.threads = *common.threads;
+  if (common.device) c.base.device = *common.device;
+  if (common.out) c.base.out = *common.out;
+  if (common.epochs) c.base.student.trainer.epochs = *common.epochs;
+  if (common.data_root) c.base.data.root = *common.data_root;
+  if (seed) c.base.seed = *seed;
   c.base.resolve_paths();
   c.base.validate();
   parse_device(c.base.device);
   set_threads(c.base.threads);
+  return c;
+}
+
+}  // namespace
+
+int run_multilayer(const CommonOptions& common, const MultiLayerRun& run) {
+  refuse_ranks(common);
+  const MultiLayerCliOptions o{common, run};
+  MultiLayerConfig c = resolve_multilayer_config(o.common, o.run.seed);
   if (o.run.jobs > 1 && !o.common.threads)
     c.base.threads = threads_per_job(c.base.threads, o.run.jobs);
 
@@ -64,6 +75,50 @@ int run_multilayer(const CommonOptions& common, const MultiLayerRun& run) {
   if (o.run.worker || (eo.queue && !eo.queue->root())) return 0;
   std::cout << multilayer_table(r) << "\nper-run CSVs, results.csv, table.md and plots in "
             << c.base.out << "\n";
+  return 0;
+}
+
+int run_multilayer_distill(const CommonOptions& common, const MultiLayerDistill& run) {
+  MultiLayerConfig c = resolve_multilayer_config(common, std::nullopt);
+  const std::string method = run.method ? *run.method : c.methods.front();
+  multilayer_method(method);  // an unknown name fails here, listing the known ones
+  MultiLayerOptions options = c.options;
+  options.method(method);
+  options.validate();
+  const std::filesystem::path dir =
+      std::filesystem::path(c.base.out) / "distill" / fmt::format("{}-seed{}", method, run.seed);
+  // A rank of a data-parallel group (`metadistill launch`, torchrun): joins it before the data are
+  // read, so that a wrong address or world size fails first. Every rank reads the teacher file,
+  // so it must exist (one process trains it: `metadistill multilayer` or `experiment`).
+  const auto group = DataParallel::from_environment();
+  if (group) {
+    c.base.device = rank_device(c.base.device);
+    check(!c.base.teacher_torchscript.empty() || !c.base.teacher_logits.empty() ||
+              std::filesystem::exists(c.base.teacher_file),
+          "teacher {} is missing: a data-parallel run reads it on every rank; train it first in "
+          "one process (metadistill experiment {})",
+          c.base.teacher_file, common.config_path.empty() ? kDefaultConfig : common.config_path);
+  }
+  const bool rank0 = !group || group->rank() == 0;
+  if (run.fresh && rank0) {
+    std::error_code ignored;
+    std::filesystem::remove(dir / "checkpoint.pt", ignored);
+    std::filesystem::remove(dir / "result.json", ignored);
+  }
+  auto session = open_multilayer_session(c, !common.quiet && rank0);
+  if (group && rank0) {
+    const int64_t batch = c.base.student.trainer.batch_size;
+    std::cout << fmt::format(
+        "data parallel: {} ranks, each on its part of every {}\n", group->world_size(),
+        batch > 0 ? fmt::format("batch of {}", batch) : std::string("full batch"));
+  }
+  const auto r = train_multilayer_run(*session, c, options, run.seed, dir, run.resume,
+                                      !common.quiet && rank0, nullptr, group);
+  if (!rank0) return 0;
+  std::cout << fmt::format("{} (seed {}): test accuracy final {:.4f}, best {:.4f}; beta {:.4f}; "
+                           "{:.1f}s\nresults in {}\n",
+                           method, run.seed, r.final_test_accuracy, r.best_test_accuracy, r.beta,
+                           r.seconds, dir.string());
   return 0;
 }
 

@@ -13,6 +13,7 @@
 #include "metadistill/experiment/run_pool.h"
 #include "metadistill/experiment/run_queue.h"
 #include "metadistill/experiment/statistics.h"
+#include "metadistill/train/data_parallel.h"
 #include "metadistill/train/external_teacher.h"
 #include "metadistill/train/teacher.h"
 #include "metadistill/util/error.h"
@@ -135,13 +136,15 @@ std::unique_ptr<MultiLayerSession> open_multilayer_session(const MultiLayerConfi
 MultiLayerResult train_multilayer_run(MultiLayerSession& session, const MultiLayerConfig& config,
                                       const MultiLayerOptions& options, uint64_t seed,
                                       const fs::path& dir, bool reuse, bool verbose,
-                                      bool* reused) {
+                                      bool* reused, std::shared_ptr<DataParallel> group) {
   const Config& c = config.base;
   TrainerOptions t = c.student.trainer;
   t.seed = seed;
   t.device = session.device;
   t.out_dir = dir;
   t.verbose = verbose;
+  const bool rank0 = !group || group->rank() == 0;
+  t.data_parallel = std::move(group);
   // Everything that shapes the run; threads, output folder and device do not. A killed run
   // continues from its checkpoint when that was made with these settings (else it is refused,
   // naming the settings that differ).
@@ -191,6 +194,7 @@ MultiLayerResult train_multilayer_run(MultiLayerSession& session, const MultiLay
   Classifier student = make_model(session.student_spec);
   MultiLayerTrainer trainer(options, t);
   auto r = trainer.fit(*student, *session.teacher.model, session.data);
+  if (!rank0) return r;
   nlohmann::json stored = {{"key", key}, {"result", multilayer_result_to_json(r)}};
   stored.update(settings_record(t.settings));
   write_file_atomic(file, stored.dump() + "\n");

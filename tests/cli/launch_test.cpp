@@ -115,6 +115,58 @@ TEST_F(Launch, IntegrationTwoRanksGiveTheOneProcessRun) {
   EXPECT_EQ(ranks["steps"], 60);
 }
 
+// One multi-layer run (`distill` with a multi-layer config) on two launched ranks: the VID terms
+// and the learned pair weights and β of the one-process run (the fd hypergradient in float32,
+// stepped by meta_lr 1000, agrees to about 2e-5).
+TEST_F(Launch, IntegrationMultiLayerRunOnTwoRanksGivesTheOneProcessRun) {
+  const std::string config = out("ml.yaml");
+  write_file_atomic(config, R"(preset: dp-ml
+threads: 1
+data: {name: synthetic, variant: reference, val_is_test: true}
+teacher:
+  model: mlp
+  train: {epochs: 200, batch_size: 0, lr: 0.1, lr_step: 0, eval_every: 100, checkpoint_every: 0}
+student:
+  model: mlp
+  train: {epochs: 30, batch_size: 0, lr: 0.5, lr_step: 0, eval_every: 10, checkpoint_every: 10}
+multilayer:
+  methods: [all-pairs-fd]
+  teacher_taps: [hidden]
+  student_taps: [hidden, logits]
+  meta_lr: 1000
+)");
+  const std::vector<std::string> teacher = {"train-teacher", config, "--out", out("ml-one"), "-q"};
+  const auto t = run_cli(teacher);
+  ASSERT_EQ(t.exit_code, 0) << describe(teacher, t);
+  fs::create_directories(dir_ / "ml-two");
+  fs::copy_file(dir_ / "ml-one" / "teacher.pt", dir_ / "ml-two" / "teacher.pt");
+  const std::vector<std::string> one = {"distill", config, "--out", out("ml-one"), "-q"};
+  const auto a = run_cli(one);
+  ASSERT_EQ(a.exit_code, 0) << describe(one, a);
+  const std::vector<std::string> two = {"launch", "--nproc", "2", "--", "distill", config,
+                                        "--out", out("ml-two"), "-q"};
+  const auto b = run_cli(two);
+  ASSERT_EQ(b.exit_code, 0) << describe(two, b);
+  EXPECT_TRUE(contains_all(b.out, {"data parallel: 2 ranks", "full batch", "all-pairs-fd"}))
+      << describe(two, b);
+  auto read = [&](const std::string& name) {
+    return nlohmann::json::parse(
+        read_file(dir_ / name / "distill" / "all-pairs-fd-seed0" / "result.json"))["result"];
+  };
+  const auto single = read("ml-one"), ranks = read("ml-two");
+  EXPECT_EQ(ranks["steps"], 30);
+  EXPECT_EQ(ranks["hyper_steps"], 30);
+  EXPECT_NEAR(ranks["beta"].get<double>(), single["beta"].get<double>(), 1e-4);
+  const auto lr = ranks["lambda"].get<std::vector<double>>();
+  const auto ls = single["lambda"].get<std::vector<double>>();
+  ASSERT_EQ(lr.size(), 2u);
+  ASSERT_EQ(ls.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) EXPECT_NEAR(lr[i], ls[i], 1e-4) << i;
+  EXPECT_GT(std::abs(ls[0] - 0.5), 0.1);  // the weights compared moved
+  EXPECT_DOUBLE_EQ(ranks["final_test_accuracy"].get<double>(),
+                   single["final_test_accuracy"].get<double>());
+}
+
 // One rank killed mid-run: the other stops within the timeout, naming the lost rank, and the
 // checkpoint written before is intact.
 TEST_F(Launch, IntegrationALostRankEndsTheOtherNamingIt) {

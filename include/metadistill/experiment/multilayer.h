@@ -20,10 +20,9 @@
 /// so the rows differ only in the loss.
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
-
-#include <memory>
 
 #include "metadistill/data/dataset.h"
 #include "metadistill/experiment/config.h"
@@ -118,11 +117,13 @@ std::unique_ptr<MultiLayerSession> open_multilayer_session(const MultiLayerConfi
 
 /// Trains one student with `options` and `seed` into `dir` (the trainer's outputs plus
 /// result.json), or, with `reuse`, returns the result a finished run with the same settings left
-/// there (`*reused` says which).
+/// there (`*reused` says which). With `group`, every rank of it calls this with the same
+/// arguments and the run is data-parallel (train/data_parallel.h); rank 0 writes the files.
 MultiLayerResult train_multilayer_run(MultiLayerSession& session, const MultiLayerConfig& config,
                                       const MultiLayerOptions& options, uint64_t seed,
                                       const std::filesystem::path& dir, bool reuse, bool verbose,
-                                      bool* reused = nullptr);
+                                      bool* reused = nullptr,
+                                      std::shared_ptr<DataParallel> group = nullptr);
 
 /// One run of one method.
 struct MultiLayerRun {
