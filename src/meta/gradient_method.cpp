@@ -263,15 +263,13 @@ void GradientMetaOptimizer::carry_tangents(const HyperStepContext& ctx) {
   check(ctx.step_norm == StepNorm::kNone,
         "hypergradient online: step_norm ce is not supported (the tangent of the normalized step "
         "is not implemented); use step_norm: none");
-  check(!ctx.reduce, "hypergradient online is not data-parallel yet (the tangents would follow one "
-        "rank's shard); use hypergradient exact or fd, or one process");
   const auto params = trained_parameters(ctx);
   const auto grads = step_gradients(params);
   const auto m = m_tensor(params.front());
   if (!hinton_) {
     check_head(ctx);
     online_->carry(params, w_before_, grads, *ctx.optimizer, ctx.optimizer_kind, ctx.lr,
-                   ctx.head.train_loss, m, ctx.head.modules);
+                   ctx.head.train_loss, m, ctx.head.modules, ctx.reduce, ctx.train->x.size(0));
     return;
   }
   check(ctx.teacher_logits.defined(), "hypergradient: the method distills but has no teacher logits");
@@ -286,7 +284,7 @@ void GradientMetaOptimizer::carry_tangents(const HyperStepContext& ctx) {
         return functional::hinton_loss(ctx.student->forward(x), teacher, y, mm[0], mm[1],
                                        ctx.kd_scale);
       },
-      m, {ctx.student});
+      m, {ctx.student}, ctx.reduce, n);
 }
 
 bool GradientMetaOptimizer::lagged_hyper_step(const HyperStepContext& ctx) {
@@ -298,7 +296,7 @@ bool GradientMetaOptimizer::lagged_hyper_step(const HyperStepContext& ctx) {
     auto g = online_->hypergradient(
         trained_parameters(ctx),
         [&] { return validation_loss(*ctx.student, val, options_.hypergradient.val_temperature); },
-        modules);
+        modules, ctx.reduce, val.x.size(0));
     apply(to_doubles(g.gradient), hinton_, ctx.step);
     w_before_.clear();
     return true;

@@ -67,7 +67,8 @@ void OnlineHypergradient::carry(const std::vector<torch::Tensor>& params,
                                 const std::vector<torch::Tensor>& grads,
                                 torch::optim::Optimizer& optimizer, const std::string& kind,
                                 double lr, const TrainLossFn& train_loss, const torch::Tensor& m,
-                                const std::vector<torch::nn::Module*>& modules) {
+                                const std::vector<torch::nn::Module*>& modules,
+                                const BatchMeanReduce& reduce, int64_t count) {
   check(kind != "lstm",
         "online hypergradient: optimizer 'lstm' is not supported: the tangent of the learned "
         "optimizer's hidden and cell states is not carried (meta/lstm_optimizer.h); use the "
@@ -151,6 +152,16 @@ void OnlineHypergradient::carry(const std::vector<torch::Tensor>& params,
   assign_parameters(params, w_after);
 
   torch::NoGradGuard no_grad;
+  if (reduce) {
+    // D_j is linear in the loss, a batch mean: the whole batch's is the ranks' weighted mean (also
+    // for the forward scheme, whose reference `grads` is already the whole batch's). One bucket.
+    std::vector<torch::Tensor> all;
+    for (const auto& per_m : D) all.insert(all.end(), per_m.begin(), per_m.end());
+    reduce(all, count);
+    size_t k = 0;
+    for (auto& per_m : D)
+      for (auto& t : per_m) t = all[k++];
+  }
   // Weight decay: d = g + wd·w, so its tangent gains wd·Z.
   for (int64_t j = 0; j < d; ++j)
     for (size_t i = 0; i < params.size(); ++i)
@@ -203,7 +214,8 @@ void OnlineHypergradient::carry(const std::vector<torch::Tensor>& params,
 
 HypergradientVector OnlineHypergradient::hypergradient(
     const std::vector<torch::Tensor>& params, const ValLossFn& val_loss,
-    const std::vector<torch::nn::Module*>& modules) const {
+    const std::vector<torch::nn::Module*>& modules, const BatchMeanReduce& reduce,
+    int64_t count) const {
   BufferGuard buffers(modules);
   HypergradientVector h;
   auto lv = val_loss();
@@ -211,13 +223,21 @@ HypergradientVector OnlineHypergradient::hypergradient(
   const int64_t d = static_cast<int64_t>(z_.size());
   auto opts = torch::TensorOptions().dtype(torch::kFloat64);
   h.gradient = torch::zeros({d}, opts);
-  if (d == 0) return h;
-  auto v = gradients_or_zeros(lv, params);
-  torch::NoGradGuard no_grad;
-  for (int64_t j = 0; j < d; ++j) {
-    double s = 0;
-    for (size_t i = 0; i < params.size(); ++i) s += (z_[j][i] * v[i]).sum().item<double>();
-    h.gradient[j] = s;
+  if (d > 0) {
+    auto v = gradients_or_zeros(lv, params);
+    torch::NoGradGuard no_grad;
+    for (int64_t j = 0; j < d; ++j) {
+      double s = 0;
+      for (size_t i = 0; i < params.size(); ++i) s += (z_[j][i] * v[i]).sum().item<double>();
+      h.gradient[j] = s;
+    }
+  }
+  if (reduce) {
+    // g is linear in ∇L_val, a batch mean: the ranks' weighted mean, with L_val, in one bucket.
+    std::vector<torch::Tensor> means{torch::cat({h.gradient, torch::full({1}, h.val_loss, opts)})};
+    reduce(means, count);
+    h.gradient = means[0].slice(0, 0, d).clone();
+    h.val_loss = means[0][d].item<double>();
   }
   return h;
 }

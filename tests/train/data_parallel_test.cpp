@@ -130,9 +130,9 @@ struct Case {
 }  // namespace
 
 // The acceptance test of the issue: 2 ranks × 64 equal 1 process × 128 after 22 steps (two
-// epochs, an uneven last batch included), for plain training, distillation and the greedy
-// hypergradient (exact and fd, before and lagged), with SGD, momentum and Adam; λ is
-// bit-identical on both ranks at every step.
+// epochs, an uneven last batch included), for plain training, distillation, the greedy
+// hypergradient (exact and fd, before and lagged) and the online one, with SGD, momentum and
+// Adam; λ is bit-identical on both ranks at every step.
 TEST(DataParallel, TwoRanksTakeTheStepsOfOneProcessWithTheWholeBatch) {
   torch::Tensor teacher;
   const DataBundle b = problem(&teacher);
@@ -146,6 +146,13 @@ TEST(DataParallel, TwoRanksTakeTheStepsOfOneProcessWithTheWholeBatch) {
        "sgd"},
       {"gradient fd lagged",
        method("gradient", {{"hypergradient", "fd"}, {"order", "lagged"}, {"gamma", 0.5}}), "adam"},
+      // The online tangents: each rank's D = H Z + ∂g/∂m of its shard, averaged, and g averaged.
+      {"gradient online",
+       method("gradient", {{"hypergradient", "online"}, {"mu", 0.9}, {"gamma", 0.5}}), "momentum"},
+      {"gradient online adam",
+       method("gradient", {{"hypergradient", "online"}, {"mu", 1.0}, {"gamma", 0.5},
+                           {"product", "fd"}, {"fd_scheme", "forward"}}),
+       "adam"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
@@ -267,11 +274,13 @@ MultiLayerOutcome train_multilayer(const DataBundle& b, const MultiLayerOptions&
 
 // Multi-layer distillation on two ranks takes the steps of one process with the whole batch: the
 // VID terms' gradients are reduced with the student's, and the learned pair weights and β (the
-// gradient method over the VID head, hypergradient reduced) are bit-identical on both ranks.
+// gradient method over the VID head, greedy or online, hypergradient reduced) are bit-identical
+// on both ranks.
 TEST(DataParallel, MultiLayerTwoRanksTakeTheStepsOfOneProcess) {
   torch::Tensor teacher_logits;
   const DataBundle b = problem(&teacher_logits);
-  for (const std::string method : {"all-pairs-fixed", "all-pairs-exact", "all-pairs-fd"}) {
+  for (const std::string method :
+       {"all-pairs-fixed", "all-pairs-exact", "all-pairs-fd", "all-pairs-online"}) {
     SCOPED_TRACE(method);
     const auto ml = MultiLayerOptions()
                         .method(method)
@@ -314,36 +323,6 @@ TEST(DataParallel, MultiLayerTwoRanksTakeTheStepsOfOneProcess) {
       EXPECT_EQ(ranks[0].result.hyper_steps, 22);
       EXPECT_NE(t0.back().beta, t0.front().beta);  // the trajectories compared above moved
     }
-  }
-}
-
-TEST(DataParallel, OnlineHypergradientsRefuseRanksForNow) {
-  torch::Tensor teacher;
-  const DataBundle b = problem(&teacher);
-  const auto errors = on_two_ranks([&](int, std::shared_ptr<DataParallel> g) {
-    TrainerOptions t = TrainerOptions().with_epochs(1).with_batch_size(128).with_lr(0.1);
-    t.data_parallel = g;
-    std::string out;
-    try {
-      train(b, teacher, method("gradient", {{"hypergradient", "online"}}), t);
-    } catch (const Error& e) {
-      out += e.what();
-    }
-    try {
-      train_multilayer(b,
-                       MultiLayerOptions()
-                           .method("all-pairs-online")
-                           .teacher_taps({"hidden"})
-                           .student_taps({"hidden"}),
-                       t);
-    } catch (const Error& e) {
-      out += std::string("\n") + e.what();
-    }
-    return out;
-  });
-  for (const auto& e : errors) {
-    EXPECT_NE(e.find("not data-parallel yet"), std::string::npos) << e;
-    EXPECT_NE(e.find("\n"), std::string::npos) << e;  // both refused
   }
 }
 

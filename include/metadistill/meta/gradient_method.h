@@ -52,6 +52,7 @@ struct GradientMethodOptions {
   /// Online: D_j = H Z_j + ∂g/∂m_j from the first `tangent_batch` examples of the step's batch
   /// (0 = the whole batch): an unbiased, noisier and cheaper Hessian term. Needs `product: exact`
   /// or `fd_scheme: central` (the one-sided difference reuses the whole batch's gradient).
+  /// Data parallel: the first examples of each rank's shard.
   int64_t tangent_batch = 0;
   /// Online: forget the tangents when the learning rate drops (the dynamics they describe end).
   bool reset_on_lr_drop = true;

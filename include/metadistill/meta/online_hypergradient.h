@@ -64,17 +64,22 @@ class OnlineHypergradient {
   /// `train_loss(m)` evaluates L_train on the step's batch at the current `params` (it is called
   /// at w_t and nearby points). `kind` is "sgd", "momentum" or "adam"; `lr` the step's learning
   /// rate. The buffers of `modules` (BatchNorm running statistics) are left unchanged, and
-  /// `params` are left at w_{t+1}.
+  /// `params` are left at w_{t+1}. Data parallel: `train_loss` is this rank's shard of `count`
+  /// examples and `grads` the whole batch's; the directional derivatives D_j, batch means, are
+  /// averaged over the ranks by `reduce`, so that every rank carries the same tangents.
   void carry(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& w_before,
              const std::vector<torch::Tensor>& grads, torch::optim::Optimizer& optimizer,
              const std::string& kind, double lr, const TrainLossFn& train_loss,
-             const torch::Tensor& m, const std::vector<torch::nn::Module*>& modules);
+             const torch::Tensor& m, const std::vector<torch::nn::Module*>& modules,
+             const BatchMeanReduce& reduce = {}, int64_t count = 0);
 
   /// g = Zᵀ ∇_w L_val at the current `params`; `gradient` has the shape of m (zeros before the
-  /// first `carry`). Leaves parameters and the buffers of `modules` unchanged.
+  /// first `carry`). Leaves parameters and the buffers of `modules` unchanged. Data parallel:
+  /// `val_loss` is this rank's shard of `count` examples; g and L_val are averaged by `reduce`.
   HypergradientVector hypergradient(const std::vector<torch::Tensor>& params,
                                      const ValLossFn& val_loss,
-                                     const std::vector<torch::nn::Module*>& modules) const;
+                                     const std::vector<torch::nn::Module*>& modules,
+                                     const BatchMeanReduce& reduce = {}, int64_t count = 0) const;
 
   /// Forgets the tangents (Z = 0), for example at a learning-rate drop.
   void reset();
