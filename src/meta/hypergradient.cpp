@@ -125,7 +125,6 @@ HypergradientVector hypergradient(const HyperStep& s, torch::optim::Optimizer& o
   const bool normed = o.step_norm == StepNorm::kCrossEntropy;
   check(!normed || !lagged,
         "step_norm ce: the hypergradient supports order 'before' only, not 'lagged'");
-  check(!normed || !o.reduce, "hypergradient: step_norm ce is not data-parallel yet");
   check(!normed || s.reference_loss, "hypergradient: step_norm ce needs the cross-entropy loss");
   check(!o.reduce || (s.train_count > 0 && s.val_count > 0),
         "hypergradient: data parallel needs the batch sizes of this rank");
@@ -150,7 +149,9 @@ HypergradientVector hypergradient(const HyperStep& s, torch::optim::Optimizer& o
     if (o.reduce) o.reduce(g, s.train_count);
     if (normed) {
       double ce2 = 0, g2 = 0;
-      for (const auto& gi : gradients_or_zeros(s.reference_loss(), params)) ce2 += gi.pow(2).sum().item<double>();
+      auto ce = gradients_or_zeros(s.reference_loss(), params);
+      if (o.reduce) o.reduce(ce, s.train_count);  // the whole batch's ∇CE, as the real step
+      for (const auto& gi : ce) ce2 += gi.pow(2).sum().item<double>();
       for (const auto& gi : g) g2 += gi.pow(2).sum().item<double>();
       if (g2 > 0) {
         c = std::sqrt(ce2 / g2);

@@ -201,10 +201,13 @@ double measure_effective_lr(ClassifierImpl& model, const torch::Tensor& logits,
   return g.ce_sq > 0 ? lr * std::sqrt(g.loss_sq / g.ce_sq) : -1;
 }
 
-// step_norm ce: rescales the loss gradient in .grad to the length of ∇_w CE of the same logits.
+// step_norm ce: rescales the loss gradient in .grad to the length of ∇_w CE of the same logits
+// (data parallel: .grad holds the whole batch's gradient, and ∇_w CE is reduced to the whole
+// batch's too).
 void normalize_to_cross_entropy(ClassifierImpl& model, const torch::Tensor& logits,
-                                const torch::Tensor& y, bool retain_graph) {
-  const auto g = gradient_lengths(model, logits, y, retain_graph);
+                                const torch::Tensor& y, bool retain_graph,
+                                const BatchMeanReduce& reduce) {
+  const auto g = gradient_lengths(model, logits, y, retain_graph, reduce);
   if (g.loss_sq <= 0) return;
   const double s = std::sqrt(g.ce_sq / g.loss_sq);
   torch::NoGradGuard no_grad;
@@ -316,7 +319,8 @@ class HintonBody : public LoopBody {
       loss_value = reduce_step(trainable_parameters(model_), s.reduce, loss_value, batch.x.size(0));
       s.check_loss(loss_value, lambda.to_string());
     }
-    if (normed) normalize_to_cross_entropy(model_, logits, batch.y, /*retain_graph=*/measure);
+    if (normed)
+      normalize_to_cross_entropy(model_, logits, batch.y, /*retain_graph=*/measure, s.reduce);
     if (measure) effective_lr_ = measure_effective_lr(model_, logits, batch.y, s.lr, s.reduce);
     optimizer_.step();
     ctx.logits = logits.detach();
@@ -394,9 +398,6 @@ Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) { option
 TrainResult Trainer::fit(ClassifierImpl& model, const FitData& data, MetaOptimizer& meta) {
   check(data.train_set != nullptr && data.test_set != nullptr, "fit: train and test data needed");
   const auto& o = options_;
-  check(!o.data_parallel || o.step_norm == "none",
-        "step_norm '{}' is not data-parallel yet (the step's length would be that of one rank's "
-        "shard); use step_norm: none, or one process", o.step_norm);
   model.to(o.device);
   model.train();
   auto optimizer = make_student_optimizer(o, {model.parameters()});

@@ -125,6 +125,7 @@ struct Case {
   const char* name;
   MethodOptions method;
   std::string optimizer;
+  std::string step_norm = "none";
 };
 
 }  // namespace
@@ -153,6 +154,10 @@ TEST(DataParallel, TwoRanksTakeTheStepsOfOneProcessWithTheWholeBatch) {
        method("gradient", {{"hypergradient", "online"}, {"mu", 1.0}, {"gamma", 0.5},
                            {"product", "fd"}, {"fd_scheme", "forward"}}),
        "adam"},
+      // step_norm ce: the step's length from the whole batch's ∇CE, also in the virtual step.
+      {"distillation step_norm ce", method("naive"), "sgd", "ce"},
+      {"gradient fd step_norm ce", method("gradient", {{"hypergradient", "fd"}, {"gamma", 0.5}}),
+       "momentum", "ce"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
@@ -165,6 +170,7 @@ TEST(DataParallel, TwoRanksTakeTheStepsOfOneProcessWithTheWholeBatch) {
                        .with_seed(5);
     TrainerOptions one = o;
     one.optimizer = c.optimizer;
+    one.step_norm = c.step_norm;
     const Outcome single = train(b, teacher, mo, one);
     const auto ranks = on_two_ranks([&](int, std::shared_ptr<DataParallel> g) {
       TrainerOptions t = one;
