@@ -282,8 +282,14 @@ LoopOutcome run_epochs(const TrainerOptions& o, ClassifierImpl& model,
       e.epoch = epoch + 1;
       e.lr = lr;
       e.train_loss = loss_sum / static_cast<double>(std::max<int64_t>(1, loss_count));
-      if (has_val) e.val = evaluate(model, *val_set, o.eval_batch_size, o.device);
-      e.test = evaluate(model, test_set, o.eval_batch_size, o.device);
+      // Data parallel: each rank evaluates its part of the sets, the counts are summed.
+      auto eval = [&](const DataSet& data) {
+        return dp != nullptr ? evaluate_sharded(model, data, o.eval_batch_size, o.device,
+                                                dp->rank(), dp->world_size(), s.reduce)
+                             : evaluate(model, data, o.eval_batch_size, o.device);
+      };
+      if (has_val) e.val = eval(*val_set);
+      e.test = eval(test_set);
       e.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
       body.end_epoch(e, o.epochs, o.verbose);
     }

@@ -109,44 +109,15 @@ void TrainerOptions::validate() const {
   parse_augmentation(augmentation, &enabled);
 }
 
-Evaluation evaluate(ClassifierImpl& model, const DataSet& data, int64_t batch_size,
-                    torch::Device device) {
-  const bool was_training = model.is_training();
-  model.eval();
-  torch::NoGradGuard no_grad;
-  int64_t correct = 0;
-  double loss_sum = 0;
-  const int64_t n = data.size();
-  std::vector<torch::Tensor> all_logits;
-  for (int64_t lo = 0; lo < n; lo += batch_size) {
-    const int64_t hi = std::min(n, lo + batch_size);
-    auto x = data.x.slice(0, lo, hi).to(device);
-    auto y = data.y.slice(0, lo, hi).to(device);
-    auto z = model.forward(x);
-    all_logits.push_back(z.detach().to(torch::kCPU));
-    correct += z.argmax(1).eq(y).sum().item<int64_t>();
-    loss_sum += torch::nn::functional::cross_entropy(
-                    z, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                    .item<double>();
-  }
-  model.train(was_training);
-  Evaluation e;
-  if (n > 0) {
-    e.accuracy = static_cast<double>(correct) / static_cast<double>(n);
-    e.loss = loss_sum / static_cast<double>(n);
-    e.ece = expected_calibration_error(torch::cat(all_logits), data.y.to(torch::kCPU));
-  }
-  return e;
-}
+namespace {
 
-double expected_calibration_error(const torch::Tensor& logits, const torch::Tensor& labels,
-                                  int64_t bins) {
+// Per confidence bin (lo, hi] of (0, 1]: [3, bins] = count, sum of confidences, correct (float64).
+torch::Tensor calibration_bins(const torch::Tensor& logits, const torch::Tensor& labels,
+                               int64_t bins) {
   check(bins >= 1, "expected_calibration_error: bins = {}: expected >= 1", bins);
   check(logits.dim() == 2 && labels.dim() == 1 && logits.size(0) == labels.size(0),
         "expected_calibration_error: logits {} and labels {}: expected [N, K] and [N]",
         logits.sizes(), labels.sizes());
-  const int64_t n = logits.size(0);
-  if (n == 0) return 0;
   auto probs = torch::softmax(logits.to(torch::kDouble), 1);
   auto [conf, pred] = probs.max(1);
   auto correct = pred.eq(labels.to(pred.device())).to(torch::kDouble);
@@ -155,7 +126,93 @@ double expected_calibration_error(const torch::Tensor& logits, const torch::Tens
   auto count = torch::zeros({bins}, torch::kDouble).index_add_(0, bin, torch::ones_like(conf));
   auto conf_sum = torch::zeros({bins}, torch::kDouble).index_add_(0, bin, conf);
   auto acc_sum = torch::zeros({bins}, torch::kDouble).index_add_(0, bin, correct);
-  return (acc_sum - conf_sum).abs().sum().item<double>() / static_cast<double>(n);
+  return torch::stack({count, conf_sum, acc_sum});
+}
+
+// Σ_b |acc_b − conf_b| / n of `calibration_bins`.
+double calibration_error(const torch::Tensor& bins, double n) {
+  return (bins[2] - bins[1]).abs().sum().item<double>() / n;
+}
+
+// Correct predictions, the summed CE and the logits of rows [lo, hi) of `data`.
+struct EvalSums {
+  int64_t correct = 0;
+  double loss_sum = 0;
+  torch::Tensor logits;
+};
+
+EvalSums evaluate_rows(ClassifierImpl& model, const DataSet& data, int64_t lo, int64_t hi,
+                       int64_t batch_size, torch::Device device) {
+  const bool was_training = model.is_training();
+  model.eval();
+  torch::NoGradGuard no_grad;
+  EvalSums out;
+  std::vector<torch::Tensor> all_logits;
+  for (int64_t a = lo; a < hi; a += batch_size) {
+    const int64_t b = std::min(hi, a + batch_size);
+    auto x = data.x.slice(0, a, b).to(device);
+    auto y = data.y.slice(0, a, b).to(device);
+    auto z = model.forward(x);
+    all_logits.push_back(z.detach().to(torch::kCPU));
+    out.correct += z.argmax(1).eq(y).sum().item<int64_t>();
+    out.loss_sum += torch::nn::functional::cross_entropy(
+                        z, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                        .item<double>();
+  }
+  model.train(was_training);
+  out.logits = all_logits.empty() ? torch::zeros({0, 0}) : torch::cat(all_logits);
+  return out;
+}
+
+}  // namespace
+
+Evaluation evaluate(ClassifierImpl& model, const DataSet& data, int64_t batch_size,
+                    torch::Device device) {
+  const int64_t n = data.size();
+  const auto sums = evaluate_rows(model, data, 0, n, batch_size, device);
+  Evaluation e;
+  if (n > 0) {
+    e.accuracy = static_cast<double>(sums.correct) / static_cast<double>(n);
+    e.loss = sums.loss_sum / static_cast<double>(n);
+    e.ece = expected_calibration_error(sums.logits, data.y.to(torch::kCPU));
+  }
+  return e;
+}
+
+Evaluation evaluate_sharded(ClassifierImpl& model, const DataSet& data, int64_t batch_size,
+                            torch::Device device, int rank, int world_size,
+                            const BatchMeanReduce& reduce) {
+  check(world_size >= 1 && rank >= 0 && rank < world_size,
+        "evaluate_sharded: rank {} of {}", rank, world_size);
+  const int64_t n = data.size(), bins = 15;
+  const int64_t lo = n * rank / world_size, hi = n * (rank + 1) / world_size;
+  const auto sums = evaluate_rows(model, data, lo, hi, batch_size, device);
+  // [correct, loss sum, the bins' counts, confidences and correct], summed over the ranks: as
+  // batch means weighted by the rows, times the whole set's rows.
+  auto local = torch::zeros({2 + 3 * bins}, torch::kDouble);
+  local[0] = static_cast<double>(sums.correct);
+  local[1] = sums.loss_sum;
+  if (hi > lo)
+    local.slice(0, 2).copy_(
+        calibration_bins(sums.logits, data.y.slice(0, lo, hi).to(torch::kCPU), bins).reshape(-1));
+  std::vector<torch::Tensor> means{hi > lo ? local / static_cast<double>(hi - lo) : local};
+  reduce(means, hi - lo);
+  const auto total = means[0] * static_cast<double>(n);
+  Evaluation e;
+  if (n > 0) {
+    e.accuracy = static_cast<double>(std::llround(total[0].item<double>())) / static_cast<double>(n);
+    e.loss = total[1].item<double>() / static_cast<double>(n);
+    e.ece = calibration_error(total.slice(0, 2).reshape({3, bins}), static_cast<double>(n));
+  }
+  return e;
+}
+
+double expected_calibration_error(const torch::Tensor& logits, const torch::Tensor& labels,
+                                  int64_t bins) {
+  check(bins >= 1, "expected_calibration_error: bins = {}: expected >= 1", bins);
+  const int64_t n = logits.dim() == 2 ? logits.size(0) : 0;
+  if (n == 0 && logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == 0) return 0;
+  return calibration_error(calibration_bins(logits, labels, bins), static_cast<double>(n));
 }
 
 double evaluate_accuracy(ClassifierImpl& model, const DataSet& data, int64_t batch_size,

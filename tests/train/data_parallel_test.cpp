@@ -204,6 +204,27 @@ TEST(DataParallel, TwoRanksTakeTheStepsOfOneProcessWithTheWholeBatch) {
   }
 }
 
+// Each rank evaluates its part of a set (here 1 617 rows: 808 + 809) and the sums are reduced:
+// every rank gets the one-process evaluation of the whole set.
+TEST(DataParallel, ShardedEvaluationIsTheWholeSetsEvaluation) {
+  torch::Tensor teacher;
+  const DataBundle b = problem(&teacher);
+  seed_everything(4);
+  auto model = make_model(ModelSpec("mlp", 3, {10}));
+  const Evaluation whole = evaluate(*model, b.pool, 100);
+  ASSERT_GT(whole.ece, 0.0);
+  const auto ranks = on_two_ranks([&](int r, std::shared_ptr<DataParallel> g) {
+    return evaluate_sharded(*model, b.pool, 100, torch::kCPU, r, 2, g->batch_mean_reduce());
+  });
+  for (const auto& e : ranks) {
+    EXPECT_EQ(e.accuracy, whole.accuracy);
+    EXPECT_NEAR(e.loss, whole.loss, 1e-6);  // float32 sums over other batch boundaries
+    EXPECT_NEAR(e.ece, whole.ece, 1e-12);
+  }
+  EXPECT_EQ(ranks[0].loss, ranks[1].loss);
+  EXPECT_EQ(ranks[0].ece, ranks[1].ece);
+}
+
 TEST(DataParallel, BatchMeansAreWeightedByEachRanksShare) {
   // Rank 0 holds 1 sample of mean 4, rank 1 holds 3 samples of mean 0: the mean is 1.
   const auto out = on_two_ranks([](int r, std::shared_ptr<DataParallel> g) {

@@ -188,6 +188,14 @@ double expected_calibration_error(const torch::Tensor& logits, const torch::Tens
 Evaluation evaluate(ClassifierImpl& model, const DataSet& data, int64_t batch_size = 1024,
                     torch::Device device = torch::kCPU);
 
+/// Data parallel: rank `rank` of `world_size` evaluates its contiguous part of `data` and the
+/// counts, loss sums and calibration bins are summed over the ranks through `reduce`, so that
+/// every rank returns the evaluation of the whole set (the accuracy exactly, the loss and ECE up
+/// to summation order) at 1/world_size of the cost.
+Evaluation evaluate_sharded(ClassifierImpl& model, const DataSet& data, int64_t batch_size,
+                            torch::Device device, int rank, int world_size,
+                            const BatchMeanReduce& reduce);
+
 /// Accuracy of `model` on `data`, see `evaluate`.
 double evaluate_accuracy(ClassifierImpl& model, const DataSet& data, int64_t batch_size = 1024,
                          torch::Device device = torch::kCPU);
