@@ -96,7 +96,8 @@ void refuse_ranks(const CommonOptions& o) {
   const char* ws = std::getenv("WORLD_SIZE");
   if (o.data_parallel || ws == nullptr || std::string(ws).empty() || std::string(ws) == "1") return;
   fail("WORLD_SIZE={} (started as a rank of a group): only `distill` and `train-teacher` train "
-       "data-parallel, and only `experiment`, `multilayer` and `sweep` share their runs out across ranks; run this command "
+       "data-parallel, and only `experiment`, `multilayer`, `sweep` and `search` share their runs "
+       "out across ranks; run this command "
        "as one process (without `metadistill launch`, torchrun or WORLD_SIZE), or use --jobs to "
        "run its runs side by side",
        ws);

@@ -64,9 +64,9 @@ int run(const LaunchOptions& o) {
   check(!o.command.empty(), "launch: no command (metadistill launch --nproc N -- distill ...)");
   check(o.command.front() == "distill" || o.command.front() == "train-teacher" ||
             o.command.front() == "experiment" || o.command.front() == "multilayer" ||
-            o.command.front() == "sweep",
+            o.command.front() == "sweep" || o.command.front() == "search",
         "launch: '{}' has no mode for ranks; expected distill or train-teacher (data-parallel) "
-        "or experiment, multilayer, sweep (runs shared out)",
+        "or experiment, multilayer, sweep, search (runs and trials shared out)",
         o.command.front());
   const int port = o.master_port ? *o.master_port : free_tcp_port();
   std::vector<std::string> argv = {current_executable().string()};

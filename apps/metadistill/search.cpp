@@ -6,7 +6,8 @@
 //
 // Several processes may run the same command on one study at once (`--jobs N` starts N - 1
 // workers that do so); re-running it after a crash resumes the study (see
-// metadistill/search/study.h). With --jobs the random sampler proposes what a serial search
+// metadistill/search/study.h). Started as ranks of a group (`launch`, torchrun), rank 0 holds the
+// study and the other ranks, on any machine, train the trials it sends them. With --jobs the random sampler proposes what a serial search
 // proposes (its draws depend on the trial number only); TPE's proposals depend on which trials
 // have finished when a trial starts, so they differ from a serial search's, as in Optuna.
 #include <iostream>
@@ -14,6 +15,8 @@
 #include "commands.h"
 #include "common.h"
 #include "metadistill/experiment/distill.h"
+#include "metadistill/experiment/run_pool.h"
+#include "metadistill/experiment/run_queue.h"
 #include "metadistill/experiment/search_run.h"
 #include "metadistill/search/study_history.h"
 #include "metadistill/util/error.h"
@@ -113,7 +116,16 @@ int run(SearchCliOptions o) {
   check_before_start(c, {});
   const StudySettings study_settings = search_study_settings(c, so);
   const SearchSpace& space = study_settings.space;
-  {
+  // A rank of a group: rank 0 holds the study and sends trials to the others
+  // (experiment/search_run.h); every rank distills from rank 0's teacher.
+  const std::shared_ptr<RunQueue> queue = RunQueue::from_environment();
+  if (queue) {
+    check(o.jobs == 1 && !o.worker,
+          "--jobs {} as a rank of a group: a rank runs one trial at a time; start more ranks "
+          "instead", o.jobs);
+    so.queue = queue.get();
+  }
+  if (!queue || queue->root()) {
     // Opened here first so that a mismatching study fails before the data and teacher load.
     Study study = Study::open(so.study, study_settings);
     std::cout << fmt::format(
@@ -141,8 +153,9 @@ int run(SearchCliOptions o) {
           before.complete, before.pruned, before.failed, before.running, before.waiting);
   }
 
-  Prepared p = prepare(c);
-  if (o.worker) {
+  Prepared p;
+  prepare_teacher_in_group(queue.get(), c, [&] { p = prepare(c); });
+  if (o.worker || (queue && !queue->root())) {
     run_search(c, p, so);
     return 0;
   }
@@ -265,6 +278,7 @@ void setup_search(CLI::App& app) {
   sub->add_flag("--export-only", o->export_only,
                 "only write the history (CSV, JSON, plots) of an existing --study");
   add_jobs_options(*sub, o->jobs, o->worker);
+  o->common.data_parallel = true;  // its ranks share out the trials (experiment/search_run.h)
   o->command = sub;
   sub->callback([o]() { throw CommandResult(run(*o)); });
 }

@@ -173,40 +173,52 @@ bool RunQueue::lost(int r) {
   return std::chrono::duration<double>(Clock::now() - beat_seen_[i]).count() > options_.timeout;
 }
 
-RunQueue::Collected RunQueue::collect(const std::string& run, const fs::path& dir,
-                                      const std::function<void()>& waiting) {
+void RunQueue::assign(const std::string& run, int r) {
+  check(root(), "RunQueue::assign: only rank 0 assigns runs");
+  check(r >= 0 && r < world_size(), "RunQueue::assign: rank {} of {}", r, world_size());
+  rendezvous_.store->set(key("owner", run), bytes(std::to_string(r)));
+}
+
+std::optional<RunQueue::Collected> RunQueue::try_collect(const std::string& run,
+                                                         const fs::path& dir) {
   check(root(), "RunQueue::collect: only rank 0 collects");
   auto& store = rendezvous_.store;
   const std::string owner_key = key("owner", run);
+  if (store->check({key("result", run)})) {
+    const auto files = unpack(text(store->get(key("result", run))), (dir / "").string());
+    fs::create_directories(dir);
+    // result.json marks a finished run: it goes last.
+    for (const bool last : {false, true})
+      for (const auto& [rel, data] : files) {
+        if ((rel == "result.json") != last) continue;
+        fs::create_directories((dir / rel).parent_path());
+        write_file_atomic(dir / rel, data);
+      }
+    store->deleteKey(key("result", run));  // written here: the store lets it go
+    return Collected::kDelivered;
+  }
+  if (store->check({key("error", run)}))
+    fail("run {} failed on rank {}: {}", run, text(store->get(owner_key)),
+         text(store->get(key("error", run))));
+  const auto me = bytes("0");
+  if (!store->check({owner_key})) {
+    if (store->compareSet(owner_key, {}, me) == me) return Collected::kTakenOver;
+    return std::nullopt;
+  }
+  const auto owner = store->get(owner_key);
+  const int r = std::stoi(text(owner));
+  const bool finished = store->check({key("done", std::to_string(r))});
+  if (finished && store->check({key("result", run)})) return std::nullopt;  // delivered just now
+  if (r == 0 || ((finished || lost(r)) && store->compareSet(owner_key, owner, me) == me))
+    return Collected::kTakenOver;
+  return std::nullopt;
+}
+
+RunQueue::Collected RunQueue::collect(const std::string& run, const fs::path& dir,
+                                      const std::function<void()>& waiting) {
   auto last_call = Clock::now();
   for (;;) {
-    if (store->check({key("result", run)})) {
-      const auto files = unpack(text(store->get(key("result", run))), (dir / "").string());
-      fs::create_directories(dir);
-      // result.json marks a finished run: it goes last.
-      for (const bool last : {false, true})
-        for (const auto& [rel, data] : files) {
-          if ((rel == "result.json") != last) continue;
-          fs::create_directories((dir / rel).parent_path());
-          write_file_atomic(dir / rel, data);
-        }
-      store->deleteKey(key("result", run));  // written here: the store lets it go
-      return Collected::kDelivered;
-    }
-    if (store->check({key("error", run)}))
-      fail("run {} failed on rank {}: {}", run, text(store->get(owner_key)),
-           text(store->get(key("error", run))));
-    const auto me = bytes("0");
-    if (!store->check({owner_key})) {
-      if (store->compareSet(owner_key, {}, me) == me) return Collected::kTakenOver;
-      continue;
-    }
-    const auto owner = store->get(owner_key);
-    const int r = std::stoi(text(owner));
-    const bool finished = store->check({key("done", std::to_string(r))});
-    if (finished && store->check({key("result", run)})) continue;  // delivered just now
-    if (r == 0 || ((finished || lost(r)) && store->compareSet(owner_key, owner, me) == me))
-      return Collected::kTakenOver;
+    if (const auto c = try_collect(run, dir)) return *c;
     if (waiting && Clock::now() - last_call > std::chrono::seconds(1)) {
       waiting();
       last_call = Clock::now();

@@ -1,11 +1,14 @@
 #include "metadistill/experiment/search_run.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <mutex>
+#include <thread>
 
 #include <fmt/format.h>
 
+#include "metadistill/experiment/run_queue.h"
 #include "metadistill/search/tpe.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
@@ -76,6 +79,116 @@ double trial_seconds(const std::vector<FrozenTrial>& trials) {
     if (t.finished > 0 && t.started > 0 && t.state != TrialState::kRunning)
       s += std::max(0.0, t.finished - t.started);
   return s;
+}
+
+// The objective's value per evaluated epoch of a trial's training (validation loss or accuracy).
+using EpochValues = std::vector<std::pair<int64_t, double>>;
+
+EpochValues trial_values(const TrainResult& train, const SearchRunOptions& o, int64_t number) {
+  EpochValues out;
+  for (const auto& e : train.history) {
+    const double v = o.search.objective == "val-loss" ? e.val_loss : e.val_accuracy;
+    check(v >= 0, "trial {}: epoch {} has no validation {}", number, e.epoch, o.search.objective);
+    out.emplace_back(e.epoch, v);
+  }
+  return out;
+}
+
+// The best value over the epochs, each reported to the study (the pruner judges them after the
+// run: no time is saved, see the header).
+double score_trial(const EpochValues& values, TrialContext& ctx, Direction direction) {
+  double best = direction == Direction::kMinimize ? INFINITY : -INFINITY;
+  for (const auto& [epoch, v] : values) {
+    if (is_better(v, best, direction)) best = v;
+    if (ctx.report(epoch, v)) break;
+  }
+  return best;
+}
+
+// The trial config with the trial's fixed λ (and, in equal-budget mode, what is left of it).
+Config trial_run_config(const Config& tc, const ParamValues& params, double time_limit) {
+  Config c = tc;
+  c.method.method = "fixed";
+  c.method.fixed = Metaparameters{params.at(0), params.at(1)};
+  c.method.given_initial = true;
+  if (time_limit > 0) c.student.trainer.time_limit = time_limit;
+  return c;
+}
+
+// A rank of a group that trains the trials rank 0 sends it (see SearchRunOptions::queue).
+std::string task_name(int rank, int64_t k) { return fmt::format("search-task-{}-{}", rank, k); }
+
+void serve_trials(const Config& tc, const Prepared& prepared, const SearchRunOptions& o) {
+  RunQueue& queue = *o.queue;
+  for (int64_t k = 0;; ++k) {
+    const std::string task = queue.share(task_name(queue.rank(), k), "");
+    if (task == "done") break;
+    const auto j = nlohmann::json::parse(task);
+    const int64_t number = j.at("number").get<int64_t>();
+    const std::string run = fmt::format("trial-{}", number);
+    const fs::path trial_dir = o.dir / run;
+    try {
+      const Config c = trial_run_config(tc, j.at("params").get<ParamValues>(), 0);
+      if (o.on_training_start) o.on_training_start(run, trial_dir, c.student.trainer.epochs);
+      const RunResult r = run_distill(c, prepared, "fixed", o.seed, trial_dir, false, o.verbose);
+      write_file_atomic(trial_dir / "trial.json",
+                        nlohmann::json{{"values", trial_values(r.train, o, number)}}.dump());
+      queue.deliver(run, trial_dir);
+    } catch (const std::exception& e) {
+      queue.report_failure(run, e.what());
+    }
+  }
+  queue.finish();
+}
+
+// Not derived from std::exception, so that `optimize` lets it through: the rank is lost.
+struct RankLost {};
+
+// Rank 0's thread for rank `rank`: trials from the study, trained there.
+void drive_rank(int rank, RunQueue& queue, std::mutex& queue_mutex, const StudySettings& settings,
+                const SearchRunOptions& o, const TrialEndFn& on_trial_end) {
+  Study study = Study::open(o.study, settings);
+  auto sampler = make_search_sampler(o);
+  int64_t k = 0;
+  auto objective = [&](TrialContext& ctx) {
+    const std::string run = fmt::format("trial-{}", ctx.number());
+    const fs::path trial_dir = o.dir / run;
+    {
+      std::lock_guard<std::mutex> lock(queue_mutex);
+      queue.assign(run, rank);
+      queue.share(task_name(rank, k++),
+                  nlohmann::json{{"number", ctx.number()}, {"params", ctx.trial().params}}.dump());
+    }
+    for (;;) {
+      std::optional<RunQueue::Collected> c;
+      {
+        std::lock_guard<std::mutex> lock(queue_mutex);
+        c = queue.try_collect(run, trial_dir);  // throws the rank's error: the trial failed
+      }
+      if (c == RunQueue::Collected::kDelivered) break;
+      if (c == RunQueue::Collected::kTakenOver) {
+        study.tell(ctx.number(), TrialState::kFailed, std::nullopt,
+                   fmt::format("rank {} was lost while it ran the trial", rank));
+        throw RankLost{};
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    const auto j = nlohmann::json::parse(read_file(trial_dir / "trial.json"));
+    return score_trial(j.at("values").get<EpochValues>(), ctx, settings.direction);
+  };
+  auto done = [&] {
+    std::lock_guard<std::mutex> lock(queue_mutex);
+    queue.share(task_name(rank, k), "done");
+  };
+  try {
+    optimize(study, *sampler, objective, o.search, on_trial_end);
+  } catch (const RankLost&) {
+    return;  // the rank is gone: nothing more is sent to it
+  } catch (...) {
+    done();  // the rank waits for its next task: it ends instead
+    throw;
+  }
+  done();
 }
 
 }  // namespace
@@ -160,6 +273,13 @@ SearchRunResult run_search(const Config& config, const Prepared& prepared_in,
   Config rc = config;  // the retrain: the full schedule
   rc.data.val_is_test = false;
 
+  check(o.queue == nullptr || o.budget_seconds == 0,
+        "search: equal-budget mode runs its trials one after the other; run it as one process "
+        "(or with --jobs), not as ranks");
+  if (o.queue != nullptr && !o.queue->root()) {
+    serve_trials(tc, prepared, o);
+    return {};
+  }
   const StudySettings settings = search_study_settings(config, o);
   Study study = Study::open(o.study, settings);
   auto sampler = make_search_sampler(o);
@@ -172,24 +292,14 @@ SearchRunResult run_search(const Config& config, const Prepared& prepared_in,
 
   double budget_left = 0;  // equal-budget mode: set before each trial
   auto objective = [&](TrialContext& ctx) {
-    Config c = tc;
-    c.method.method = "fixed";
-    c.method.fixed = Metaparameters{ctx.param("lambda1"), ctx.param("temperature")};
-    c.method.given_initial = true;
-    if (o.budget_seconds > 0) c.student.trainer.time_limit = std::max(budget_left, 1e-3);
+    const Config c = trial_run_config(tc, ctx.trial().params,
+                                      o.budget_seconds > 0 ? std::max(budget_left, 1e-3) : 0);
     const fs::path trial_dir = o.dir / fmt::format("trial-{}", ctx.number());
     if (o.on_training_start)
       o.on_training_start(fmt::format("trial {}", ctx.number()), trial_dir,
                           c.student.trainer.epochs);
     const RunResult r = run_distill(c, prepared, "fixed", o.seed, trial_dir, false, o.verbose);
-    double best = direction == Direction::kMinimize ? INFINITY : -INFINITY;
-    for (const auto& e : r.train.history) {
-      const double v = o.search.objective == "val-loss" ? e.val_loss : e.val_accuracy;
-      check(v >= 0, "trial {}: epoch {} has no validation {}", ctx.number(), e.epoch, o.search.objective);
-      if (is_better(v, best, direction)) best = v;
-      if (ctx.report(e.epoch, v)) break;  // judged after the run: no time saved (see the header)
-    }
-    return best;
+    return score_trial(trial_values(r.train, o, ctx.number()), ctx, direction);
   };
 
   SearchSettings so = o.search;
@@ -212,6 +322,40 @@ SearchRunResult run_search(const Config& config, const Prepared& prepared_in,
     total.best = study.best_trial();
     total.done = total.counts.running == 0 && total.counts.waiting == 0;
     result.summary = total;
+  } else if (o.queue != nullptr) {
+    // Rank 0: its own trials here, the other ranks' from one thread each (see the options).
+    std::mutex queue_mutex, print_mutex;
+    const TrialEndFn on_trial_end = [&](const FrozenTrial& t) {
+      std::lock_guard<std::mutex> lock(print_mutex);
+      if (o.on_trial_end) o.on_trial_end(t);
+    };
+    std::vector<std::thread> drivers;
+    std::vector<std::string> errors(static_cast<size_t>(o.queue->world_size()));
+    for (int r = 1; r < o.queue->world_size(); ++r)
+      drivers.emplace_back([&, r] {
+        try {
+          drive_rank(r, *o.queue, queue_mutex, settings, o, on_trial_end);
+        } catch (const std::exception& e) {
+          errors[static_cast<size_t>(r)] = e.what();
+        }
+      });
+    std::string local_error;
+    try {
+      result.summary = optimize(study, *sampler, objective, so, on_trial_end);
+    } catch (const std::exception& e) {
+      local_error = e.what();
+    }
+    for (auto& d : drivers) d.join();
+    o.queue->finish();
+    if (!local_error.empty()) fail("{}", local_error);
+    for (const auto& e : errors)
+      if (!e.empty()) fail("{}", e);
+    const int64_t ran = result.summary.ran;
+    result.summary.counts = study.counts();
+    result.summary.best = study.best_trial();
+    result.summary.done = result.summary.counts.finished() >= so.trials &&
+                          result.summary.counts.running == 0 && result.summary.counts.waiting == 0;
+    result.summary.ran = ran;
   } else {
     result.summary = optimize(study, *sampler, objective, so, o.on_trial_end);
   }

@@ -167,6 +167,41 @@ multilayer:
                    single["final_test_accuracy"].get<double>());
 }
 
+// A search on two launched ranks: rank 0 holds the study, rank 1 trains the trials it is sent and
+// delivers their files into rank 0's folder. The random sampler's draws depend on the trial
+// number only, so the study is the one-process study: the same trials, values and best.
+TEST_F(Launch, IntegrationSearchRanksShareTheTrialsAndGiveTheOneProcessStudy) {
+  const std::vector<std::string> search = {"search", config_, "--sampler", "random", "--trials",
+                                           "6", "--no-retrain", "-q"};
+  auto one = search;
+  one.insert(one.end(), {"--out", out("one")});
+  fs::create_directories(dir_ / "one");
+  fs::copy_file(dir_ / "teacher.pt", dir_ / "one" / "teacher.pt");
+  const auto a = run_cli(one);
+  ASSERT_EQ(a.exit_code, 0) << describe(one, a);
+  std::vector<std::string> two = {"launch", "--nproc", "2", "--"};
+  two.insert(two.end(), search.begin(), search.end());
+  two.insert(two.end(), {"--out", out("")});
+  const auto b = run_cli(two);
+  ASSERT_EQ(b.exit_code, 0) << describe(two, b);
+  EXPECT_TRUE(contains_all(b.out, {"6 complete", "best: trial"})) << describe(two, b);
+  // Rank 1 trained some of the trials: their files came through the store, with its trial.json.
+  int remote = 0;
+  for (int n = 0; n < 6; ++n) {
+    const fs::path trial = dir_ / "search" / "random" / ("trial-" + std::to_string(n));
+    EXPECT_TRUE(fs::exists(trial / "result.json")) << trial;
+    remote += fs::exists(trial / "trial.json") ? 1 : 0;
+  }
+  EXPECT_GT(remote, 0);
+  EXPECT_LT(remote, 6);
+  auto best_line = [](const std::string& text) {
+    const auto at = text.find("best: trial");
+    return at == std::string::npos ? std::string() : text.substr(at, text.find('\n', at) - at);
+  };
+  EXPECT_EQ(best_line(a.out), best_line(b.out)) << a.out << "\n---\n" << b.out;
+  EXPECT_FALSE(best_line(a.out).empty());
+}
+
 // One rank killed mid-run: the other stops within the timeout, naming the lost rank, and the
 // checkpoint written before is intact.
 TEST_F(Launch, IntegrationALostRankEndsTheOtherNamingIt) {
@@ -235,14 +270,14 @@ TEST_F(Launch, IntegrationWrongWorldSizePortInUseAndUnreachableStoreFailClearly)
   {
     // Commands without a mode for ranks refuse to run as ranks.
     RankEnvironment env(0, 2, free_tcp_port(), 2);
-    const auto r = run_cli({"search", config_, "--out", out("search")});
+    const auto r = run_cli({"diagnose", config_, "--out", out("diagnose")});
     EXPECT_NE(r.exit_code, 0);
     EXPECT_TRUE(contains_all(r.err, {"WORLD_SIZE=2", "only `distill` and `train-teacher`"}))
         << r.err;
   }
-  const auto bad = run_cli({"launch", "--nproc", "2", "--", "search", config_});
+  const auto bad = run_cli({"launch", "--nproc", "2", "--", "diagnose", config_});
   EXPECT_NE(bad.exit_code, 0);
-  EXPECT_TRUE(contains_all(bad.err, {"'search' has no mode for ranks"})) << bad.err;
+  EXPECT_TRUE(contains_all(bad.err, {"'diagnose' has no mode for ranks"})) << bad.err;
 }
 
 // Experiments across machines (experiment/run_queue.h): two ranks started by hand with their own

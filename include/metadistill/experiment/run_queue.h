@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -51,6 +52,10 @@ class RunQueue {
   /// Reports that run `key` failed here with `message` (rank 0 fails the experiment with it).
   void report_failure(const std::string& key, const std::string& message);
 
+  /// Rank 0: gives run `key` to `rank` (instead of the first to claim it), as a search gives a
+  /// trial to the rank it sends it to.
+  void assign(const std::string& key, int rank);
+
   enum class Collected { kDelivered, kTakenOver };
   /// Rank 0: waits until run `key` is delivered and writes its files into `dir` (atomically,
   /// file by file; result.json last) → kDelivered; or, when the rank that claimed it is lost (or
@@ -59,6 +64,8 @@ class RunQueue {
   /// second while it waits.
   Collected collect(const std::string& key, const std::filesystem::path& dir,
                     const std::function<void()>& waiting = {});
+  /// One look of `collect`: nothing while the run is still running on a live rank.
+  std::optional<Collected> try_collect(const std::string& key, const std::filesystem::path& dir);
   /// Ends this rank's part (see the header comment).
   void finish();
 

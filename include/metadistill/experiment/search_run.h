@@ -42,6 +42,8 @@
 
 namespace metadistill {
 
+class RunQueue;
+
 /// The experiment methods that are searches, not MetaOptimizers: "random-search", "tpe".
 std::vector<std::string> search_method_names();
 /// True for a name of `search_method_names()`.
@@ -71,6 +73,13 @@ struct SearchRunOptions {
   TrialEndFn on_trial_end;
   /// Called before each training starts: "trial <n>" or "retrain", its folder and its epochs.
   std::function<void(const std::string&, const std::filesystem::path&, int64_t)> on_training_start;
+  /// The ranks of a group to share the trials with (experiment/run_queue.h), or null. Rank 0
+  /// holds the study: besides its own trials, one thread per other rank asks the study for a
+  /// trial, sends it to that rank through the store and tells the study its result once the
+  /// rank delivers the trial's files (into `dir`), as a `--jobs` worker would on one machine. A
+  /// rank lost mid-trial has that trial failed (and retried like any failed trial). The other
+  /// ranks train the trials they are sent and return an empty result. Not with equal budgets.
+  RunQueue* queue = nullptr;
 
   SearchRunOptions& with_search(SearchSettings v) { search = std::move(v); return *this; }
   SearchRunOptions& with_seed(uint64_t v) { seed = v; return *this; }
