@@ -63,7 +63,7 @@ int run(const DistillOptions& o) {
     std::filesystem::remove(out_dir / "checkpoint.pt", ignored);
     std::filesystem::remove(out_dir / "result.json", ignored);
   }
-  Prepared p = prepare(c);
+  Prepared p = prepare(c, group.get());
   if (!rank0) {
     run_distill(c, p, c.method.method, o.seed, out_dir, o.resume, false, group);
     return 0;

@@ -258,7 +258,7 @@ nlohmann::json run_settings(const Config& given, const Prepared& prepared,
   return j;
 }
 
-Prepared prepare(const Config& config) {
+Prepared prepare(const Config& config, DataParallel* group) {
   check_before_start(config, {});
   Prepared p;
   p.data = load_data(config.data, config.cache);
@@ -283,7 +283,7 @@ Prepared prepare(const Config& config) {
     p.teacher.spec = ModelSpec("torchscript", p.data.num_classes, input_shape);
     p.teacher_hash = hash_string(read_file(config.teacher_torchscript));
     p.teacher_logits = cached_teacher_logits(*teacher, config.teacher_torchscript, p.data,
-                                             config.cache, device);
+                                             config.cache, device, group);
     p.teacher_test_accuracy =
         evaluate_accuracy(*teacher, teacher_view(p.data.test), 1024, device);
     return p;
@@ -294,7 +294,8 @@ Prepared prepare(const Config& config) {
   p.teacher = ensure_teacher(p.data, spec, t, config.teacher_file);
   p.teacher_hash = hash_string(read_file(config.teacher_file));
   p.teacher_logits =
-      cached_teacher_logits(*p.teacher.model, config.teacher_file, p.data, config.cache, device);
+      cached_teacher_logits(*p.teacher.model, config.teacher_file, p.data, config.cache, device,
+                            group);
   p.teacher_test_accuracy =
       evaluate_accuracy(*p.teacher.model, teacher_view(p.data.test), 1024, device);
   return p;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 #include <iostream>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -22,6 +23,7 @@
 #include "metadistill/meta/trajectory.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/files.h"
+#include "metadistill/util/runtime.h"
 #include "metadistill/train/loop.h"
 
 namespace metadistill {
@@ -557,12 +559,16 @@ MultiLayerResult MultiLayerTrainer::fit(ClassifierImpl& student, ClassifierImpl&
     auto sf = student.forward_features(xs);
     auto tf = teacher.forward_features(xt);
     student.train(was_training);
-    torch::manual_seed(o.seed * 7919ULL + 17ULL);
-    vid_ = MultiVID(pairs, tf, sf,
-                    MultiVIDOptions()
-                        .hidden(ml.vid_hidden())
-                        .init_variance(ml.vid_init_variance())
-                        .eps(ml.vid_eps()));
+    {
+      // The draws come from the process-wide generator (see `generator_mutex`).
+      std::lock_guard<std::mutex> lock(generator_mutex());
+      torch::manual_seed(o.seed * 7919ULL + 17ULL);
+      vid_ = MultiVID(pairs, tf, sf,
+                      MultiVIDOptions()
+                          .hidden(ml.vid_hidden())
+                          .init_variance(ml.vid_init_variance())
+                          .eps(ml.vid_eps()));
+    }
     vid_->to(o.device, student.parameters().front().scalar_type());
     vid_->train();
   }

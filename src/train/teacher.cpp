@@ -127,9 +127,41 @@ torch::Tensor predict_logits(ClassifierImpl& model, const torch::Tensor& inputs,
 
 torch::Tensor cached_teacher_logits(ClassifierImpl& teacher, const fs::path& teacher_file,
                                     const DataBundle& bundle, const fs::path& cache_dir,
-                                    torch::Device device) {
+                                    torch::Device device, DataParallel* group) {
   const std::string key = hash_string(hash_string(read_file(teacher_file)) + bundle.fingerprint);
   const fs::path path = cache_dir / fmt::format("teacher-logits-{}.pt", key);
+  // The cache when it is there and fits the data; else undefined.
+  const auto stored = [&] {
+    if (!fs::exists(path)) return torch::Tensor();
+    try {
+      auto t = load_tensor(path);
+      if (t.dim() == 2 && t.size(0) == bundle.pool.size() && t.size(1) == bundle.num_classes)
+        return t;
+    } catch (const Error& e) {
+      std::cerr << "ignoring unreadable teacher cache: " << e.what() << "\n";
+    }
+    return torch::Tensor();
+  };
+  if (group != nullptr) {
+    torch::Tensor logits = stored();
+    // The ranks agree: all use their caches, or all compute (a cache may be on one machine only).
+    if (group->all_reduce_max(logits.defined() ? 0.0 : 1.0) == 0.0) return logits;
+    const auto inputs = bundle.pool.teacher_input();
+    const int64_t n = inputs.size(0), ranks = group->world_size();
+    std::vector<torch::Tensor> parts;
+    for (int r = 0; r < ranks; ++r) {
+      const int64_t lo = n * r / ranks, hi = n * (r + 1) / ranks;
+      if (hi == lo) continue;
+      std::vector<torch::Tensor> part{
+          r == group->rank() ? predict_logits(teacher, inputs.slice(0, lo, hi), 1024, device)
+                             : torch::empty({hi - lo, bundle.num_classes}, torch::kFloat)};
+      group->broadcast(part, r);
+      parts.push_back(part[0]);
+    }
+    logits = torch::cat(parts);
+    save_tensor_atomic(logits, path);
+    return logits;
+  }
   const auto compute = [&] {
     auto logits = predict_logits(teacher, bundle.pool.teacher_input(), 1024, device);
     save_tensor_atomic(logits, path);
@@ -139,15 +171,8 @@ torch::Tensor cached_teacher_logits(ClassifierImpl& teacher, const fs::path& tea
   // One process computes a missing cache; the others wait for it and read what it wrote.
   make_once(path, "teacher-output cache", [&] { logits = compute(); });
   if (logits.defined()) return logits;
-  try {
-    logits = load_tensor(path);
-    if (logits.dim() == 2 && logits.size(0) == bundle.pool.size() &&
-        logits.size(1) == bundle.num_classes)
-      return logits;
-  } catch (const Error& e) {
-    std::cerr << "ignoring unreadable teacher cache: " << e.what() << "\n";
-  }
-  return compute();
+  logits = stored();
+  return logits.defined() ? logits : compute();
 }
 
 }  // namespace metadistill

@@ -37,6 +37,11 @@ int set_threads(int threads) {
   return threads;
 }
 
+std::mutex& generator_mutex() {
+  static std::mutex m;
+  return m;
+}
+
 void seed_everything(uint64_t seed) {
   torch::manual_seed(seed);
   if (torch::cuda::is_available()) torch::cuda::manual_seed_all(seed);

@@ -12,6 +12,7 @@
 #include "metadistill/meta/meta_optimizer.h"
 #include "metadistill/models/classifier.h"
 #include "metadistill/train/multilayer.h"
+#include "metadistill/train/teacher.h"
 #include "metadistill/train/trainer.h"
 #include "metadistill/util/error.h"
 #include "metadistill/util/runtime.h"
@@ -56,10 +57,9 @@ Outcome train(const DataBundle& b, const torch::Tensor& teacher, const MethodOpt
               TrainerOptions o) {
   // The initialization draws from the process-wide generator: ranks that are threads of one
   // process take turns, so that each draws the one-process initialization.
-  static std::mutex init;
   Classifier model;
   {
-    std::lock_guard<std::mutex> lock(init);
+    std::lock_guard<std::mutex> lock(generator_mutex());
     seed_everything(7);
     model = make_model(ModelSpec("mlp", 3, {10}));
   }
@@ -225,6 +225,34 @@ TEST(DataParallel, ShardedEvaluationIsTheWholeSetsEvaluation) {
   EXPECT_EQ(ranks[0].ece, ranks[1].ece);
 }
 
+// A missing teacher-output cache is computed sharded: each rank runs the teacher on its part of
+// the rows, and every rank gets (and keeps in its own cache folder, as on its own machine) the
+// whole tensor; once every rank has it, it is read, not computed.
+TEST(DataParallel, TeacherOutputCacheIsComputedShardedByTheRanks) {
+  torch::Tensor unused;
+  const DataBundle b = problem(&unused);
+  metadistill::testing::TempDir dir("dp-cache");
+  seed_everything(6);
+  const ModelSpec spec("mlp", 3, {10});
+  auto teacher = make_model(spec);
+  save_model_file(*teacher, spec, dir / "teacher.pt");
+  const auto whole = predict_logits(*teacher, b.pool.teacher_input());
+  auto cache = [&](int r) { return dir / ("cache-" + std::to_string(r)); };
+  const auto ranks = on_two_ranks([&](int r, std::shared_ptr<DataParallel> g) {
+    return cached_teacher_logits(*teacher, dir / "teacher.pt", b, cache(r), torch::kCPU, g.get());
+  });
+  ASSERT_EQ(ranks[0].sizes(), whole.sizes());
+  EXPECT_TRUE(ranks[0].equal(ranks[1]));
+  EXPECT_TRUE(torch::allclose(ranks[0], whole, 1e-5, 1e-6));
+  for (int r = 0; r < 2; ++r) EXPECT_FALSE(std::filesystem::is_empty(cache(r))) << r;
+  // Read back: the files are the tensor (a changed file is what the ranks then return).
+  const auto again = on_two_ranks([&](int r, std::shared_ptr<DataParallel> g) {
+    return cached_teacher_logits(*teacher, dir / "teacher.pt", b, cache(r), torch::kCPU, g.get());
+  });
+  EXPECT_TRUE(again[0].equal(ranks[0]));
+  EXPECT_TRUE(again[1].equal(ranks[0]));
+}
+
 TEST(DataParallel, BatchMeansAreWeightedByEachRanksShare) {
   // Rank 0 holds 1 sample of mean 4, rank 1 holds 3 samples of mean 0: the mean is 1.
   const auto out = on_two_ranks([](int r, std::shared_ptr<DataParallel> g) {
@@ -277,10 +305,9 @@ struct MultiLayerOutcome {
 // Multi-layer VID between the hidden layers of two mlps (no BatchNorm, as above).
 MultiLayerOutcome train_multilayer(const DataBundle& b, const MultiLayerOptions& ml,
                                    TrainerOptions o) {
-  static std::mutex init;
   Classifier teacher, student;
   {
-    std::lock_guard<std::mutex> lock(init);
+    std::lock_guard<std::mutex> lock(generator_mutex());
     seed_everything(3);
     teacher = make_model(ModelSpec("mlp", 3, {10}));
     student = make_model(ModelSpec("mlp", 3, {10}));

@@ -38,8 +38,10 @@ struct Prepared {
 /// naming the problem and `config.source`.
 void check_before_start(const Config& config, const std::vector<std::string>& methods);
 
-/// Loads the data, loads or trains the teacher, computes or reads its cached outputs.
-Prepared prepare(const Config& config);
+/// Loads the data, loads or trains the teacher, computes or reads its cached outputs. With
+/// `group` (every rank of a data-parallel run calls it), a missing output cache is computed
+/// sharded over the ranks (`cached_teacher_logits`).
+Prepared prepare(const Config& config, DataParallel* group = nullptr);
 
 /// Everything that shapes one run of `method` with `seed` (its settings key, util/settings_key.h):
 /// the data settings (not their folder) and fingerprint, the teacher file's hash, the student's

@@ -39,10 +39,14 @@ LoadedModel ensure_teacher(const DataBundle& bundle, const ModelSpec& spec,
 /// Teacher logits for every row of `bundle.pool` [N_pool, K] (float32, CPU), looked up by sample
 /// id. Cached in `cache_dir` under a key of (teacher file hash, bundle fingerprint); computed in
 /// eval mode without gradients when the cache is missing or unreadable, by one process at a time
-/// (a lock beside the file, as for `ensure_teacher`).
+/// (a lock beside the file, as for `ensure_teacher`). With `group` (data parallel: every rank
+/// calls it with the same arguments), a cache missing on any rank is computed sharded: each rank
+/// runs the teacher on its contiguous part of the rows, the parts are broadcast from their ranks,
+/// and every rank returns (and keeps in its cache folder) the same whole tensor.
 torch::Tensor cached_teacher_logits(ClassifierImpl& teacher, const std::filesystem::path& teacher_file,
                                     const DataBundle& bundle, const std::filesystem::path& cache_dir,
-                                    torch::Device device = torch::kCPU);
+                                    torch::Device device = torch::kCPU,
+                                    DataParallel* group = nullptr);
 
 /// Logits of `model` on `inputs` in eval mode, in batches (CPU float32 result).
 torch::Tensor predict_logits(ClassifierImpl& model, const torch::Tensor& inputs,

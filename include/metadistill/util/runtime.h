@@ -1,6 +1,7 @@
 #pragma once
 /// Process-wide run-time settings: device and thread count, chosen at run time so that the same
 /// binary runs against a CPU or a CUDA LibTorch.
+#include <mutex>
 #include <string>
 
 #include <torch/torch.h>
@@ -23,5 +24,10 @@ int set_threads(int threads);
 
 /// Seeds LibTorch's global generators (CPU and, when present, CUDA).
 void seed_everything(uint64_t seed);
+
+/// The lock of the process-wide generators: held while seeding them and drawing initial
+/// parameters from them, so that trainers on several threads of one process (data-parallel ranks
+/// as threads, a library user's parallel runs) draw what each would draw alone.
+std::mutex& generator_mutex();
 
 }  // namespace metadistill
