@@ -17,11 +17,20 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#ifdef METADISTILL_WITH_NCCL
+// A CUDA LibTorch with NCCL, configured with -DMETADISTILL_NCCL=ON (not built on this project's
+// CPU-only CI).
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL 1
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include "metadistill/train/rendezvous.h"
 #include "metadistill/util/error.h"
@@ -72,6 +81,8 @@ DataParallelOptions DataParallelOptions::from_environment() {
   o.rank = static_cast<int>(env_integer("RANK", 0));
   o.master_addr = env_or("MASTER_ADDR", o.master_addr);
   o.port = static_cast<int>(env_integer("MASTER_PORT", o.port));
+  o.local_rank = static_cast<int>(env_integer("LOCAL_RANK", 0));
+  o.backend = env_or("METADISTILL_DIST_BACKEND", o.backend);
   const std::string t = env_or("METADISTILL_DIST_TIMEOUT", "");
   if (!t.empty()) {
     char* end = nullptr;
@@ -89,13 +100,35 @@ void DataParallelOptions::validate() const {
   check(!master_addr.empty(), "MASTER_ADDR is empty: expected rank 0's address");
   check(std::isfinite(timeout) && timeout > 0,
         "METADISTILL_DIST_TIMEOUT = {}: expected seconds > 0", timeout);
+  check(backend == "gloo" || backend == "nccl",
+        "METADISTILL_DIST_BACKEND = '{}': expected gloo or nccl", backend);
+#ifndef METADISTILL_WITH_NCCL
+  check(backend != "nccl",
+        "METADISTILL_DIST_BACKEND = nccl: this build has no NCCL (configure with "
+        "-DMETADISTILL_NCCL=ON against a CUDA LibTorch); gloo carries CUDA tensors too");
+#endif
+  check(local_rank >= 0, "LOCAL_RANK = {}: expected >= 0", local_rank);
 }
 
 struct DataParallel::Impl {
   DataParallelOptions options;
   std::chrono::milliseconds timeout{60000};
   c10::intrusive_ptr<c10d::TCPStore> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  c10::intrusive_ptr<c10d::ProcessGroup> group;
+  // Where the collectives' tensors must be: undefined for Gloo (any device), this rank's GPU for
+  // NCCL (a tensor elsewhere travels there and back).
+  std::optional<torch::Device> device;
+
+  // Runs `op` on `tensors` on the collectives' device; copies the result back.
+  template <typename Op>
+  void on_device(std::vector<torch::Tensor>& tensors, Op&& op) {
+    if (!device) return op(tensors);
+    std::vector<torch::Tensor> moved;
+    for (const auto& t : tensors) moved.push_back(t.to(*device).contiguous());
+    op(moved);
+    for (size_t i = 0; i < tensors.size(); ++i)
+      if (moved[i].data_ptr() != tensors[i].data_ptr()) tensors[i].copy_(moved[i]);
+  }
   // "host pid" of every rank, read at the rendezvous: names a lost rank later.
   std::vector<std::string> peers;
 
@@ -153,6 +186,16 @@ std::shared_ptr<DataParallel> DataParallel::join(const DataParallelOptions& opti
   impl->store = met.store;
   impl->peers = std::move(met.peers);
   try {
+    if (options.backend == "nccl") {
+#ifdef METADISTILL_WITH_NCCL
+      impl->device = torch::Device(torch::kCUDA, options.local_rank);
+      auto no = c10d::ProcessGroupNCCL::Options::create();
+      no->timeout = impl->timeout;
+      impl->group = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, options.rank,
+                                                                options.world_size, no);
+      return std::shared_ptr<DataParallel>(new DataParallel(std::move(impl)));
+#endif
+    }
     auto go = c10d::ProcessGroupGloo::Options::create(impl->timeout);
     const std::string iface = env_or("GLOO_SOCKET_IFNAME", "");
     if (!iface.empty())
@@ -219,10 +262,12 @@ void DataParallel::all_reduce_batch_mean(std::vector<torch::Tensor>& means, int6
     }
     parts.push_back(torch::full({1}, static_cast<double>(count), parts.front().options()));
     std::vector<torch::Tensor> bucket{torch::cat(parts)};
-    impl_->collective("all-reduce of batch means", [&] {
-      c10d::AllreduceOptions o;
-      o.reduceOp = c10d::ReduceOp::SUM;
-      return impl_->group->allreduce(bucket, o);
+    impl_->on_device(bucket, [&](std::vector<torch::Tensor>& b) {
+      impl_->collective("all-reduce of batch means", [&] {
+        c10d::AllreduceOptions o;
+        o.reduceOp = c10d::ReduceOp::SUM;
+        return impl_->group->allreduce(b, o);
+      });
     });
     const double total = bucket[0][-1].item<double>();
     check(total > 0, "all_reduce_batch_mean: no rank had samples");
@@ -248,10 +293,12 @@ BatchMeanReduce DataParallel::batch_mean_reduce() {
 
 double DataParallel::all_reduce_max(double value) {
   std::vector<torch::Tensor> t{torch::full({1}, value, torch::kDouble)};
-  impl_->collective("all-reduce (max)", [&] {
-    c10d::AllreduceOptions o;
-    o.reduceOp = c10d::ReduceOp::MAX;
-    return impl_->group->allreduce(t, o);
+  impl_->on_device(t, [&](std::vector<torch::Tensor>& b) {
+    impl_->collective("all-reduce (max)", [&] {
+      c10d::AllreduceOptions o;
+      o.reduceOp = c10d::ReduceOp::MAX;
+      return impl_->group->allreduce(b, o);
+    });
   });
   return t[0].item<double>();
 }
@@ -263,10 +310,12 @@ void DataParallel::broadcast(std::vector<torch::Tensor>& tensors, int root) {
     // Gloo broadcasts dense contiguous tensors in place.
     auto buffer = t.detach().contiguous();
     std::vector<torch::Tensor> one{buffer};
-    impl_->collective("broadcast", [&] {
-      c10d::BroadcastOptions o;
-      o.rootRank = root;
-      return impl_->group->broadcast(one, o);
+    impl_->on_device(one, [&](std::vector<torch::Tensor>& b) {
+      impl_->collective("broadcast", [&] {
+        c10d::BroadcastOptions o;
+        o.rootRank = root;
+        return impl_->group->broadcast(b, o);
+      });
     });
     if (buffer.data_ptr() != t.data_ptr()) t.detach().copy_(buffer);
   }

@@ -274,6 +274,13 @@ TEST(DataParallel, MissingRanksAndBadSettingsFailWithClearMessages) {
   o.rank = 2;
   expect_error([&] { o.validate(); }, {"RANK = 2"});
   o.rank = 0;
+  o.backend = "mpi";
+  expect_error([&] { o.validate(); }, {"METADISTILL_DIST_BACKEND = 'mpi'", "gloo or nccl"});
+#ifndef METADISTILL_WITH_NCCL
+  o.backend = "nccl";
+  expect_error([&] { o.validate(); }, {"no NCCL", "-DMETADISTILL_NCCL=ON"});
+#endif
+  o.backend = "gloo";
   o.port = 70000;
   expect_error([&] { o.validate(); }, {"MASTER_PORT = 70000"});
   // Rank 0 alone of 2: nobody joins within the timeout.

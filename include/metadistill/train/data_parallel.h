@@ -38,13 +38,19 @@ struct DataParallelOptions {
   /// Seconds the rendezvous and every collective may wait for the other ranks
   /// (METADISTILL_DIST_TIMEOUT); a lost rank is reported after at most this long.
   double timeout = 60;
+  /// The collectives' engine (METADISTILL_DIST_BACKEND): "gloo" (CPU and CUDA tensors, the
+  /// latter through host memory) or "nccl" (GPU to GPU, on cuda:LOCAL_RANK; needs a build with
+  /// -DMETADISTILL_NCCL=ON against a CUDA LibTorch with NCCL).
+  std::string backend = "gloo";
+  /// The GPU of this rank on its machine for "nccl" (LOCAL_RANK).
+  int local_rank = 0;
 
-  /// torchrun's variables (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE) and
-  /// METADISTILL_DIST_TIMEOUT; `world_size` 1 when WORLD_SIZE is unset. Throws `Error` naming a
+  /// torchrun's variables (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK),
+  /// METADISTILL_DIST_TIMEOUT and METADISTILL_DIST_BACKEND; `world_size` 1 when WORLD_SIZE is unset. Throws `Error` naming a
   /// variable that is not a number.
   static DataParallelOptions from_environment();
   /// Throws `Error` naming the value: rank outside [0, world_size), a port outside [1, 65535],
-  /// a timeout that is not positive.
+  /// a timeout that is not positive, an unknown backend or "nccl" in a build without it.
   void validate() const;
 };
 
