@@ -148,6 +148,20 @@ int64_t load_checkpoint(const TrainerOptions& o, const fs::path& path, Classifie
 
 }  // namespace
 
+HyperStepContext LoopStep::context(ClassifierImpl& student, torch::optim::Optimizer& optimizer,
+                                   const std::string& kind) const {
+  HyperStepContext ctx;
+  ctx.student = &student;
+  ctx.optimizer = &optimizer;
+  ctx.optimizer_kind = kind;
+  ctx.train = batch;
+  ctx.next_val = next_val;
+  ctx.lr = lr;
+  ctx.step = step;
+  ctx.reduce = reduce;
+  return ctx;
+}
+
 double reduce_step(const std::vector<torch::Tensor>& params, const BatchMeanReduce& reduce,
                    double loss, int64_t count) {
   std::vector<torch::Tensor> means;

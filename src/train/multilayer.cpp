@@ -359,15 +359,7 @@ class VidBody : public LoopBody {
       auto b_ = values[static_cast<int64_t>(P)];
       return b_ * ce + (1 - b_) * vid_->forward(tf, sf, lambda);
     };
-    HyperStepContext ctx;
-    ctx.student = &student_;
-    ctx.optimizer = &optimizer_;
-    ctx.optimizer_kind = o_.optimizer;
-    ctx.train = &batch;
-    ctx.next_val = s.next_val;
-    ctx.lr = s.lr;
-    ctx.step = s.step;
-    ctx.reduce = s.reduce;
+    HyperStepContext ctx = s.context(student_, optimizer_, o_.optimizer);
     ctx.head = {train_loss, all_params_, guarded_};
     meta_.before_step(ctx);
 

@@ -343,17 +343,9 @@ class HintonBody : public LoopBody {
 
   double step(const LoopStep& s) override {
     Batch& batch = *s.batch;
-    HyperStepContext ctx;
-    ctx.student = &model_;
-    ctx.optimizer = &optimizer_;
-    ctx.optimizer_kind = o_.optimizer;
-    ctx.train = &batch;
-    ctx.next_val = s.next_val;
-    ctx.lr = s.lr;
-    ctx.step = s.step;
+    HyperStepContext ctx = s.context(model_, optimizer_, o_.optimizer);
     ctx.kd_scale = kd_scale_;
     ctx.step_norm = step_norm_;
-    ctx.reduce = s.reduce;
     if (meta_.uses_teacher()) {
       check(teacher_logits_.defined(), "method '{}' distills, but no teacher logits were given",
             meta_.name());

@@ -15,6 +15,7 @@
 
 #include "metadistill/data/dataset.h"
 #include "metadistill/data/loader.h"
+#include "metadistill/meta/meta_optimizer.h"
 #include "metadistill/models/classifier.h"
 #include "metadistill/train/trainer.h"
 
@@ -41,6 +42,12 @@ struct LoopStep {
   /// Throws `Error` when `loss` is not finite, naming the step, epoch, `what` (the body's
   /// metaparameters) and the last checkpoint kept; a body calls it before its optimizer step.
   std::function<void(double loss, const std::string& what)> check_loss;
+
+  /// What a metaparameter method sees of this step (meta/meta_optimizer.h): `student` trained by
+  /// `optimizer` of kind `kind`, the batch, the validation cycle, the learning rate, the step
+  /// counter and the ranks' reduction; the body adds its loss head.
+  HyperStepContext context(ClassifierImpl& student, torch::optim::Optimizer& optimizer,
+                           const std::string& kind) const;
 };
 
 /// One evaluated epoch, as the loop measured it.
