@@ -9,10 +9,12 @@ set terminal pngcairo size 900,560 noenhanced
 set output 'accuracy.png'
 plot 'accuracy.dat' index 0 using 1:2 with linespoints title 'all-pairs-fixed', \
      'accuracy.dat' index 1 using 1:2 with linespoints title 'all-pairs-random', \
-     'accuracy.dat' index 2 using 1:2 with linespoints title 'all-pairs-fd'
+     'accuracy.dat' index 2 using 1:2 with linespoints title 'all-pairs-fd', \
+     'accuracy.dat' index 3 using 1:2 with linespoints title 'all-pairs-online'
 set terminal svg size 900,560 noenhanced
 set output 'accuracy.svg'
 plot 'accuracy.dat' index 0 using 1:2 with linespoints title 'all-pairs-fixed', \
      'accuracy.dat' index 1 using 1:2 with linespoints title 'all-pairs-random', \
-     'accuracy.dat' index 2 using 1:2 with linespoints title 'all-pairs-fd'
+     'accuracy.dat' index 2 using 1:2 with linespoints title 'all-pairs-fd', \
+     'accuracy.dat' index 3 using 1:2 with linespoints title 'all-pairs-online'
 unset output
