@@ -168,59 +168,6 @@ TEST(SearchClosedForm, StudyLoopGivesTheSameStudyAsThePlainLoop) {
             0);
 }
 
-TEST(SearchPruner, MedianRuleAsOptuna) {
-  auto trial = [](int64_t number, TrialState state, std::map<int64_t, double> curve) {
-    FrozenTrial t;
-    t.number = number;
-    t.state = state;
-    t.intermediate = std::move(curve);
-    if (state == TrialState::kComplete) t.value = t.intermediate.rbegin()->second;
-    return t;
-  };
-  std::vector<FrozenTrial> done = {trial(0, TrialState::kComplete, {{1, 1.0}, {2, 0.8}}),
-                                   trial(1, TrialState::kComplete, {{1, 2.0}, {2, 0.6}}),
-                                   trial(2, TrialState::kComplete, {{1, 3.0}, {2, 0.4}}),
-                                   trial(3, TrialState::kPruned, {{1, 0.1}})};
-  MedianPruner p(MedianPrunerOptions().with_startup_trials(3));
-  // Step 1: median of complete trials 2.0 (the pruned one does not count).
-  EXPECT_FALSE(
-      p.should_prune(done, trial(4, TrialState::kRunning, {{1, 1.9}}), Direction::kMinimize));
-  EXPECT_TRUE(
-      p.should_prune(done, trial(4, TrialState::kRunning, {{1, 2.1}}), Direction::kMinimize));
-  // The best value so far counts, not the last one: 0.5 at step 1 beats the median 0.6 at step 2.
-  EXPECT_FALSE(p.should_prune(done, trial(4, TrialState::kRunning, {{1, 0.5}, {2, 0.9}}),
-                              Direction::kMinimize));
-  // Maximizing turns the comparison around.
-  EXPECT_TRUE(
-      p.should_prune(done, trial(4, TrialState::kRunning, {{1, 1.9}}), Direction::kMaximize));
-  // All-NaN curves are pruned; steps nobody else reached are not judged.
-  EXPECT_TRUE(
-      p.should_prune(done, trial(4, TrialState::kRunning, {{1, NAN}}), Direction::kMinimize));
-  EXPECT_FALSE(
-      p.should_prune(done, trial(4, TrialState::kRunning, {{7, 9.0}}), Direction::kMinimize));
-  // Too few complete trials, warm-up steps and intervals disable pruning.
-  EXPECT_FALSE(
-      MedianPruner(MedianPrunerOptions().with_startup_trials(4))
-          .should_prune(done, trial(4, TrialState::kRunning, {{1, 9.0}}), Direction::kMinimize));
-  EXPECT_FALSE(
-      MedianPruner(MedianPrunerOptions().with_startup_trials(1).with_warmup_steps(2))
-          .should_prune(done, trial(4, TrialState::kRunning, {{1, 9.0}}), Direction::kMinimize));
-  const std::vector<FrozenTrial> longer = {trial(0, TrialState::kComplete, {{2, 1.0}, {3, 1.0}})};
-  const MedianPruner every1(MedianPrunerOptions().with_startup_trials(1));
-  const MedianPruner every2(MedianPrunerOptions().with_startup_trials(1).with_interval_steps(2));
-  EXPECT_TRUE(every2.should_prune(longer, trial(4, TrialState::kRunning, {{2, 9.0}}),
-                                  Direction::kMinimize));
-  // Step 3 falls in the interval [2, 4) already judged at step 2.
-  EXPECT_FALSE(every2.should_prune(longer, trial(4, TrialState::kRunning, {{2, 9.0}, {3, 9.0}}),
-                                   Direction::kMinimize));
-  EXPECT_TRUE(every1.should_prune(longer, trial(4, TrialState::kRunning, {{2, 9.0}, {3, 9.0}}),
-                                  Direction::kMinimize));
-  EXPECT_EQ(nan_median({3, NAN, 1, 2}), 2);
-  EXPECT_EQ(nan_median({4, 1, 2, 3}), 2.5);
-  EXPECT_TRUE(std::isnan(nan_median({NAN})));
-  EXPECT_THROW(MedianPruner(MedianPrunerOptions().with_interval_steps(0)), Error);
-}
-
 TEST(SearchLoop, PrunesFailsAndCountsTrials) {
   // Learning curves v_t = target + 1/t with target = |x − 0.2|: far trials are pruned early.
   SearchSpace space;
@@ -281,49 +228,4 @@ TEST(SearchLoop, PrunesFailsAndCountsTrials) {
     return std::string();
   }();
   EXPECT_TRUE(contains_all(msg, {"3 trials failed", "limit 3", "not finite"}));
-}
-
-TEST(SearchHistory, ExportsCsvJsonAndPlots) {
-  TempDir dir("search-history");
-  SearchSpace space = metaparameter_space();
-  Study study = Study::open(dir / "h.db", StudySettings()
-                                              .with_name("h")
-                                              .with_space(space)
-                                              .with_direction(Direction::kMaximize)
-                                              .with_objective({{"name", "val-accuracy"}}));
-  RandomSampler sampler(2);
-  optimize(
-      study, sampler,
-      [](TrialContext& ctx) {
-        if (ctx.number() == 2) throw Error("boom, with a comma");
-        return ctx.param("lambda1");
-      },
-      SearchSettings().with_trials(5));
-  const auto rows = study_history(study.trials(), study.direction());
-  ASSERT_EQ(rows.size(), 6u);
-  // The best so far only rises when maximizing, and skips failed trials.
-  for (size_t i = 1; i < rows.size(); ++i)
-    if (rows[i].best_so_far && rows[i - 1].best_so_far)
-      EXPECT_GE(*rows[i].best_so_far, *rows[i - 1].best_so_far);
-  EXPECT_EQ(rows[2].state, "failed");
-  EXPECT_EQ(rows[2].best_so_far, rows[1].best_so_far);
-
-  const auto files = export_history(study, dir / "out");
-  const std::string csv = read_file(files.csv);
-  EXPECT_TRUE(contains_all(csv, {"number,state,value,best_so_far,lambda1,temperature,retry_of",
-                                 "\"boom, with a comma\""}));
-  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 7);
-  const auto j = nlohmann::json::parse(read_file(files.json));
-  EXPECT_EQ(j["study"]["direction"], "maximize");
-  EXPECT_EQ(j["trials"].size(), 6u);
-  EXPECT_TRUE(j["trials"][2]["value"].is_null());
-  EXPECT_TRUE(contains_all(read_file(files.script),
-                           {"set terminal pngcairo", "set terminal svg", "using 1:4"}));
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
-    EXPECT_TRUE(contains_all(files.plot_warning, {"gnuplot not found"}));
-    GTEST_SKIP() << "gnuplot is not installed: plots not checked";
-  }
-  EXPECT_EQ(files.plot_warning, "");
-  EXPECT_GT(std::filesystem::file_size(files.png), 1000u);
-  EXPECT_TRUE(contains_all(read_file(files.svg), {"<svg"}));
 }
