@@ -1,4 +1,5 @@
-// `experiment --jobs N`: runs executed by several processes give the table a serial run gives.
+// The run pool (experiment/run_pool.h) with `--jobs N` and as ranks: runs, sweeps and searches executed
+// by several processes give what a serial run gives.
 #include <gtest/gtest.h>
 
 #include <set>
