@@ -9,15 +9,11 @@
 #include "metadistill/util/files.h"
 #include "metadistill/util/runtime.h"
 #include "test_util.h"
+#include "train/train_student.h"
 
 using namespace metadistill;
+using metadistill::testing::small_synthetic;
 using metadistill::testing::TempDir;
-
-namespace {
-
-DataBundle small_synthetic() { return make_synthetic(SyntheticOptions()); }
-
-}  // namespace
 
 TEST(TeacherCache, KeyedByTeacherAndDataAndReused) {
   auto b = small_synthetic();

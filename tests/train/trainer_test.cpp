@@ -11,14 +11,9 @@
 #include "train/train_student.h"
 
 using namespace metadistill;
+using metadistill::testing::small_synthetic;
 using metadistill::testing::TempDir;
 using metadistill::testing::train_student;
-
-namespace {
-
-DataBundle small_synthetic() { return make_synthetic(SyntheticOptions()); }
-
-}  // namespace
 
 TEST(Trainer, SameSeedGivesSameNumbers) {
   auto b = small_synthetic();
