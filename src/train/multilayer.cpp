@@ -133,7 +133,8 @@ nlohmann::json multilayer_result_to_json(const MultiLayerResult& r) {
                        {"val_accuracy", e.val_accuracy}, {"val_loss", e.val_loss},
                        {"test_accuracy", e.test_accuracy}, {"beta", e.beta},
                        {"seconds", e.seconds}, {"test_loss", e.test_loss},
-                       {"val_ece", e.val_ece}, {"test_ece", e.test_ece}});
+                       {"val_ece", e.val_ece}, {"test_ece", e.test_ece},
+                       {"effective_lr", e.effective_lr}});
   // The trajectory column-wise: one array per quantity keeps long runs compact.
   nlohmann::json steps = nlohmann::json::array(), betas = nlohmann::json::array(),
                  norms = nlohmann::json::array(), lambdas = nlohmann::json::array();
@@ -178,6 +179,7 @@ MultiLayerResult multilayer_result_from_json(const nlohmann::json& j) {
       m.test_loss = e.value("test_loss", -1.0);
       m.val_ece = e.value("val_ece", -1.0);
       m.test_ece = e.value("test_ece", -1.0);
+      m.effective_lr = e.value("effective_lr", -1.0);
       r.history.push_back(m);
     }
     const auto& t = j.at("trajectory");
@@ -246,13 +248,13 @@ std::string fmt_num(double v) { return std::isfinite(v) ? fmt::format("{:.9g}", 
 void write_multilayer_outputs(const fs::path& dir, const MultiLayerResult& r) {
   std::ostringstream m;
   m << "epoch,lr,train_loss,val_accuracy,val_loss,test_accuracy,beta,seconds,test_loss,val_ece,"
-       "test_ece\n";
+       "test_ece,effective_lr\n";
   auto opt = [](double v) { return v >= 0 ? fmt_num(v) : std::string(); };
   for (const auto& e : r.history)
-    m << fmt::format("{},{},{},{},{},{},{},{:.3f},{},{},{}\n", e.epoch, fmt_num(e.lr),
+    m << fmt::format("{},{},{},{},{},{},{},{:.3f},{},{},{},{}\n", e.epoch, fmt_num(e.lr),
                      fmt_num(e.train_loss), opt(e.val_accuracy), opt(e.val_loss),
                      fmt_num(e.test_accuracy), fmt_num(e.beta), e.seconds, opt(e.test_loss),
-                     opt(e.val_ece), opt(e.test_ece));
+                     opt(e.val_ece), opt(e.test_ece), opt(e.effective_lr));
   write_file_atomic(dir / "metrics.csv", m.str());
   if (r.pairs.empty()) return;
   std::ostringstream t;
@@ -345,15 +347,22 @@ class VidBody : public LoopBody {
                     : batch.x;
       tf = teacher_.forward_features(xt);
     }
-    // L(m) at the current weights, m the coordinates [a_1..a_P, β] (only for the pair methods).
+    // L(m) at the current weights, m the coordinates [a_1..a_P, β] (only for the pair methods);
+    // `logits` keeps the student's logits of the last evaluation.
+    torch::Tensor logits;
     const TrainLossFn train_loss = [&](const torch::Tensor& m) -> torch::Tensor {
-      if (method_.loss == Loss::kCrossEntropy)
-        return torch::nn::functional::cross_entropy(student_.forward(batch.x), batch.y);
-      if (method_.loss == Loss::kHinton)
-        return functional::hinton_loss(student_.forward(batch.x), tf.back().second, batch.y,
-                                       ml_.hinton_lambda1(), ml_.temperature());
+      if (method_.loss == Loss::kCrossEntropy) {
+        logits = student_.forward(batch.x);
+        return torch::nn::functional::cross_entropy(logits, batch.y);
+      }
+      if (method_.loss == Loss::kHinton) {
+        logits = student_.forward(batch.x);
+        return functional::hinton_loss(logits, tf.back().second, batch.y, ml_.hinton_lambda1(),
+                                       ml_.temperature());
+      }
       auto sf = student_.forward_features(batch.x);
-      auto ce = torch::nn::functional::cross_entropy(sf.back().second, batch.y);
+      logits = sf.back().second;
+      auto ce = torch::nn::functional::cross_entropy(logits, batch.y);
       const auto values = meta_.space().from_coordinates(m);  // [λ_1..λ_P, β]
       auto lambda = values.slice(0, 0, static_cast<int64_t>(P));
       auto b_ = values[static_cast<int64_t>(P)];
@@ -373,12 +382,15 @@ class VidBody : public LoopBody {
     const auto what = [&] { return fmt::format("method {}, beta {}", ml_.method(), beta()); };
     if (!s.reduce) s.check_loss(loss_value, what());
     optimizer_.zero_grad();
-    loss.backward();
+    // The epoch's last step also measures the effective learning rate (one extra backward).
+    const bool measure = s.index + 1 == s.batches;
+    loss.backward({}, /*retain_graph=*/measure);
     if (s.reduce) {
       // The whole batch's loss and gradient (VID terms included) on every rank.
       loss_value = reduce_step(all_params_, s.reduce, loss_value, batch.x.size(0));
       s.check_loss(loss_value, what());
     }
+    if (measure) effective_lr_ = measure_effective_lr(student_, logits, batch.y, s.lr, s.reduce);
     optimizer_.step();
     meta_.after_step(ctx);
     // The row of this step: λ and β after its hyper-step, and that hyper-step's h.
@@ -412,6 +424,7 @@ class VidBody : public LoopBody {
     m.test_loss = e.test.loss;
     m.val_ece = e.val.ece;
     m.test_ece = e.test.ece;
+    m.effective_lr = effective_lr_;
     result_.history.push_back(m);
     if (verbose)
       std::cerr << fmt::format(
@@ -506,6 +519,7 @@ class VidBody : public LoopBody {
   MetaOptimizer& meta_;
   MultiLayerResult& result_;
   torch::ScalarType dtype_;
+  double effective_lr_ = -1;
 };
 
 }  // namespace

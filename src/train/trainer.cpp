@@ -251,13 +251,6 @@ GradientLengths gradient_lengths(ClassifierImpl& model, const torch::Tensor& log
   return out;
 }
 
-// η·‖∇_w L‖ / ‖∇_w CE‖.
-double measure_effective_lr(ClassifierImpl& model, const torch::Tensor& logits,
-                            const torch::Tensor& y, double lr, const BatchMeanReduce& reduce) {
-  const auto g = gradient_lengths(model, logits, y, /*retain_graph=*/false, reduce);
-  return g.ce_sq > 0 ? lr * std::sqrt(g.loss_sq / g.ce_sq) : -1;
-}
-
 // step_norm ce: rescales the loss gradient in .grad to the length of ∇_w CE of the same logits
 // (data parallel: .grad holds the whole batch's gradient, and ∇_w CE is reduced to the whole
 // batch's too).
@@ -273,6 +266,12 @@ void normalize_to_cross_entropy(ClassifierImpl& model, const torch::Tensor& logi
 }
 
 }  // namespace
+
+double measure_effective_lr(ClassifierImpl& model, const torch::Tensor& logits,
+                            const torch::Tensor& y, double lr, const BatchMeanReduce& reduce) {
+  const auto g = gradient_lengths(model, logits, y, /*retain_graph=*/false, reduce);
+  return g.ce_sq > 0 ? lr * std::sqrt(g.loss_sq / g.ce_sq) : -1;
+}
 
 double scheduled_lr(const TrainerOptions& o, int64_t epoch) {
   if (o.lr_schedule == "cosine") {

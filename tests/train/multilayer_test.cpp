@@ -6,6 +6,7 @@
 #include <cmath>
 #include <functional>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <sstream>
 
@@ -150,7 +151,7 @@ TEST(MultiLayerTrainer, LearnedWeightsAreLoggedEveryStepAndStayInTheirDomain) {
   const auto metrics = read_lines(dir / "metrics.csv");
   ASSERT_EQ(metrics.size(), 3u);
   EXPECT_EQ(metrics[0], "epoch,lr,train_loss,val_accuracy,val_loss,test_accuracy,beta,seconds,"
-                        "test_loss,val_ece,test_ece");
+                        "test_loss,val_ece,test_ece,effective_lr");
   for (const auto& e : r.history) {
     EXPECT_GT(e.test_loss, 0);
     EXPECT_GE(e.val_ece, 0);
@@ -300,6 +301,30 @@ TEST(MultiLayerTrainer, NoneAndHintonTrainWithoutPairs) {
     EXPECT_EQ(r.history.size(), 2u);
     EXPECT_TRUE(std::isfinite(r.history.back().train_loss));
   }
+}
+
+// Each epoch logs the effective learning rate η·‖∇L‖/‖∇CE‖ of its last step, as the Hinton trainer
+// does: exactly η for CE alone (∇L = ∇CE), another value once a distillation term pulls.
+TEST(MultiLayerTrainer, EpochsLogTheEffectiveLearningRate) {
+  TinyData d;
+  TempDir dir("ml-elr");
+  std::map<std::string, double> last;
+  for (const std::string method : {"none", "all-pairs-fixed"}) {
+    Models m;
+    auto o = method == "none" ? MultiLayerOptions().method("none") : all_pairs(method);
+    auto t = quick(0, dir / method);
+    MultiLayerTrainer trainer(o, t);
+    auto r = trainer.fit(*m.student, *m.teacher, d.data());
+    ASSERT_EQ(r.history.size(), 2u);
+    for (const auto& e : r.history) EXPECT_GT(e.effective_lr, 0) << method;
+    last[method] = r.history.back().effective_lr;
+    const auto lines = read_lines(dir / method / "metrics.csv");
+    EXPECT_NE(lines.front().find(",effective_lr"), std::string::npos);
+    EXPECT_EQ(multilayer_result_from_json(multilayer_result_to_json(r)).history.back().effective_lr,
+              last[method]);
+  }
+  EXPECT_NEAR(last["none"], 0.05, 1e-6);
+  EXPECT_GT(std::abs(last["all-pairs-fixed"] - 0.05), 1e-4);
 }
 
 

@@ -111,6 +111,13 @@ LoopOutcome run_epochs(const TrainerOptions& options, ClassifierImpl& model,
 double reduce_step(const std::vector<torch::Tensor>& params, const BatchMeanReduce& reduce,
                    double loss, int64_t count);
 
+/// The effective learning rate η·‖∇_w L‖/‖∇_w CE‖ of a step: ∇_w L is what the model's
+/// parameters hold in .grad (after the backward pass and, data parallel, `reduce_step`), ∇_w CE
+/// the gradient of the cross-entropy of `logits` (whose graph must still be there) against `y`,
+/// reduced like it; −1 when ∇_w CE is zero. Bodies measure it on an epoch's last step.
+double measure_effective_lr(ClassifierImpl& model, const torch::Tensor& logits,
+                            const torch::Tensor& y, double lr, const BatchMeanReduce& reduce);
+
 /// The student's optimizer U ("sgd", "momentum", "adam" or "lstm" as `options.optimizer`; the
 /// learned LSTM read from `options.optimizer_file`): `groups[0]`
 /// with the options' weight decay, the others (loss-head parameters) with `extra_decay`.

@@ -146,6 +146,9 @@ struct MultiLayerEpoch {
   /// Test cross-entropy; expected calibration errors (15 bins) on D_val and D_test (-1: no data,
   /// or a result stored before they were logged).
   double test_loss = -1, val_ece = -1, test_ece = -1;
+  /// η·‖∇L‖/‖∇CE‖ of the student's step at the epoch's last step, as the Hinton trainer logs it
+  /// (-1 for results stored before it was logged).
+  double effective_lr = -1;
 };
 
 /// λ and β after one step (every step is logged).
