@@ -310,23 +310,30 @@ std::string multilayer_table(const MultiLayerExperimentResult& r) {
   s << fmt::format("Multi-layer distillation on {} ({}): teacher {} (test accuracy {:.4f}) -> "
                    "student {}\n\n",
                    r.data, r.preset, r.teacher_model, r.teacher_test_accuracy, r.student_model);
-  s << "| method | runs | final test acc, mean (max) | std | best-epoch acc, mean | seconds | beta |\n"
-       "|---|---|---|---|---|---|---|\n";
+  s << "| method | runs | final test acc, mean (max) | std | best-epoch acc, mean | seconds | beta "
+       "| effective lr |\n"
+       "|---|---|---|---|---|---|---|---|\n";
   for (const auto& m : r.methods) {
-    std::vector<double> final_acc, best_acc, secs, beta;
+    std::vector<double> final_acc, best_acc, secs, beta, elr;
     for (const auto& run : r.runs)
       if (run.method == m) {
         final_acc.push_back(run.result.final_test_accuracy);
         best_acc.push_back(run.result.best_test_accuracy);
         secs.push_back(run.result.seconds);
         beta.push_back(run.result.beta);
+        // The last epoch's η·‖∇L‖/‖∇CE‖ (absent from results stored before it was logged).
+        if (!run.result.history.empty() && run.result.history.back().effective_lr >= 0)
+          elr.push_back(run.result.history.back().effective_lr);
       }
     if (final_acc.empty()) continue;
     const auto f = summarize(final_acc), b = summarize(best_acc), t = summarize(secs),
                be = summarize(beta);
-    s << fmt::format("| {} | {} | {:.4f} ({:.4f}) | {:.4f} | {:.4f} | {:.1f} | {:.3f} |\n", m, f.n,
-                     f.mean, f.max, f.std, b.mean, t.mean, be.mean);
+    s << fmt::format("| {} | {} | {:.4f} ({:.4f}) | {:.4f} | {:.4f} | {:.1f} | {:.3f} | {} |\n", m,
+                     f.n, f.mean, f.max, f.std, b.mean, t.mean, be.mean,
+                     elr.empty() ? std::string("—") : fmt::format("{:.4g}", summarize(elr).mean));
   }
+  s << "\nEffective lr: η·‖∇L‖/‖∇CE‖ at the last step, mean over runs (η alone for CE; about β·η "
+       "when the VID terms' gradient is small next to CE's).\n";
   // The final pair weights of each pair method as a teacher × student matrix, mean over runs
   // (the learned ones against the random ones).
   for (const auto& m : r.methods) {

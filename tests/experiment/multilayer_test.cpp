@@ -36,6 +36,27 @@ TEST(MultiLayerTable, RowsGiveMeanAndMaxAndPairMethodsTheirWeightMatrix) {
   EXPECT_NE(t.find("all-pairs-fd: final lambda_ij"), std::string::npos) << t;
   EXPECT_NE(t.find("| teacher \\ student | s1 | s2 |\n|---|---|---|\n"), std::string::npos) << t;
   EXPECT_NE(t.find("| t1 | 0.200 | 0.200 |\n| t2 | 0.200 | 0.400 |"), std::string::npos) << t;
+  // No run logged an effective learning rate (results stored before it was): a dash.
+  EXPECT_NE(t.find("| seconds | beta | effective lr |"), std::string::npos) << t;
+  EXPECT_NE(t.find("| 0.500 | — |"), std::string::npos) << t;
+}
+
+// The effective learning rate column: the mean over runs of the last epoch's value.
+TEST(MultiLayerTable, EffectiveLearningRateIsTheMeanOfTheLastEpochs) {
+  MultiLayerExperimentResult r;
+  r.methods = {"all-pairs-fd"};
+  r.runs = {run("all-pairs-fd", 0, 0.70, {0.1, 0.2, 0.3, 0.4}),
+            run("all-pairs-fd", 1, 0.72, {0.3, 0.2, 0.1, 0.4})};
+  for (size_t k = 0; k < 2; ++k) {
+    MultiLayerEpoch first, last;
+    first.epoch = 1;
+    first.effective_lr = 9.0;  // not the last epoch: not counted
+    last.epoch = 2;
+    last.effective_lr = k == 0 ? 0.02 : 0.04;
+    r.runs[k].result.history = {first, last};
+  }
+  const auto t = multilayer_table(r);
+  EXPECT_NE(t.find("| 0.500 | 0.03 |"), std::string::npos) << t;
 }
 
 }  // namespace
