@@ -139,26 +139,6 @@ TEST(ValidationLoss, IsCrossEntropyOfLogitsDividedByTheTemperature) {
   }
 }
 
-// The virtual step reproduces the optimizer's real step exactly (same state, same gradient).
-TEST(VirtualStep, MatchesTheOptimizersRealStep) {
-  for (std::string kind : {"sgd", "momentum", "adam"}) {
-    auto p = make_problem("tiny", kind);
-    auto params = p.model->parameters();
-    p.opt->zero_grad();
-    functional::hinton_loss(p.model->forward(p.train.x), p.teacher, p.train.y, 0.4, 3.0).backward();
-    std::vector<torch::Tensor> grads, before;
-    for (auto& w : params) {
-      grads.push_back(w.grad().detach().clone());
-      before.push_back(w.detach().clone());
-    }
-    const double lr = p.opt->param_groups()[0].options().get_lr();
-    auto vs = virtual_step(params, grads, *p.opt, kind, lr);
-    p.opt->step();
-    for (size_t i = 0; i < params.size(); ++i)
-      EXPECT_TRUE(torch::allclose(before[i] - vs.step[i], params[i], 1e-12, 1e-14)) << kind << " " << i;
-  }
-}
-
 // exact, fd and a brute-force central difference of L_val(U(w, λ ± δ)) agree, for each
 // metaparameter, in float64. Relative errors: exact vs brute force < 1e-6; fd (ε = 0.01/‖u‖)
 // vs exact < 1e-3, and < 1e-6 with a smaller ε.
