@@ -1,0 +1,28 @@
+# drawn by metadistill; edit and rerun with: gnuplot pairs-all-pairs-fd-seed1.gp
+set datafile separator ','
+set title 'all-pairs-fd seed 1: pair weights (line width ~ lambda), beta = 0.800, test acc 0.8947'
+unset key
+unset border
+unset xtics
+unset ytics
+set xrange [-0.6:1.6]
+set yrange [-2.6:0.8]
+set label 'teacher' at 0,0.5 center
+set label 'student' at 1,0.5 center
+set arrow from 0,-0 to 1,-0 nohead lw 3.205 lc rgb '#3366aa' back  # conv1->conv1 = 0.09029
+set arrow from 0,-0 to 1,-1 nohead lw 12.000 lc rgb '#3366aa' back  # conv1->conv2 = 0.3546
+set arrow from 0,-0 to 1,-2 nohead lw 2.344 lc rgb '#3366aa' back  # conv1->conv3 = 0.06445
+set arrow from 0,-1 to 1,-0 nohead lw 2.046 lc rgb '#3366aa' back  # conv2->conv1 = 0.05547
+set arrow from 0,-1 to 1,-1 nohead lw 2.345 lc rgb '#3366aa' back  # conv2->conv2 = 0.06445
+set arrow from 0,-1 to 1,-2 nohead lw 3.287 lc rgb '#3366aa' back  # conv2->conv3 = 0.09278
+set arrow from 0,-2 to 1,-0 nohead lw 1.649 lc rgb '#3366aa' back  # conv3->conv1 = 0.04355
+set arrow from 0,-2 to 1,-1 nohead lw 1.736 lc rgb '#3366aa' back  # conv3->conv2 = 0.04615
+set arrow from 0,-2 to 1,-2 nohead lw 6.463 lc rgb '#3366aa' back  # conv3->conv3 = 0.1882
+
+set terminal pngcairo size 900,560 noenhanced
+set output 'pairs-all-pairs-fd-seed1.png'
+plot 'pairs-all-pairs-fd-seed1.dat' index 0 using 1:2 with points pt 7 ps 2.5 lc rgb '#cc2222', 'pairs-all-pairs-fd-seed1.dat' index 0 using ($1-0.08):2:3 with labels right, 'pairs-all-pairs-fd-seed1.dat' index 1 using 1:2 with points pt 7 ps 2.5 lc rgb '#22aa22', 'pairs-all-pairs-fd-seed1.dat' index 1 using ($1+0.08):2:3 with labels left
+set terminal svg size 900,560 noenhanced
+set output 'pairs-all-pairs-fd-seed1.svg'
+plot 'pairs-all-pairs-fd-seed1.dat' index 0 using 1:2 with points pt 7 ps 2.5 lc rgb '#cc2222', 'pairs-all-pairs-fd-seed1.dat' index 0 using ($1-0.08):2:3 with labels right, 'pairs-all-pairs-fd-seed1.dat' index 1 using 1:2 with points pt 7 ps 2.5 lc rgb '#22aa22', 'pairs-all-pairs-fd-seed1.dat' index 1 using ($1+0.08):2:3 with labels left
+unset output
