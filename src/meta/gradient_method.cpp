@@ -232,13 +232,26 @@ void GradientMetaOptimizer::hyper_step(const HyperStepContext& ctx) {
     return;
   }
   check_head(ctx);
+  apply_head_hypergradient(head_step(ctx, val, options.val_temperature), ctx, options);
+}
+
+HyperStep GradientMetaOptimizer::head_step(const HyperStepContext& ctx, const Batch& val,
+                                           double val_temperature) const {
   HyperStep step;
   step.params = ctx.head.params;
   step.train_loss = ctx.head.train_loss;
-  step.val_loss = [&] { return validation_loss(*ctx.student, val, options.val_temperature); };
+  step.val_loss = [&ctx, &val, val_temperature] {
+    return validation_loss(*ctx.student, val, val_temperature);
+  };
   step.modules = ctx.head.modules;
   step.train_count = ctx.train->x.size(0);
   step.val_count = val.x.size(0);
+  return step;
+}
+
+void GradientMetaOptimizer::apply_head_hypergradient(const HyperStep& step,
+                                                     const HyperStepContext& ctx,
+                                                     const HypergradientOptions& options) {
   const auto h = hypergradient(step, *ctx.optimizer, ctx.optimizer_kind, ctx.lr,
                                m_tensor(step.params.front()), options);
   apply(to_doubles(h.gradient), false, ctx.step);
@@ -315,18 +328,10 @@ bool GradientMetaOptimizer::lagged_hyper_step(const HyperStepContext& ctx) {
           ctx.step);
   } else {
     check_head(ctx);
-    HyperStep step;
-    step.params = params;
-    step.train_loss = ctx.head.train_loss;
-    step.val_loss = [&] { return validation_loss(*ctx.student, val, options.val_temperature); };
-    step.modules = modules;
+    HyperStep step = head_step(ctx, val, options.val_temperature);
     step.w_before = w_before_;
     step.grads = grads;
-    step.train_count = ctx.train->x.size(0);
-    step.val_count = val.x.size(0);
-    const auto h = hypergradient(step, *ctx.optimizer, ctx.optimizer_kind, ctx.lr,
-                                 m_tensor(params.front()), options);
-    apply(to_doubles(h.gradient), false, ctx.step);
+    apply_head_hypergradient(step, ctx, options);
   }
   w_before_.clear();
   return true;

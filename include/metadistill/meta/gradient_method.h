@@ -122,6 +122,11 @@ class GradientMetaOptimizer : public MetaOptimizer {
   void set_coordinates(const std::vector<double>& coordinates);
   /// The trajectory row of step `step` in phase `phase`, without a hypergradient.
   void mark(int64_t step, const char* phase);
+  /// Another head's step (`HyperStepContext::head`) with validation batch `val`, order `before`.
+  HyperStep head_step(const HyperStepContext& ctx, const Batch& val, double val_temperature) const;
+  /// The hypergradient of such a step with respect to the coordinates, applied.
+  void apply_head_hypergradient(const HyperStep& step, const HyperStepContext& ctx,
+                                const HypergradientOptions& options);
   /// The parameters the step trains: the head's, or the student's trainable ones.
   std::vector<torch::Tensor> trained_parameters(const HyperStepContext& ctx) const;
   /// m as the head takes it, in the dtype and on the device of `like`: [λ1, T] for the Hinton
