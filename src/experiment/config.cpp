@@ -295,6 +295,9 @@ Config Config::for_method(const std::string& name, std::string& base) const {
   }
   if (std::isfinite(v.lr)) c.student.trainer.lr = v.lr;
   if (!v.kd_scale.empty()) c.student.trainer.kd_scale = v.kd_scale;
+  if (!v.train.empty())
+    read_trainer(Section(YAML::Load(v.train), "variants." + name + ".train", source),
+                 c.student.trainer);
   return c;
 }
 
@@ -306,6 +309,7 @@ nlohmann::json Config::to_json() const {
     if (std::isfinite(v.temperature)) j["temperature"] = v.temperature;
     if (std::isfinite(v.lr)) j["lr"] = v.lr;
     if (!v.kd_scale.empty()) j["kd_scale"] = v.kd_scale;
+    if (!v.train.empty()) j["train"] = yaml_to_json(YAML::Load(v.train));
     vs[name] = j;
   }
   nlohmann::json j = {{"preset", preset},
@@ -451,6 +455,14 @@ static Config read_config(const std::filesystem::path& path) {
         v.get("temperature", mv.temperature);
         v.get("lr", mv.lr);
         v.get("kd_scale", mv.kd_scale);
+        auto train = v.raw("train");
+        if (train && !train.IsNull()) {
+          TrainerOptions checked;
+          read_trainer(Section(train, "variants." + name + ".train", file), checked);
+          YAML::Emitter out;
+          out << YAML::Flow << train;
+          mv.train = out.c_str();
+        }
         auto settings = v.raw("settings");
         if (settings && !settings.IsNull()) {
           check(settings.IsMap(), "{}: key 'variants.{}.settings' must be a mapping", file, name);

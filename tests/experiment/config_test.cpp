@@ -353,3 +353,30 @@ methods: [none, grid-a, slow-ce, online-a]
   EXPECT_TRUE(contains_all(load_error(dir, "methods: [b]\nvariants: {a: {method: fixed}}\n"),
                            {"unknown method 'b'", "variants"}));
 }
+
+// A variant's `train:` overrides keys of student.train with the same reader and checks.
+TEST(Config, VariantsOverrideStudentTrainingKeys) {
+  TempDir dir("cfgvarianttrain");
+  write_file_atomic(dir / "c.yaml", R"(
+student: {train: {epochs: 3, lr: 1.0}}
+variants:
+  normed: {method: gradient, train: {step_norm: ce, lr: 0.5}, settings: {order: before}}
+methods: [none, normed]
+)");
+  auto c = load_config(dir / "c.yaml");
+  std::string base;
+  auto n = c.for_method("normed", base);
+  EXPECT_EQ(base, "gradient");
+  EXPECT_EQ(n.student.trainer.step_norm, "ce");
+  EXPECT_DOUBLE_EQ(n.student.trainer.lr, 0.5);
+  EXPECT_EQ(n.student.trainer.epochs, 3);  // the keys it does not name stay the config's
+  EXPECT_EQ(c.student.trainer.step_norm, "none");
+  EXPECT_EQ(c.to_json().at("variants").at("normed").at("train").at("step_norm"), "ce");
+
+  EXPECT_TRUE(contains_all(
+      load_error(dir, "variants: {a: {method: fixed, train: {colour: red}}}\n"),
+      {"unknown key 'variants.a.train.colour'"}));
+  EXPECT_TRUE(contains_all(
+      load_error(dir, "variants: {a: {method: fixed, train: {step_norm: huge}}}\n"),
+      {"variants.a", "step_norm"}));
+}

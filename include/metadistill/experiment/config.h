@@ -88,6 +88,9 @@ struct MethodVariant {
   double lr = std::nan("");
   /// The student's `kd_scale`; empty = the config's.
   std::string kd_scale;
+  /// Keys of `student.train` the variant overrides (`variants.NAME.train`, for example
+  /// `{step_norm: ce}`), as YAML text read over the config's with the same checks; empty = none.
+  std::string train;
 };
 
 /// Everything one `distill` run needs.
