@@ -302,12 +302,19 @@ std::string table_markdown(const ExperimentResult& r) {
     if (self) return std::string("—");
     return v < 1e-4 ? std::string("<1e-4") : fmt::format("{:.3g}", v);
   };
+  // A p-value column against a method the table does not have shows dashes.
+  bool has_none = false, has_gradient = false;
+  for (const auto& m : r.table) {
+    has_none = has_none || m.method == "none";
+    has_gradient = has_gradient || m.method == "gradient";
+  }
   for (const auto& m : r.table)
     s << fmt::format("| {} | {} | {:.3f} ({:.3f}) ± {:.3f} | {:.3f} ({:.3f}) | {} | {} | {} | {} | "
                      "{:.0f} | {:.0f} |{}\n",
                      m.method, m.final_accuracy.n, m.final_accuracy.mean, m.final_accuracy.max,
                      m.final_accuracy.std, m.best_accuracy.mean, m.best_accuracy.max,
-                     p(m.p_vs_none, m.method == "none"), p(m.p_vs_gradient, m.method == "gradient"),
+                     p(m.p_vs_none, !has_none || m.method == "none"),
+                     p(m.p_vs_gradient, !has_gradient || m.method == "gradient"),
                      fmt_duration(m.seconds),
                      m.cost_ratio > 0 ? fmt::format("{:.2f}", m.cost_ratio) : std::string("—"),
                      m.trainings, m.hyper_steps,
@@ -331,7 +338,9 @@ std::string table_markdown(const ExperimentResult& r) {
                          p(m.paired.p, m.paired.n < 2));
   }
   bool measured = false;
-  for (const auto& m : r.table) measured = measured || m.test_loss >= 0;
+  for (const auto& m : r.table)
+    measured = measured || m.val_loss >= 0 || m.test_loss >= 0 || m.test_ece >= 0 ||
+               m.effective_lr >= 0;
   if (measured) {
     auto v = [](double x) { return x >= 0 ? fmt::format("{:.4g}", x) : std::string("—"); };
     s << "\nAt the last epoch, mean over runs: cross-entropy on D_val (D_val = D_test for "
@@ -389,23 +398,29 @@ nlohmann::json table_json(const ExperimentResult& r) {
   return j;
 }
 
-void write_reports(const ExperimentResult& r, const fs::path& dir) {
-  write_file_atomic(dir / "table.md", table_markdown(r));
+void write_tables(const ExperimentResult& r, const fs::path& dir, const std::string& more_markdown) {
+  fs::create_directories(dir);
+  write_file_atomic(dir / "table.md", table_markdown(r) + more_markdown);
   write_file_atomic(dir / "table.csv", table_csv(r));
   write_file_atomic(dir / "table.json", table_json(r).dump(2));
-  std::ostringstream runs, curves;
+  std::ostringstream curves;
+  curves << "method,seed,epoch,test_accuracy\n";
+  for (const auto& x : r.runs)
+    for (const auto& [e, a] : x.curve) curves << fmt::format("{},{},{},{}\n", x.method, x.seed, e, a);
+  write_file_atomic(dir / "curves.csv", curves.str());
+}
+
+void write_reports(const ExperimentResult& r, const fs::path& dir) {
+  write_tables(r, dir);
+  std::ostringstream runs;
   runs << "method,seed,final_accuracy,best_accuracy,best_epoch,seconds,steps,hyper_steps,"
           "trainings,lambda1_initial,temperature_initial,lambda1_final,temperature_final\n";
-  curves << "method,seed,epoch,test_accuracy\n";
-  for (const auto& x : r.runs) {
+  for (const auto& x : r.runs)
     runs << fmt::format("{},{},{},{},{},{:.3f},{},{},{},{},{},{},{}\n", x.method, x.seed,
                         x.final_accuracy, x.best_accuracy, x.best_epoch, x.seconds, x.steps,
                         x.hyper_steps, x.trainings, x.initial.lambda1, x.initial.temperature,
                         x.final.lambda1, x.final.temperature);
-    for (const auto& [e, a] : x.curve) curves << fmt::format("{},{},{},{}\n", x.method, x.seed, e, a);
-  }
   write_file_atomic(dir / "runs.csv", runs.str());
-  write_file_atomic(dir / "curves.csv", curves.str());
   const auto trajectories = summarize_trajectories(dir);
   if (!trajectories.empty()) write_file_atomic(dir / "trajectories.md", trajectory_table(trajectories));
   draw_experiment_plots(r, dir);

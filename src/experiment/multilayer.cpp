@@ -9,6 +9,7 @@
 #include <fmt/ranges.h>
 
 #include "metadistill/experiment/distill.h"
+#include "metadistill/experiment/experiment.h"
 #include "metadistill/experiment/plots.h"
 #include "metadistill/experiment/run_pool.h"
 #include "metadistill/experiment/run_queue.h"
@@ -232,6 +233,7 @@ MultiLayerExperimentResult run_multilayer_experiment(const MultiLayerConfig& con
   r.teacher_model = c.teacher_torchscript.empty() ? c.teacher.model : "torchscript";
   r.student_model = c.student.model;
   r.methods = methods;
+  r.reference = c.reference;
   r.teacher_test_accuracy = session->teacher_test_accuracy;
 
   const fs::path out(c.out);
@@ -305,35 +307,63 @@ MultiLayerExperimentResult run_multilayer_experiment(const MultiLayerConfig& con
   return r;
 }
 
-std::string multilayer_table(const MultiLayerExperimentResult& r) {
-  std::ostringstream s;
-  s << fmt::format("Multi-layer distillation on {} ({}): teacher {} (test accuracy {:.4f}) -> "
-                   "student {}\n\n",
-                   r.data, r.preset, r.teacher_model, r.teacher_test_accuracy, r.student_model);
-  s << "| method | runs | final test acc, mean (max) | std | best-epoch acc, mean | seconds | beta "
-       "| effective lr |\n"
-       "|---|---|---|---|---|---|---|---|\n";
-  for (const auto& m : r.methods) {
-    std::vector<double> final_acc, best_acc, secs, beta, elr;
-    for (const auto& run : r.runs)
-      if (run.method == m) {
-        final_acc.push_back(run.result.final_test_accuracy);
-        best_acc.push_back(run.result.best_test_accuracy);
-        secs.push_back(run.result.seconds);
-        beta.push_back(run.result.beta);
-        // The last epoch's η·‖∇L‖/‖∇CE‖ (absent from results stored before it was logged).
-        if (!run.result.history.empty() && run.result.history.back().effective_lr >= 0)
-          elr.push_back(run.result.history.back().effective_lr);
-      }
-    if (final_acc.empty()) continue;
-    const auto f = summarize(final_acc), b = summarize(best_acc), t = summarize(secs),
-               be = summarize(beta);
-    s << fmt::format("| {} | {} | {:.4f} ({:.4f}) | {:.4f} | {:.4f} | {:.1f} | {:.3f} | {} |\n", m,
-                     f.n, f.mean, f.max, f.std, b.mean, t.mean, be.mean,
-                     elr.empty() ? std::string("—") : fmt::format("{:.4g}", summarize(elr).mean));
+RunRow multilayer_run_row(const MultiLayerRun& run) {
+  RunRow row;
+  row.method = run.method;
+  row.seed = run.seed;
+  const auto& r = run.result;
+  row.final_accuracy = r.final_test_accuracy;
+  row.best_accuracy = r.best_test_accuracy;
+  row.seconds = r.seconds;
+  row.steps = r.steps;
+  row.hyper_steps = r.hyper_steps;
+  for (const auto& e : r.history) {
+    row.curve.emplace_back(e.epoch, e.test_accuracy);
+    if (e.test_accuracy == r.best_test_accuracy && row.best_epoch == 0) row.best_epoch = e.epoch;
   }
-  s << "\nEffective lr: η·‖∇L‖/‖∇CE‖ at the last step, mean over runs (η alone for CE; about β·η "
-       "when the VID terms' gradient is small next to CE's).\n";
+  if (!r.history.empty()) {
+    const auto& last = r.history.back();
+    row.val_loss = last.val_loss;
+    row.test_loss = last.test_loss;
+    row.test_ece = last.test_ece;
+    row.effective_lr = last.effective_lr;
+  }
+  return row;
+}
+
+ExperimentResult multilayer_rows(const MultiLayerExperimentResult& r) {
+  ExperimentResult e;
+  e.data = r.data;
+  e.preset = r.preset;
+  e.teacher_accuracy = r.teacher_test_accuracy;
+  e.methods = r.methods;
+  e.reference = r.reference;
+  for (const auto& run : r.runs) e.runs.push_back(multilayer_run_row(run));
+  e.table = summarize_methods(e.runs, e.methods, e.data, {}, e.reference);
+  // Every multi-layer method trains on D_train only (the Hinton experiment's notes do not apply).
+  for (auto& row : e.table)
+    row.note = row.method == "none" ? "cross-entropy on D_train only, like every row here" : "";
+  return e;
+}
+
+std::string multilayer_table(const MultiLayerExperimentResult& r) {
+  return table_markdown(multilayer_rows(r)) + multilayer_details(r);
+}
+
+std::string multilayer_details(const MultiLayerExperimentResult& r) {
+  std::ostringstream s;
+  s << fmt::format("\nMulti-layer distillation: teacher {} -> student {}. β, the weight of "
+                   "cross-entropy, after the last step, mean over runs:\n\n| method | beta |\n"
+                   "|---|---|\n",
+                   r.teacher_model, r.student_model);
+  for (const auto& m : r.methods) {
+    std::vector<double> beta;
+    for (const auto& run : r.runs)
+      if (run.method == m) beta.push_back(run.result.beta);
+    if (!beta.empty()) s << fmt::format("| {} | {:.3f} |\n", m, summarize(beta).mean);
+  }
+  s << "\nThe effective lr above is about β·η when the VID terms' gradient is small next to "
+       "CE's.\n";
   // The final pair weights of each pair method as a teacher × student matrix, mean over runs
   // (the learned ones against the random ones).
   for (const auto& m : r.methods) {
@@ -382,7 +412,7 @@ std::vector<fs::path> write_multilayer_reports(const MultiLayerExperimentResult&
                        run.result.seconds, run.result.steps, run.result.hyper_steps,
                        run.result.beta);
   write_file_atomic(dir / "results.csv", csv.str());
-  write_file_atomic(dir / "table.md", multilayer_table(r));
+  write_tables(multilayer_rows(r), dir, multilayer_details(r));
 
   std::vector<fs::path> written;
   const auto folder = plots_folder(dir);

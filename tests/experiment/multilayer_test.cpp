@@ -30,15 +30,31 @@ TEST(MultiLayerTable, RowsGiveMeanAndMaxAndPairMethodsTheirWeightMatrix) {
             run("all-pairs-fd", 0, 0.70, {0.1, 0.2, 0.3, 0.4}),
             run("all-pairs-fd", 1, 0.72, {0.3, 0.2, 0.1, 0.4})};
   const auto t = multilayer_table(r);
-  EXPECT_NE(t.find("| none | 2 | 0.8500 (0.9000) |"), std::string::npos) << t;
-  EXPECT_NE(t.find("| all-pairs-fd | 2 | 0.7100 (0.7200) |"), std::string::npos) << t;
+  // The experiment table every experiment shares: mean (max) ± std, a dash for p against a
+  // method the table lacks ("gradient").
+  EXPECT_NE(t.find("| none | 2 | 0.850 (0.900) ± 0.071 |"), std::string::npos) << t;
+  EXPECT_NE(t.find("| all-pairs-fd | 2 | 0.710 (0.720) ± 0.014 |"), std::string::npos) << t;
+  EXPECT_NE(t.find("| none | 2 | 0.850 (0.900) ± 0.071 | 0.850 (0.900) | — | — |"),
+            std::string::npos) << t;
+  EXPECT_NE(t.find("D_train only"), std::string::npos) << t;
+  EXPECT_EQ(t.find("D_train ∪ D_val"), std::string::npos) << t;
+  // Paired by seed against the reference (none by default): (0.70 − 0.80 + 0.72 − 0.90) / 2.
+  EXPECT_NE(t.find("Paired by seed against `none`"), std::string::npos) << t;
+  EXPECT_NE(t.find("| all-pairs-fd | 2 | -0.1400 |"), std::string::npos) << t;
   EXPECT_EQ(t.find("none: final lambda_ij"), std::string::npos) << t;
   EXPECT_NE(t.find("all-pairs-fd: final lambda_ij"), std::string::npos) << t;
   EXPECT_NE(t.find("| teacher \\ student | s1 | s2 |\n|---|---|---|\n"), std::string::npos) << t;
   EXPECT_NE(t.find("| t1 | 0.200 | 0.200 |\n| t2 | 0.200 | 0.400 |"), std::string::npos) << t;
-  // No run logged an effective learning rate (results stored before it was): a dash.
-  EXPECT_NE(t.find("| seconds | beta | effective lr |"), std::string::npos) << t;
-  EXPECT_NE(t.find("| 0.500 | — |"), std::string::npos) << t;
+  EXPECT_NE(t.find("| method | beta |"), std::string::npos) << t;
+  EXPECT_NE(t.find("| all-pairs-fd | 0.500 |"), std::string::npos) << t;
+  // No run logged its last epoch's measurements: no measurement table.
+  EXPECT_EQ(t.find("| method | val CE |"), std::string::npos) << t;
+
+  // Another reference: the differences are taken against it.
+  r.reference = "all-pairs-fd";
+  const auto u = multilayer_table(r);
+  EXPECT_NE(u.find("Paired by seed against `all-pairs-fd`"), std::string::npos) << u;
+  EXPECT_NE(u.find("| none | 2 | +0.1400 |"), std::string::npos) << u;
 }
 
 // The effective learning rate column: the mean over runs of the last epoch's value.
@@ -56,7 +72,7 @@ TEST(MultiLayerTable, EffectiveLearningRateIsTheMeanOfTheLastEpochs) {
     r.runs[k].result.history = {first, last};
   }
   const auto t = multilayer_table(r);
-  EXPECT_NE(t.find("| 0.500 | 0.03 |"), std::string::npos) << t;
+  EXPECT_NE(t.find("| all-pairs-fd | — | — | — | 0.03 |"), std::string::npos) << t;
 }
 
 }  // namespace

@@ -154,7 +154,13 @@ std::string table_markdown(const ExperimentResult& r);
 std::string table_csv(const ExperimentResult& r);
 nlohmann::json table_json(const ExperimentResult& r);
 
-/// Writes table.{md,csv,json}, runs.csv, curves.csv into `dir` (atomically) and draws the plots.
+/// Writes table.{md,csv,json} and curves.csv into `dir` (atomically), with `more_markdown`
+/// appended to table.md: the tables every experiment shares (the multi-layer one adds its own).
+void write_tables(const ExperimentResult& r, const std::filesystem::path& dir,
+                  const std::string& more_markdown = "");
+
+/// `write_tables`, runs.csv (with each run's initial and final λ1, T) and trajectories.md, and
+/// draws the plots.
 void write_reports(const ExperimentResult& r, const std::filesystem::path& dir);
 
 }  // namespace metadistill

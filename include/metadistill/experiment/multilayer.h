@@ -26,6 +26,7 @@
 
 #include "metadistill/data/dataset.h"
 #include "metadistill/experiment/config.h"
+#include "metadistill/experiment/experiment.h"
 #include "metadistill/train/multilayer.h"
 
 namespace metadistill {
@@ -138,7 +139,18 @@ struct MultiLayerExperimentResult {
   double teacher_test_accuracy = 0;
   std::vector<std::string> methods;
   std::vector<MultiLayerRun> runs;
+  /// The method the paired differences are taken against (config `reference`, default none).
+  std::string reference = "none";
 };
+
+/// One run as a row of the experiment table every experiment shares (experiment/experiment.h):
+/// accuracies, curve, cost and the last epoch's measurements (β is not a Hinton λ: it stays in
+/// `multilayer_details`).
+RunRow multilayer_run_row(const MultiLayerRun& run);
+
+/// The runs as that table: the same summary, paired differences against `reference`, tests and
+/// cost columns as a Hinton experiment's.
+ExperimentResult multilayer_rows(const MultiLayerExperimentResult& r);
 
 /// Runs every method `runs` times: loads the data, loads or trains the teacher
 /// (`ensure_teacher`), trains the students; writes each run into
@@ -147,11 +159,16 @@ struct MultiLayerExperimentResult {
 MultiLayerExperimentResult run_multilayer_experiment(const MultiLayerConfig& config,
                                                      const MultiLayerExperimentOptions& options);
 
-/// The results table (Markdown): method, final test accuracy mean (max) over runs, its standard
-/// deviation, best-epoch accuracy, mean seconds per run, and the final β.
+/// The results table (Markdown): the shared experiment table of `multilayer_rows` followed by
+/// `multilayer_details`.
 std::string multilayer_table(const MultiLayerExperimentResult& r);
 
-/// Writes results.csv (one row per run) and table.md into `dir` and draws the plots into
+/// What only a multi-layer experiment has: the final β per method and, for the pair methods,
+/// the final λij as a teacher × student matrix (means over runs).
+std::string multilayer_details(const MultiLayerExperimentResult& r);
+
+/// Writes results.csv (one row per run, with β), the shared tables (table.{md,csv,json},
+/// curves.csv; experiment/experiment.h `write_tables`) into `dir` and draws the plots into
 /// `dir`/plots; returns the plot files written (none without gnuplot).
 std::vector<std::filesystem::path> write_multilayer_reports(const MultiLayerExperimentResult& r,
                                                             const std::filesystem::path& dir);
