@@ -410,6 +410,71 @@ static void check_utf8(const std::string& text, const std::string& file) {
   }
 }
 
+namespace detail {
+
+static bool given_at(const YAML::Node& n, const char* const* key, const char* const* end) {
+  if (!n.IsDefined() || n.IsNull()) return false;
+  if (key == end) return true;
+  if (!n.IsMap()) return false;
+  return given_at(n[*key], key + 1, end);  // the const operator[]: never inserts
+}
+
+bool given(const YAML::Node& root, std::initializer_list<const char*> path) {
+  return given_at(root, path.begin(), path.end());
+}
+
+std::string loss_kind(const YAML::Node& root, const std::string& file) {
+  std::string kind = "hinton";
+  if (given(root, {"loss", "kind"})) {
+    try {
+      kind = root["loss"]["kind"].as<std::string>();
+    } catch (const YAML::Exception&) {
+      fail("{}: key 'loss.kind': expected a string", file);
+    }
+  }
+  check(kind == "hinton" || kind == "vid", "{}: loss.kind '{}': expected hinton or vid", file,
+        kind);
+  return kind;
+}
+
+const std::vector<std::string>& vid_loss_keys() {
+  static const std::vector<std::string> keys = {
+      "teacher_taps", "student_taps",      "beta",    "random_beta",      "hinton_lambda1",
+      "temperature",  "vid_init_variance", "vid_eps", "vid_weight_decay", "vid_hidden"};
+  return keys;
+}
+
+}  // namespace detail
+
+// loss: the loss head and its metaparameters in one place. `kind: hinton` (the default) takes
+// lambda1 and temperature (as method.lambda1/temperature), kd_scale and step_norm (as
+// student.train's); `kind: vid` takes the multi-layer loss keys (detail::vid_loss_keys), which
+// the multi-layer reader (experiment/multilayer_config.cpp) reads. A key given here and at its
+// other place is refused, naming both.
+static void read_loss_section(const YAML::Node& root, Section l, Config& c,
+                              const std::string& file) {
+  const std::string kind = detail::loss_kind(root, file);
+  l.raw("kind");
+  auto once = [&](const char* key, std::initializer_list<const char*> other,
+                  const std::string& other_name) {
+    check(!(detail::given(root, {"loss", key}) && detail::given(root, other)),
+          "{}: loss.{} and {} are the same setting given twice; keep one", file, key, other_name);
+  };
+  if (kind == "hinton") {
+    once("lambda1", {"method", "lambda1"}, "method.lambda1");
+    once("temperature", {"method", "temperature"}, "method.temperature");
+    once("kd_scale", {"student", "train", "kd_scale"}, "student.train.kd_scale");
+    once("step_norm", {"student", "train", "step_norm"}, "student.train.step_norm");
+    l.get("lambda1", c.method.fixed.lambda1);
+    l.get("temperature", c.method.fixed.temperature);
+    l.get("kd_scale", c.student.trainer.kd_scale);
+    l.get("step_norm", c.student.trainer.step_norm);
+  } else {
+    for (const auto& key : detail::vid_loss_keys()) l.raw(key);
+  }
+  l.finish();
+}
+
 static Config read_config(const std::filesystem::path& path) {
   Config c = default_config();
   c.source = path.string();
@@ -545,6 +610,7 @@ static Config read_config(const std::filesystem::path& path) {
     }
     m.finish();
   }
+  read_loss_section(root, top.child("loss"), c, file);
   {
     Section s = top.child("search");
     s.get("trials", c.search.trials);

@@ -1,6 +1,7 @@
 #pragma once
 // `Section`, the reader of every key of a config (experiment/config.h and the `multilayer:`
 // section of experiment/multilayer.h): private to src/experiment, since it speaks yaml-cpp.
+#include <initializer_list>
 #include <set>
 #include <string>
 #include <type_traits>
@@ -83,6 +84,15 @@ class Section {
   std::string path_, file_;
   std::set<std::string> used_;
 };
+
+/// True when `root` has a value (not null) at `path`, a chain of mapping keys.
+bool given(const YAML::Node& root, std::initializer_list<const char*> path);
+/// The config's `loss.kind`: "hinton" (the default) or "vid"; throws `Error` naming the file
+/// otherwise.
+std::string loss_kind(const YAML::Node& root, const std::string& file);
+/// The keys of a `loss:` section of kind vid (read by the multi-layer reader; the same keys as
+/// in `multilayer:`).
+const std::vector<std::string>& vid_loss_keys();
 
 }  // namespace detail
 }  // namespace metadistill

@@ -20,16 +20,29 @@ static MultiLayerConfig read_multilayer_config(const fs::path& path) {
   // `multilayer:` section to this reader).
   c.base = load_config(path);
   const YAML::Node root = YAML::LoadFile(file);
+  const bool vid_loss = detail::loss_kind(root, file) == "vid";
   const YAML::Node node = root["multilayer"];
-  check(node && node.IsMap(),
+  check((node && node.IsMap()) || (vid_loss && !node),
         "{}: a multilayer config needs a 'multilayer:' mapping (methods, teacher_taps, "
-        "student_taps, ...)", file);
+        "student_taps, ...) or a 'loss:' section of kind vid", file);
   detail::Section section(node, "multilayer", file);
+  // The loss keys may stand in `loss:` (kind vid) instead; the same key in both is refused.
+  detail::Section loss(vid_loss ? root["loss"] : YAML::Node(), "loss", file);
   MultiLayerOptions& o = c.options;
-  // Reads `key` into the option through its TORCH_ARG accessor pair.
+  // Reads `key` into the option through its TORCH_ARG accessor pair, from `loss:` for the loss
+  // keys given there.
   auto option = [&](const char* key, auto current, auto setter) {
     auto value = current;
-    section.get(key, value);
+    const auto& keys = detail::vid_loss_keys();
+    if (vid_loss && detail::given(root, {"loss", key}) &&
+        std::find(keys.begin(), keys.end(), key) != keys.end()) {
+      check(!detail::given(root, {"multilayer", key}),
+            "{}: loss.{} and multilayer.{} are the same setting given twice; keep one", file, key,
+            key);
+      loss.get(key, value);
+    } else {
+      section.get(key, value);
+    }
     setter(value);
   };
   section.get("methods", c.methods);
@@ -93,7 +106,9 @@ bool has_multilayer_section(const fs::path& path) {
   if (!fs::is_regular_file(path)) return false;
   try {
     const YAML::Node top = YAML::LoadFile(path.string());
-    return top.IsMap() && top["multilayer"].IsDefined() && !top["multilayer"].IsNull();
+    return top.IsMap() && (detail::given(top, {"multilayer"}) ||
+                           (detail::given(top, {"loss", "kind"}) &&
+                            top["loss"]["kind"].as<std::string>() == "vid"));
   } catch (const std::exception&) {
     return false;
   }

@@ -380,3 +380,38 @@ methods: [none, normed]
       load_error(dir, "variants: {a: {method: fixed, train: {step_norm: huge}}}\n"),
       {"variants.a", "step_norm"}));
 }
+
+// loss: the loss and its metaparameters in one section, read into the same settings as their
+// other places; the same setting in both places is refused.
+TEST(Config, LossSectionSetsTheHintonLossAndItsMetaparameters) {
+  TempDir dir("cfgloss");
+  write_file_atomic(dir / "c.yaml", R"(
+student: {train: {epochs: 2}}
+loss: {kind: hinton, lambda1: 0.25, temperature: 4, kd_scale: t_squared, step_norm: ce}
+)");
+  const auto c = load_config(dir / "c.yaml");
+  EXPECT_DOUBLE_EQ(c.method.fixed.lambda1, 0.25);
+  EXPECT_DOUBLE_EQ(c.method.fixed.temperature, 4);
+  EXPECT_EQ(c.student.trainer.kd_scale, "t_squared");
+  EXPECT_EQ(c.student.trainer.step_norm, "ce");
+  // The same config spelled the old way has the same settings (and so the same run keys).
+  write_file_atomic(dir / "d.yaml", R"(
+student: {train: {epochs: 2, kd_scale: t_squared, step_norm: ce}}
+method: {lambda1: 0.25, temperature: 4}
+)");
+  auto d = load_config(dir / "d.yaml");
+  d.source = c.source;
+  EXPECT_EQ(d.to_json(), c.to_json());
+
+  EXPECT_TRUE(contains_all(load_error(dir, "loss: {kind: softmax}\n"),
+                           {"loss.kind 'softmax'", "hinton or vid"}));
+  EXPECT_TRUE(contains_all(
+      load_error(dir, "loss: {lambda1: 0.5}\nmethod: {lambda1: 0.25}\n"),
+      {"loss.lambda1", "method.lambda1", "twice"}));
+  EXPECT_TRUE(contains_all(
+      load_error(dir, "loss: {step_norm: ce}\nstudent: {train: {step_norm: ce}}\n"),
+      {"loss.step_norm", "student.train.step_norm"}));
+  EXPECT_TRUE(contains_all(load_error(dir, "loss: {kind: hinton, beta: 0.5}\n"),
+                           {"unknown key 'loss.beta'"}));
+  EXPECT_TRUE(contains_all(load_error(dir, "loss: {lambda1: 2}\n"), {"lambda1"}));
+}

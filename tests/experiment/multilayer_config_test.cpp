@@ -49,6 +49,45 @@ TEST(MultiLayerConfig, ReadsTheSectionOnTopOfAnOrdinaryConfig) {
   EXPECT_TRUE(c.options.vid_weight_decay());
 }
 
+// The loss keys in the one `loss:` section of kind vid: the same options as under
+// `multilayer:`; such a `loss:` section alone makes the config a multi-layer one.
+TEST(MultiLayerConfig, ReadsTheLossKeysFromALossSectionOfKindVid) {
+  TempDir dir("mlcfgloss");
+  write_file_atomic(dir / "c.yaml", std::string(kBase) + R"(loss:
+  kind: vid
+  teacher_taps: [conv1, conv2]
+  student_taps: [conv2]
+  beta: 0.25
+  temperature: 2
+multilayer: {methods: [hinton, all-pairs-fd], meta_lr: 0.5}
+)");
+  EXPECT_TRUE(has_multilayer_section(dir / "c.yaml"));
+  auto c = load_multilayer_config(dir / "c.yaml");
+  EXPECT_EQ(c.methods, (std::vector<std::string>{"hinton", "all-pairs-fd"}));
+  EXPECT_EQ(c.options.teacher_taps(), (std::vector<std::string>{"conv1", "conv2"}));
+  EXPECT_EQ(c.options.student_taps(), (std::vector<std::string>{"conv2"}));
+  EXPECT_DOUBLE_EQ(c.options.beta(), 0.25);
+  EXPECT_DOUBLE_EQ(c.options.temperature(), 2);
+  EXPECT_DOUBLE_EQ(c.options.meta_lr(), 0.5);
+  // Without a multilayer: section: the default methods.
+  write_file_atomic(dir / "d.yaml", std::string(kBase) +
+                                        "loss: {kind: vid, teacher_taps: [conv1], "
+                                        "student_taps: [conv1]}\n");
+  EXPECT_TRUE(has_multilayer_section(dir / "d.yaml"));
+  EXPECT_EQ(load_multilayer_config(dir / "d.yaml").options.teacher_taps(),
+            (std::vector<std::string>{"conv1"}));
+  // A Hinton loss section is not a multi-layer config.
+  write_file_atomic(dir / "e.yaml", std::string(kBase) + "loss: {kind: hinton, lambda1: 0.5}\n");
+  EXPECT_FALSE(has_multilayer_section(dir / "e.yaml"));
+  // The same key in both places, and a Hinton key in a vid loss, are refused by name.
+  write_file_atomic(dir / "f.yaml", std::string(kBase) +
+                                        "loss: {kind: vid, beta: 0.3}\nmultilayer: {beta: 0.4}\n");
+  expect_error([&] { load_multilayer_config(dir / "f.yaml"); },
+               {"loss.beta", "multilayer.beta", "twice"});
+  write_file_atomic(dir / "g.yaml", std::string(kBase) + "loss: {kind: vid, kd_scale: none}\n");
+  expect_error([&] { load_multilayer_config(dir / "g.yaml"); }, {"unknown key 'loss.kd_scale'"});
+}
+
 TEST(MultiLayerConfig, NamesTheFileAndKeyOfABadValue) {
   TempDir dir("mlcfg");
   const auto path = dir / "bad.yaml";

@@ -1,6 +1,11 @@
 #pragma once
 /// Run configuration: one YAML file per experiment (configs/), with strict checking (an unknown
 /// key, a wrong type or a value out of range names the key and the file).
+///
+/// The loss and its metaparameters may stand in one `loss:` section: `kind: hinton` (the
+/// default) with `lambda1`, `temperature` (as under `method:`), `kd_scale` and `step_norm` (as
+/// under `student.train:`); or `kind: vid`, a multi-layer config (experiment/multilayer.h) with
+/// the multi-layer loss keys. A setting given both there and at its other place is refused.
 #include <cstdint>
 #include <filesystem>
 #include <cmath>

@@ -16,6 +16,10 @@
 ///     fd_scale: 0.01  hyper_every: 1  val_temperature: 1.0
 ///     vid_hidden: 0  vid_init_variance: 5.0  vid_eps: 1.0e-5  vid_weight_decay: false
 ///     sensitivity: {methods: [hinton], beta: [...], temperature: [...]}  (see below)
+/// The loss keys (teacher_taps, student_taps, beta, random_beta, hinton_lambda1, temperature,
+/// vid_hidden, vid_init_variance, vid_eps, vid_weight_decay) may stand in the one `loss:`
+/// section instead, `loss: {kind: vid, teacher_taps: [...], beta: 0.5, ...}`, which alone makes
+/// the config a multi-layer one (a key in both places is refused).
 /// Every method trains on D_train only (unlike the Hinton experiment's `none`, which adds D_val),
 /// so the rows differ only in the loss.
 #include <cstdint>
@@ -64,9 +68,9 @@ struct MultiLayerConfig {
 /// unknown key, a wrong type or a bad value (the other sections as `load_config` checks them).
 MultiLayerConfig load_multilayer_config(const std::filesystem::path& path);
 
-/// True when the YAML file at `path` has a top-level `multilayer:` section (then `experiment`
-/// runs it as a multi-layer experiment); false for a file that is missing or not YAML, which the
-/// config reader then reports.
+/// True when the YAML file at `path` has a top-level `multilayer:` section or a `loss:` section
+/// of kind vid (then `experiment` runs it as a multi-layer experiment); false for a file that is
+/// missing or not YAML, which the config reader then reports.
 bool has_multilayer_section(const std::filesystem::path& path);
 
 /// Options of `run_multilayer_experiment` and `run_multilayer_sensitivity`.
