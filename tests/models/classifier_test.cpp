@@ -1,14 +1,15 @@
-// Properties every zoo model must have, checked for every name `model_names()` returns.
-#include <algorithm>
-#include <cstdio>
-#include <sstream>
+#include "metadistill/models/classifier.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "metadistill/models/classifier.h"
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
 #include "metadistill/util/error.h"
 
+// Properties every zoo model must have, checked for every name `model_names()` returns.
 namespace metadistill {
 namespace {
 
