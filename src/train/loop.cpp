@@ -334,4 +334,65 @@ LoopOutcome run_epochs(const TrainerOptions& o, ClassifierImpl& model,
   return outcome;
 }
 
+EpochRecord epoch_record(const LoopEpoch& e, double effective_lr) {
+  EpochRecord r;
+  r.epoch = e.epoch;
+  r.lr = e.lr;
+  r.train_loss = e.train_loss;
+  if (e.val.accuracy >= 0) {
+    r.val_accuracy = e.val.accuracy;
+    r.val_loss = e.val.loss;
+    r.val_ece = e.val.ece;
+  }
+  r.test_accuracy = e.test.accuracy;
+  r.test_loss = e.test.loss;
+  r.test_ece = e.test.ece;
+  r.effective_lr = effective_lr;
+  r.seconds = e.seconds;
+  return r;
+}
+
+nlohmann::json epoch_record_json(const EpochRecord& r) {
+  return {{"epoch", r.epoch},           {"lr", r.lr},
+          {"train_loss", r.train_loss}, {"val_accuracy", r.val_accuracy},
+          {"val_loss", r.val_loss},     {"test_accuracy", r.test_accuracy},
+          {"seconds", r.seconds},       {"test_loss", r.test_loss},
+          {"val_ece", r.val_ece},       {"test_ece", r.test_ece},
+          {"effective_lr", r.effective_lr}};
+}
+
+EpochRecord epoch_record_from_json(const nlohmann::json& j) {
+  EpochRecord r;
+  r.epoch = j.at("epoch").get<int64_t>();
+  r.lr = j.at("lr").get<double>();
+  r.train_loss = j.at("train_loss").get<double>();
+  r.val_accuracy = j.at("val_accuracy").get<double>();
+  r.val_loss = j.value("val_loss", -1.0);
+  r.test_accuracy = j.at("test_accuracy").get<double>();
+  r.seconds = j.at("seconds").get<double>();
+  r.test_loss = j.value("test_loss", -1.0);
+  r.val_ece = j.value("val_ece", -1.0);
+  r.test_ece = j.value("test_ece", -1.0);
+  r.effective_lr = j.value("effective_lr", -1.0);
+  return r;
+}
+
+std::string csv_number(double v) { return std::isfinite(v) ? fmt::format("{:.9g}", v) : ""; }
+
+std::string metrics_csv_header(const std::vector<std::string>& names) {
+  std::string h = "epoch,lr,train_loss,val_accuracy,val_loss,test_accuracy";
+  for (const auto& n : names) h += "," + n;
+  return h + ",seconds,test_loss,val_ece,test_ece,effective_lr\n";
+}
+
+std::string metrics_csv_row(const EpochRecord& r, const std::vector<double>& values) {
+  auto opt = [](double v) { return v >= 0 ? csv_number(v) : std::string(); };
+  std::string row = fmt::format("{},{},{},{},{},{}", r.epoch, csv_number(r.lr),
+                                csv_number(r.train_loss), opt(r.val_accuracy), opt(r.val_loss),
+                                csv_number(r.test_accuracy));
+  for (double v : values) row += "," + csv_number(v);
+  return row + fmt::format(",{:.3f},{},{},{},{}\n", r.seconds, opt(r.test_loss), opt(r.val_ece),
+                           opt(r.test_ece), opt(r.effective_lr));
+}
+
 }  // namespace metadistill

@@ -128,13 +128,11 @@ nlohmann::json MultiLayerOptions::to_json() const {
 nlohmann::json multilayer_result_to_json(const MultiLayerResult& r) {
   nlohmann::json pairs = nlohmann::json::array(), history = nlohmann::json::array();
   for (const auto& p : r.pairs) pairs.push_back({p.teacher, p.student});
-  for (const auto& e : r.history)
-    history.push_back({{"epoch", e.epoch}, {"lr", e.lr}, {"train_loss", e.train_loss},
-                       {"val_accuracy", e.val_accuracy}, {"val_loss", e.val_loss},
-                       {"test_accuracy", e.test_accuracy}, {"beta", e.beta},
-                       {"seconds", e.seconds}, {"test_loss", e.test_loss},
-                       {"val_ece", e.val_ece}, {"test_ece", e.test_ece},
-                       {"effective_lr", e.effective_lr}});
+  for (const auto& e : r.history) {
+    auto entry = epoch_record_json(e);
+    entry["beta"] = e.beta;
+    history.push_back(std::move(entry));
+  }
   // The trajectory column-wise: one array per quantity keeps long runs compact.
   nlohmann::json steps = nlohmann::json::array(), betas = nlohmann::json::array(),
                  norms = nlohmann::json::array(), lambdas = nlohmann::json::array();
@@ -167,19 +165,8 @@ MultiLayerResult multilayer_result_from_json(const nlohmann::json& j) {
       r.pairs.push_back({p.at(0).get<std::string>(), p.at(1).get<std::string>()});
     for (const auto& e : j.at("history")) {
       MultiLayerEpoch m;
-      m.epoch = e.at("epoch").get<int64_t>();
-      m.lr = e.at("lr").get<double>();
-      m.train_loss = e.at("train_loss").get<double>();
-      m.val_accuracy = e.at("val_accuracy").get<double>();
-      m.val_loss = e.at("val_loss").get<double>();
-      m.test_accuracy = e.at("test_accuracy").get<double>();
+      static_cast<EpochRecord&>(m) = epoch_record_from_json(e);
       m.beta = e.at("beta").get<double>();
-      m.seconds = e.at("seconds").get<double>();
-      // Results stored before these were logged lack them.
-      m.test_loss = e.value("test_loss", -1.0);
-      m.val_ece = e.value("val_ece", -1.0);
-      m.test_ece = e.value("test_ece", -1.0);
-      m.effective_lr = e.value("effective_lr", -1.0);
       r.history.push_back(m);
     }
     const auto& t = j.at("trajectory");
@@ -236,7 +223,6 @@ std::vector<TapPair> make_pairs(const MultiLayerOptions& o) {
 
 namespace {
 
-std::string fmt_num(double v) { return std::isfinite(v) ? fmt::format("{:.9g}", v) : ""; }
 
 // The pair weights live on the simplex, λ = softmax(a) (vid_space). Only (1 − β)·λij matters in
 // the loss, so with free non-negative λ the total distillation weight would be carried twice (by
@@ -246,31 +232,24 @@ std::string fmt_num(double v) { return std::isfinite(v) ? fmt::format("{:.9g}", 
 // onto λ ≥ 0 would park it at exactly 0 with a zero-gradient corner.
 
 void write_multilayer_outputs(const fs::path& dir, const MultiLayerResult& r) {
-  std::ostringstream m;
-  m << "epoch,lr,train_loss,val_accuracy,val_loss,test_accuracy,beta,seconds,test_loss,val_ece,"
-       "test_ece,effective_lr\n";
-  auto opt = [](double v) { return v >= 0 ? fmt_num(v) : std::string(); };
-  for (const auto& e : r.history)
-    m << fmt::format("{},{},{},{},{},{},{},{:.3f},{},{},{},{}\n", e.epoch, fmt_num(e.lr),
-                     fmt_num(e.train_loss), opt(e.val_accuracy), opt(e.val_loss),
-                     fmt_num(e.test_accuracy), fmt_num(e.beta), e.seconds, opt(e.test_loss),
-                     opt(e.val_ece), opt(e.test_ece), opt(e.effective_lr));
-  write_file_atomic(dir / "metrics.csv", m.str());
+  std::string m = metrics_csv_header({"beta"});
+  for (const auto& e : r.history) m += metrics_csv_row(e, {e.beta});
+  write_file_atomic(dir / "metrics.csv", m);
   if (r.pairs.empty()) return;
   std::ostringstream t;
   t << "step,beta,hypergradient_norm";
   for (const auto& p : r.pairs) t << "," << p.label();
   t << "\n";
   for (const auto& p : r.trajectory) {
-    t << p.step << "," << fmt_num(p.beta) << "," << fmt_num(p.hypergradient_norm);
-    for (double l : p.lambda) t << "," << fmt_num(l);
+    t << p.step << "," << csv_number(p.beta) << "," << csv_number(p.hypergradient_norm);
+    for (double l : p.lambda) t << "," << csv_number(l);
     t << "\n";
   }
   write_file_atomic(dir / "pair_weights.csv", t.str());
   std::ostringstream f;
   f << "teacher,student,lambda\n";
   for (size_t i = 0; i < r.pairs.size(); ++i)
-    f << r.pairs[i].teacher << "," << r.pairs[i].student << "," << fmt_num(r.lambda[i]) << "\n";
+    f << r.pairs[i].teacher << "," << r.pairs[i].student << "," << csv_number(r.lambda[i]) << "\n";
   write_file_atomic(dir / "pairs.csv", f.str());
 }
 
@@ -413,18 +392,8 @@ class VidBody : public LoopBody {
 
   void end_epoch(const LoopEpoch& e, int64_t epochs, bool verbose) override {
     MultiLayerEpoch m;
-    m.epoch = e.epoch;
-    m.lr = e.lr;
-    m.train_loss = e.train_loss;
-    m.val_accuracy = e.val.accuracy;
-    m.val_loss = e.val.loss;
-    m.test_accuracy = e.test.accuracy;
+    static_cast<EpochRecord&>(m) = epoch_record(e, effective_lr_);
     m.beta = beta();
-    m.seconds = e.seconds;
-    m.test_loss = e.test.loss;
-    m.val_ece = e.val.ece;
-    m.test_ece = e.test.ece;
-    m.effective_lr = effective_lr_;
     result_.history.push_back(m);
     if (verbose)
       std::cerr << fmt::format(

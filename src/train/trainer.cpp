@@ -23,27 +23,15 @@ namespace fs = std::filesystem;
 namespace {
 
 nlohmann::json to_json(const EpochMetrics& m) {
-  return {{"epoch", m.epoch},           {"lr", m.lr},
-          {"train_loss", m.train_loss}, {"val_accuracy", m.val_accuracy}, {"val_loss", m.val_loss},
-          {"test_accuracy", m.test_accuracy}, {"seconds", m.seconds},
-          {"test_loss", m.test_loss}, {"val_ece", m.val_ece}, {"test_ece", m.test_ece},
-          {"effective_lr", m.effective_lr},
-          {"lambda1", m.lambda.lambda1}, {"temperature", m.lambda.temperature}};
+  auto j = epoch_record_json(m);
+  j["lambda1"] = m.lambda.lambda1;
+  j["temperature"] = m.lambda.temperature;
+  return j;
 }
 
 EpochMetrics epoch_from_json(const nlohmann::json& j) {
   EpochMetrics m;
-  m.epoch = j.at("epoch");
-  m.lr = j.at("lr");
-  m.train_loss = j.at("train_loss");
-  m.val_accuracy = j.at("val_accuracy");
-  m.val_loss = j.value("val_loss", -1.0);
-  m.test_accuracy = j.at("test_accuracy");
-  m.seconds = j.at("seconds");
-  m.test_loss = j.value("test_loss", -1.0);
-  m.val_ece = j.value("val_ece", -1.0);
-  m.test_ece = j.value("test_ece", -1.0);
-  m.effective_lr = j.value("effective_lr", -1.0);
+  static_cast<EpochRecord&>(m) = epoch_record_from_json(j);
   m.lambda = {j.at("lambda1"), j.at("temperature")};
   return m;
 }
@@ -73,7 +61,6 @@ TrajectoryPoint point_from_json(const nlohmann::json& j) {
   return p;
 }
 
-std::string fmt_num(double v) { return std::isfinite(v) ? fmt::format("{:.9g}", v) : ""; }
 
 }  // namespace
 
@@ -304,26 +291,19 @@ namespace {
 
 // metrics.csv (one row per evaluated epoch) and trajectory.csv (the metaparameter trajectory).
 void write_trainer_outputs(const fs::path& dir, const TrainResult& r) {
-  std::ostringstream m;
-  m << "epoch,lr,train_loss,val_accuracy,val_loss,test_accuracy,lambda1,temperature,seconds,"
-       "test_loss,val_ece,test_ece,effective_lr\n";
-  auto opt = [](double v) { return v >= 0 ? fmt_num(v) : std::string(); };
+  std::string m = metrics_csv_header({"lambda1", "temperature"});
   for (const auto& e : r.history)
-    m << fmt::format("{},{},{},{},{},{},{},{},{:.3f},{},{},{},{}\n", e.epoch, fmt_num(e.lr),
-                     fmt_num(e.train_loss), opt(e.val_accuracy), opt(e.val_loss),
-                     fmt_num(e.test_accuracy), fmt_num(e.lambda.lambda1),
-                     fmt_num(e.lambda.temperature), e.seconds, opt(e.test_loss), opt(e.val_ece),
-                     opt(e.test_ece), opt(e.effective_lr));
-  write_file_atomic(dir / "metrics.csv", m.str());
+    m += metrics_csv_row(e, {e.lambda.lambda1, e.lambda.temperature});
+  write_file_atomic(dir / "metrics.csv", m);
   std::ostringstream t;
   t << "step,lambda1,temperature,hypergradient_lambda1,hypergradient_temperature,r2_lambda1,"
        "r2_temperature,phase\n";
   for (const auto& p : r.trajectory) {
     const double h0 = p.hypergradient.size() > 0 ? p.hypergradient[0] : std::nan("");
     const double h1 = p.hypergradient.size() > 1 ? p.hypergradient[1] : std::nan("");
-    t << fmt::format("{},{},{},{},{},{},{},{}\n", p.step, fmt_num(p.value.lambda1),
-                     fmt_num(p.value.temperature), fmt_num(h0), fmt_num(h1), fmt_num(p.r2_lambda1),
-                     fmt_num(p.r2_temperature), p.phase);
+    t << fmt::format("{},{},{},{},{},{},{},{}\n", p.step, csv_number(p.value.lambda1),
+                     csv_number(p.value.temperature), csv_number(h0), csv_number(h1), csv_number(p.r2_lambda1),
+                     csv_number(p.r2_temperature), p.phase);
   }
   write_file_atomic(dir / "trajectory.csv", t.str());
 }
@@ -381,20 +361,8 @@ class HintonBody : public LoopBody {
 
   void end_epoch(const LoopEpoch& e, int64_t epochs, bool verbose) override {
     EpochMetrics m;
-    m.epoch = e.epoch;
-    m.lr = e.lr;
-    m.train_loss = e.train_loss;
-    if (e.val.accuracy >= 0) {
-      m.val_accuracy = e.val.accuracy;
-      m.val_loss = e.val.loss;
-      m.val_ece = e.val.ece;
-    }
-    m.test_accuracy = e.test.accuracy;
-    m.test_loss = e.test.loss;
-    m.test_ece = e.test.ece;
-    m.effective_lr = effective_lr_;
+    static_cast<EpochRecord&>(m) = epoch_record(e, effective_lr_);
     m.lambda = meta_.current();
-    m.seconds = e.seconds;
     result_.history.push_back(m);
     if (verbose)
       std::cerr << fmt::format("[{}] epoch {}/{} loss {:.4f} val {:.4f} test {:.4f} {} ({:.1f}s)\n",

@@ -115,6 +115,23 @@ double reduce_step(const std::vector<torch::Tensor>& params, const BatchMeanRedu
 /// parameters hold in .grad (after the backward pass and, data parallel, `reduce_step`), ∇_w CE
 /// the gradient of the cross-entropy of `logits` (whose graph must still be there) against `y`,
 /// reduced like it; −1 when ∇_w CE is zero. Bodies measure it on an epoch's last step.
+/// The record of an evaluated epoch (train/trainer.h): what the loop measured in `e` and the
+/// effective learning rate of the epoch's last step (-1: not measured). Without validation data
+/// the validation fields stay −1.
+EpochRecord epoch_record(const LoopEpoch& e, double effective_lr);
+/// The record as the keys of a result's history entry, and back (the trainer adds its
+/// metaparameters' keys); measurements a result stored before they were logged lacks read as −1.
+/// `from_json` throws nlohmann's exception for a missing required key.
+nlohmann::json epoch_record_json(const EpochRecord& r);
+EpochRecord epoch_record_from_json(const nlohmann::json& j);
+/// metrics.csv, one row per evaluated epoch: the header and a row with the trainer's
+/// metaparameter columns `names` (values `values`) after test_accuracy; unmeasured values (−1)
+/// and non-finite ones are empty cells.
+std::string metrics_csv_header(const std::vector<std::string>& names);
+std::string metrics_csv_row(const EpochRecord& r, const std::vector<double>& values);
+/// A number as metrics and trajectory CSVs write it (9 significant digits; empty if not finite).
+std::string csv_number(double v);
+
 double measure_effective_lr(ClassifierImpl& model, const torch::Tensor& logits,
                             const torch::Tensor& y, double lr, const BatchMeanReduce& reduce);
 

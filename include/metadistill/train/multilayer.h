@@ -138,17 +138,9 @@ struct MultiLayerData {
   const DataSet* test_set = nullptr;
 };
 
-/// One evaluated epoch: what the loop measured (as `EpochMetrics` of train/trainer.h) and β.
-struct MultiLayerEpoch {
-  int64_t epoch = 0;
-  double lr = 0, train_loss = 0, val_accuracy = -1, val_loss = -1, test_accuracy = 0, beta = 1,
-         seconds = 0;
-  /// Test cross-entropy; expected calibration errors (15 bins) on D_val and D_test (-1: no data,
-  /// or a result stored before they were logged).
-  double test_loss = -1, val_ece = -1, test_ece = -1;
-  /// η·‖∇L‖/‖∇CE‖ of the student's step at the epoch's last step, as the Hinton trainer logs it
-  /// (-1 for results stored before it was logged).
-  double effective_lr = -1;
+/// One evaluated epoch: the record every trainer logs (train/trainer.h `EpochRecord`) and β.
+struct MultiLayerEpoch : EpochRecord {
+  double beta = 1;
 };
 
 /// λ and β after one step (every step is logged).

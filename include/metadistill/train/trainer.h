@@ -139,16 +139,24 @@ struct FitData {
   torch::Tensor teacher_logits;
 };
 
-/// Metrics of one evaluated epoch.
-struct EpochMetrics {
+/// What every trainer logs of one evaluated epoch: one record, filled, stored and written by one
+/// set of functions (train/loop.h `epoch_record`, `epoch_record_json`, `metrics_csv_row`). Each
+/// trainer's epoch adds its metaparameters: `EpochMetrics` λ1 and T, the multi-layer
+/// `MultiLayerEpoch` β (train/multilayer.h).
+struct EpochRecord {
   int64_t epoch = 0;  // 1-based
   double lr = 0, train_loss = 0, val_accuracy = -1, val_loss = -1, test_accuracy = 0, seconds = 0;
-  /// Test cross-entropy; expected calibration errors (15 bins) on D_val and D_test (-1: no data).
+  /// Test cross-entropy; expected calibration errors (15 bins) on D_val and D_test (-1: no data,
+  /// or a result stored before they were logged).
   double test_loss = -1, val_ece = -1, test_ece = -1;
   /// η·‖∇_w L‖ / ‖∇_w CE‖ at the epoch's last step (L the loss the step took, CE its
   /// cross-entropy term alone on the same batch): the step length the metaparameters give,
   /// measured in cross-entropy steps. Equals η for plain cross-entropy. -1: not measured.
   double effective_lr = -1;
+};
+
+/// One evaluated epoch of the Hinton trainer.
+struct EpochMetrics : EpochRecord {
   Metaparameters lambda;  // at the end of the epoch
 };
 
