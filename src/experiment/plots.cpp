@@ -1,5 +1,7 @@
 #include "metadistill/experiment/plots.h"
 
+#include <sys/wait.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -21,7 +23,9 @@ void run_gnuplot(const fs::path& script) {
   const std::string cmd = fmt::format("cd '{}' && gnuplot '{}' 2>&1", script.parent_path().string(),
                                       script.filename().string());
   const int rc = std::system(cmd.c_str());
-  check(rc == 0, "gnuplot failed on {} (exit status {})", script.string(), rc);
+  // std::system returns a wait status: the exit status is in its high byte.
+  check(rc == 0, "gnuplot failed on {} (exit status {})", script.string(),
+        rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : rc);
 }
 
 fs::path write_gnuplot_script(const fs::path& dir, const std::string& name,

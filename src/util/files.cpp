@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -16,7 +17,11 @@ namespace fs = std::filesystem;
 
 void write_file_atomic(const fs::path& path, const std::string& content) {
   if (path.has_parent_path()) fs::create_directories(path.parent_path());
-  const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  // Unique per process and per call: two threads writing the same path (the ranks' threads of a
+  // search) must not share one temporary file.
+  static std::atomic<uint64_t> calls{0};
+  const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid()) + "." +
+                       std::to_string(calls.fetch_add(1));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   check(fd >= 0, "cannot create {}: {}", tmp.string(), std::strerror(errno));
   size_t written = 0;
