@@ -38,6 +38,14 @@ std::vector<std::string> experiment_method_names() {
 
 std::string budget_folder_name(double seconds) { return fmt::format("budget-{:g}s", seconds); }
 
+void RunRow::add_epoch(const EpochRecord& e) {
+  curve.emplace_back(e.epoch, e.test_accuracy);
+  val_loss = e.val_loss;
+  test_loss = e.test_loss;
+  test_ece = e.test_ece;
+  effective_lr = e.effective_lr;
+}
+
 nlohmann::json RunRow::to_json() const {
   nlohmann::json j = {{"method", method},
                       {"seed", seed},
@@ -119,14 +127,7 @@ RunRow row_from(const RunResult& r) {
   row.hyper_steps = r.train.hyper_steps;
   row.initial = r.initial;
   row.final = r.final;
-  for (const auto& e : r.train.history) row.curve.emplace_back(e.epoch, e.test_accuracy);
-  if (!r.train.history.empty()) {
-    const auto& last = r.train.history.back();
-    row.val_loss = last.val_loss;
-    row.test_loss = last.test_loss;
-    row.test_ece = last.test_ece;
-    row.effective_lr = last.effective_lr;
-  }
+  for (const auto& e : r.train.history) row.add_epoch(e);
   return row;
 }
 
@@ -189,7 +190,7 @@ RunRow run_search_method(const Config& config, const Prepared& prepared, const s
   row.hyper_steps = 0;
   row.trainings = trials + (so.budget_seconds > 0 ? 0 : 1);
   row.initial = row.final = r.best;  // the λ the reported student trained with
-  for (const auto& e : rt.train.history) row.curve.emplace_back(e.epoch, e.test_accuracy);
+  for (const auto& e : rt.train.history) row.add_epoch(e);
   nlohmann::json j = row.to_json();
   j.update(settings_record(run_settings(config, prepared, method, seed)));
   j["search"] = {{"sampler", so.search.sampler},

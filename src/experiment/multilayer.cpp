@@ -318,15 +318,8 @@ RunRow multilayer_run_row(const MultiLayerRun& run) {
   row.steps = r.steps;
   row.hyper_steps = r.hyper_steps;
   for (const auto& e : r.history) {
-    row.curve.emplace_back(e.epoch, e.test_accuracy);
+    row.add_epoch(e);
     if (e.test_accuracy == r.best_test_accuracy && row.best_epoch == 0) row.best_epoch = e.epoch;
-  }
-  if (!r.history.empty()) {
-    const auto& last = r.history.back();
-    row.val_loss = last.val_loss;
-    row.test_loss = last.test_loss;
-    row.test_ece = last.test_ece;
-    row.effective_lr = last.effective_lr;
   }
   return row;
 }

@@ -8,6 +8,7 @@
 #include <future>
 
 #include "metadistill/util/files.h"
+#include "ranks.h"
 #include "test_util.h"
 
 using namespace metadistill;
@@ -17,14 +18,7 @@ using metadistill::testing::TempDir;
 
 namespace {
 
-DataParallelOptions rank_options(int rank, int port, double timeout = 30) {
-  DataParallelOptions o;
-  o.rank = rank;
-  o.world_size = 2;
-  o.port = port;
-  o.timeout = timeout;
-  return o;
-}
+using metadistill::testing::rank_options;
 
 // Joins two ranks (rank 0 hosts the store and waits for rank 1).
 std::pair<std::unique_ptr<RunQueue>, std::unique_ptr<RunQueue>> two_ranks(double timeout = 30) {

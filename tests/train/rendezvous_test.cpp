@@ -11,21 +11,14 @@
 #include <vector>
 
 #include "metadistill/util/error.h"
+#include "ranks.h"
 #include "test_util.h"
 
 namespace metadistill {
 namespace {
 
 using metadistill::testing::expect_error;
-
-DataParallelOptions rank_options(int rank, int port, double timeout = 20) {
-  DataParallelOptions o;
-  o.rank = rank;
-  o.world_size = 2;
-  o.port = port;
-  o.timeout = timeout;
-  return o;
-}
+using metadistill::testing::rank_options;
 
 // What a rank of this process announces: "host pid".
 std::string this_process() {

@@ -50,6 +50,10 @@ struct RunRow {
   /// effective learning rate (train/trainer.h EpochMetrics); -1 where not measured.
   double val_loss = -1, test_loss = -1, test_ece = -1, effective_lr = -1;
 
+  /// Appends an evaluated epoch of any trainer: its test accuracy to the curve, its
+  /// measurements as the last epoch's.
+  void add_epoch(const EpochRecord& e);
+
   nlohmann::json to_json() const;
   static RunRow from_json(const nlohmann::json& j);
 };
