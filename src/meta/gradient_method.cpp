@@ -273,14 +273,13 @@ void GradientMetaOptimizer::online_before_step(const HyperStepContext& ctx) {
 void GradientMetaOptimizer::carry_tangents(const HyperStepContext& ctx) {
   check(ctx.student && ctx.optimizer && ctx.train && !w_before_.empty(),
         "online hyper-step: incomplete context");
-  check(ctx.step_norm == StepNorm::kNone,
-        "hypergradient online: step_norm ce is not supported (the tangent of the normalized step "
-        "is not implemented); use step_norm: none");
   const auto params = trained_parameters(ctx);
   const auto grads = step_gradients(params);
   const auto m = m_tensor(params.front());
   if (!hinton_) {
     check_head(ctx);
+    check(ctx.step_norm == StepNorm::kNone,
+          "hypergradient online: step_norm ce is supported for the Hinton loss only");
     online_->carry(params, w_before_, grads, *ctx.optimizer, ctx.optimizer_kind, ctx.lr,
                    ctx.head.train_loss, m, ctx.head.modules, ctx.reduce, ctx.train->x.size(0));
     return;
@@ -291,13 +290,20 @@ void GradientMetaOptimizer::carry_tangents(const HyperStepContext& ctx) {
   const int64_t n = options_.tangent_batch > 0 ? std::min(options_.tangent_batch, batch) : batch;
   const auto x = train.x.narrow(0, 0, n), y = train.y.narrow(0, 0, n);
   const auto teacher = ctx.teacher_logits.narrow(0, 0, n);
+  // step_norm ce rescaled the step to the cross-entropy step's length (as the trainer does:
+  // not when λ1 = 1, where the loss is the cross-entropy).
+  const bool normed = ctx.step_norm == StepNorm::kCrossEntropy && values_[0] < 1.0;
   online_->carry(
       params, w_before_, grads, *ctx.optimizer, ctx.optimizer_kind, ctx.lr,
       [&](const torch::Tensor& mm) {
         return functional::hinton_loss(ctx.student->forward(x), teacher, y, mm[0], mm[1],
                                        ctx.kd_scale);
       },
-      m, {ctx.student}, ctx.reduce, n);
+      m, {ctx.student}, ctx.reduce, n,
+      normed ? ValLossFn([&] {
+        return torch::nn::functional::cross_entropy(ctx.student->forward(x), y);
+      })
+             : ValLossFn());
 }
 
 bool GradientMetaOptimizer::lagged_hyper_step(const HyperStepContext& ctx) {

@@ -68,7 +68,8 @@ void OnlineHypergradient::carry(const std::vector<torch::Tensor>& params,
                                 torch::optim::Optimizer& optimizer, const std::string& kind,
                                 double lr, const TrainLossFn& train_loss, const torch::Tensor& m,
                                 const std::vector<torch::nn::Module*>& modules,
-                                const BatchMeanReduce& reduce, int64_t count) {
+                                const BatchMeanReduce& reduce, int64_t count,
+                                const ValLossFn& normalized_by) {
   check(kind != "lstm",
         "online hypergradient: optimizer 'lstm' is not supported: the tangent of the learned "
         "optimizer's hidden and cell states is not carried (meta/lstm_optimizer.h); use the "
@@ -81,6 +82,11 @@ void OnlineHypergradient::carry(const std::vector<torch::Tensor>& params,
   check(m.defined() && m.dim() == 1 && m.is_floating_point(),
         "online hypergradient: metaparameters must be a 1-d floating tensor");
   check(std::isfinite(lr) && lr > 0, "online hypergradient: lr = {}: expected > 0", lr);
+  check(!normalized_by || options_.product() == "exact",
+        "online hypergradient: step_norm ce needs product 'exact' (the tangent of the normalized "
+        "step is formed by double backward)");
+  check(!normalized_by || !reduce,
+        "online hypergradient: step_norm ce is not supported data-parallel");
   const int64_t d = m.size(0);
   const auto decays = parameter_weight_decays(params, optimizer, kind);
   const double mu = options_.mu();
@@ -127,6 +133,7 @@ void OnlineHypergradient::carry(const std::vector<torch::Tensor>& params,
       D[j] = s.requires_grad() ? gradients_or_zeros(s, params, /*retain_graph=*/j + 1 < d)
                                : zeros_like_all(params);
     }
+    if (normalized_by) normalize_tangents(params, g, normalized_by, D);
   } else {
     // The gradient at (w_t + εZ_j, m + εe_j).
     auto gradient_at = [&](int64_t j, double eps) {
@@ -210,6 +217,41 @@ void OnlineHypergradient::carry(const std::vector<torch::Tensor>& params,
       }
     }
   clip(params);
+}
+
+void OnlineHypergradient::normalize_tangents(const std::vector<torch::Tensor>& params,
+                                             const std::vector<torch::Tensor>& g,
+                                             const ValLossFn& normalized_by,
+                                             std::vector<std::vector<torch::Tensor>>& D) const {
+  // At w_t: ∇L (from the step's loss, `g`) and ∇c with its graph for H_c Z_j.
+  auto c = torch::autograd::grad({normalized_by()}, params, {}, /*retain_graph=*/true,
+                                 /*create_graph=*/true, /*allow_unused=*/true);
+  double g2 = 0, c2 = 0;
+  std::vector<torch::Tensor> gv(params.size()), cv(params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    gv[i] = g[i].defined() ? g[i].detach() : torch::zeros_like(params[i]);
+    cv[i] = c[i].defined() ? c[i].detach() : torch::zeros_like(params[i]);
+    g2 += gv[i].pow(2).sum().item<double>();
+    c2 += cv[i].pow(2).sum().item<double>();
+  }
+  if (g2 == 0.0) return;  // the step was zero: nothing was rescaled
+  const double gn = std::sqrt(g2), cn = std::sqrt(c2);
+  for (size_t j = 0; j < D.size(); ++j) {
+    // H_c Z_j = ∇_w ⟨∇c, Z_j⟩.
+    auto s = torch::zeros({}, params.front().options());
+    for (size_t i = 0; i < params.size(); ++i)
+      if (c[i].defined()) s = s + (c[i] * z_[j][i]).sum();
+    const auto hz = s.requires_grad()
+                        ? gradients_or_zeros(s, params, /*retain_graph=*/j + 1 < D.size())
+                        : zeros_like_all(params);
+    double along_g = 0, along_c = 0;  // ⟨ĝ, D_j⟩ and ⟨ĉ, H_c Z_j⟩
+    for (size_t i = 0; i < params.size(); ++i) {
+      along_g += (gv[i] * D[j][i]).sum().item<double>() / gn;
+      if (cn > 0) along_c += (cv[i] * hz[i]).sum().item<double>() / cn;
+    }
+    for (size_t i = 0; i < params.size(); ++i)
+      D[j][i] = (cn / gn) * (D[j][i] - gv[i] * (along_g / gn)) + gv[i] * (along_c / gn);
+  }
 }
 
 HypergradientVector OnlineHypergradient::hypergradient(

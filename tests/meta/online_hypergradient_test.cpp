@@ -12,6 +12,7 @@
 #include "metadistill/meta/online_hypergradient.h"
 #include "metadistill/meta/parameter_ops.h"
 #include "metadistill/models/classifier.h"
+#include "metadistill/util/error.h"
 
 using namespace metadistill;
 
@@ -28,6 +29,9 @@ struct Unrolled {
   std::vector<torch::Tensor> xs, ys, teachers;
   torch::Tensor x_val, y_val;
   double lr = 0;
+  // step_norm ce: each step's gradient rescaled to the length of the cross-entropy's on the same
+  // logits, as the trainer does (train/trainer.cpp).
+  bool normed = false;
 
   Unrolled(std::string net_, std::string kind_, int64_t steps) : net(std::move(net_)), kind(std::move(kind_)) {
     torch::manual_seed(11);
@@ -94,25 +98,47 @@ struct Unrolled {
     for (size_t t = 0; t < xs.size(); ++t) {
       auto w_before = snapshot_parameters(params);
       opt->zero_grad();
-      train_loss(static_cast<int64_t>(t), m).backward();
+      if (normed) {
+        auto logits = model->forward(xs[t]);
+        auto g = torch::autograd::grad(
+            {functional::hinton_loss(logits, teachers[t], ys[t], m[0], m[1], KdScale::kNone)},
+            params, {}, /*retain_graph=*/true);
+        auto c = torch::autograd::grad(
+            {torch::nn::functional::cross_entropy(logits, ys[t])}, params);
+        double g2 = 0, c2 = 0;
+        for (size_t i = 0; i < params.size(); ++i) {
+          g2 += g[i].pow(2).sum().item<double>();
+          c2 += c[i].pow(2).sum().item<double>();
+        }
+        for (size_t i = 0; i < params.size(); ++i)
+          params[i].mutable_grad() = g[i].detach() * std::sqrt(c2 / g2);
+      } else {
+        train_loss(static_cast<int64_t>(t), m).backward();
+      }
       std::vector<torch::Tensor> grads;
       for (auto& p : params) grads.push_back(p.grad().detach().clone());
       opt->step();
       if (online)
-        online->carry(params, w_before, grads, *opt, kind, lr,
-                      [&](const torch::Tensor& mm) { return train_loss(static_cast<int64_t>(t), mm); },
-                      m, modules);
+        online->carry(
+            params, w_before, grads, *opt, kind, lr,
+            [&](const torch::Tensor& mm) { return train_loss(static_cast<int64_t>(t), mm); }, m,
+            modules, {}, 0,
+            normed ? ValLossFn([&] {
+              return torch::nn::functional::cross_entropy(model->forward(xs[t]), ys[t]);
+            })
+                   : ValLossFn());
     }
   }
 };
 
 torch::Tensor brute_force(const std::string& net, const std::string& kind, int64_t steps,
-                          const torch::Tensor& m, double delta) {
+                          const torch::Tensor& m, double delta, bool normed = false) {
   auto g = torch::zeros({m.size(0)}, kF64);
   for (int64_t j = 0; j < m.size(0); ++j) {
     double at[2];
     for (int s = 0; s < 2; ++s) {
       Unrolled run(net, kind, steps);
+      run.normed = normed;
       auto mj = m.clone();
       mj[j] += (s == 0 ? delta : -delta);
       run.unroll(mj, nullptr);
@@ -125,8 +151,10 @@ torch::Tensor brute_force(const std::string& net, const std::string& kind, int64
 }
 
 torch::Tensor online_gradient(const std::string& net, const std::string& kind, int64_t steps,
-                              const torch::Tensor& m, const OnlineHypergradientOptions& options) {
+                              const torch::Tensor& m, const OnlineHypergradientOptions& options,
+                              bool normed = false) {
   Unrolled run(net, kind, steps);
+  run.normed = normed;
   OnlineHypergradient online(options);
   run.unroll(m, &online);
   return online
@@ -169,6 +197,31 @@ TEST_P(OnlineUnrolled, FiniteDifferenceProductsApproachTheExactOne) {
       OnlineHypergradientOptions().mu(1.0).product("fd").fd_scheme("forward").fd_scale(1e-6));
   EXPECT_LT(relative_error(central, exact), 1e-6) << c.net << " " << c.kind << " K=" << c.steps;
   EXPECT_LT(relative_error(forward, exact), 1e-4) << c.net << " " << c.kind << " K=" << c.steps;
+}
+
+// step_norm ce: the tangent of the normalized step d = ‖∇CE‖·∇L/‖∇L‖ is carried (one more
+// Hessian-vector product); with μ = 1 the hypergradient is again the derivative of L_val after K
+// unrolled normalized steps, and it differs from the unnormalized run's.
+TEST(OnlineHypergradient, NormalizedStepsCarryTheTangentOfTheNormalization) {
+  const auto m = torch::tensor({0.6, 2.5}, kF64);
+  for (const std::string net : {"logreg", "bn"})
+    for (const std::string kind : {"sgd", "momentum", "adam"}) {
+      const auto reference = brute_force(net, kind, 5, m, 1e-5, /*normed=*/true);
+      const auto g = online_gradient(net, kind, 5, m,
+                                     OnlineHypergradientOptions().mu(1.0).product("exact"),
+                                     /*normed=*/true);
+      ASSERT_GT(reference.norm().item<double>(), 1e-6) << net << " " << kind;
+      EXPECT_LT(relative_error(g, reference), 1e-6)
+          << net << " " << kind << ": online " << g << " brute force " << reference;
+      const auto plain = online_gradient(net, kind, 5, m,
+                                         OnlineHypergradientOptions().mu(1.0).product("exact"));
+      EXPECT_GT(relative_error(plain, reference), 1e-3) << net << " " << kind;
+    }
+  // Only the exact product forms the normalization's tangent.
+  Unrolled run("logreg", "sgd", 1);
+  run.normed = true;
+  OnlineHypergradient fd(OnlineHypergradientOptions().product("fd"));
+  EXPECT_THROW(run.unroll(m, &fd), metadistill::Error);
 }
 
 std::vector<Case> cases() {

@@ -57,42 +57,48 @@ TEST(Trainer, TeacherOutputsAreLookedUpBySampleIdUnderShuffling) {
 }
 
 // The online hypergradient's tangents and the sign meta-step's state travel in the checkpoint: a
-// resumed run continues the same λ trajectory (through a learning-rate drop, which resets Z).
+// resumed run continues the same λ trajectory (through a learning-rate drop, which resets Z);
+// also with the steps normalized to the cross-entropy's length (step_norm ce), whose tangent the
+// online method carries (meta/online_hypergradient.h).
 TEST(Trainer, OnlineGradientResumesToTheUninterruptedTrajectory) {
-  auto b = small_synthetic();
-  auto logits = 3 * torch::randn({b.pool.size(), 2});
-  TempDir d1("full"), d2("part");
-  auto o = TrainerOptions().with_epochs(8).with_batch_size(4).with_lr(0.3).with_lr_step(3, 0.5)
-               .with_optimizer("momentum").with_seed(4);
-  auto method = [] {
-    MethodOptions mo;
-    mo.method = "gradient";
-    mo.fixed = {0.5, 2.0};
-    mo.given_initial = true;
-    mo.extra = {{"hypergradient", "online"}, {"mu", 0.9}, {"meta_step", "sign"}, {"gamma", 0.05},
-                {"val_temperature", 0.1}};
-    return make_meta_optimizer(mo);
-  };
-  auto m_full = method(), m_part1 = method(), m_part2 = method();
-  Classifier full, part;
-  auto r_full = train_student(b, logits, *m_full, TrainerOptions(o).with_out_dir(d1.path()), &full);
-  auto o_part = TrainerOptions(o).with_out_dir(d2.path());
-  o_part.epochs = 5;
-  train_student(b, logits, *m_part1, o_part);
-  o_part.epochs = 8;
-  o_part.resume = true;
-  auto r_part = train_student(b, logits, *m_part2, o_part, &part);
-  EXPECT_TRUE(r_part.resumed);
-  ASSERT_EQ(r_part.trajectory.size(), r_full.trajectory.size());
-  bool moved = false;
-  for (size_t i = 0; i < r_full.trajectory.size(); ++i) {
-    EXPECT_EQ(r_part.trajectory[i].value.lambda1, r_full.trajectory[i].value.lambda1) << i;
-    EXPECT_EQ(r_part.trajectory[i].value.temperature, r_full.trajectory[i].value.temperature) << i;
-    moved = moved || r_full.trajectory[i].value.lambda1 != 0.5;
+  for (const std::string norm : {"none", "ce"}) {
+    SCOPED_TRACE("step_norm " + norm);
+    auto b = small_synthetic();
+    auto logits = 3 * torch::randn({b.pool.size(), 2});
+    TempDir d1("full"), d2("part");
+    auto o = TrainerOptions().with_epochs(8).with_batch_size(4).with_lr(0.3).with_lr_step(3, 0.5)
+                 .with_optimizer("momentum").with_seed(4);
+    o.step_norm = norm;
+    auto method = [] {
+      MethodOptions mo;
+      mo.method = "gradient";
+      mo.fixed = {0.5, 2.0};
+      mo.given_initial = true;
+      mo.extra = {{"hypergradient", "online"}, {"mu", 0.9}, {"meta_step", "sign"}, {"gamma", 0.05},
+                  {"val_temperature", 0.1}};
+      return make_meta_optimizer(mo);
+    };
+    auto m_full = method(), m_part1 = method(), m_part2 = method();
+    Classifier full, part;
+    auto r_full = train_student(b, logits, *m_full, TrainerOptions(o).with_out_dir(d1.path()), &full);
+    auto o_part = TrainerOptions(o).with_out_dir(d2.path());
+    o_part.epochs = 5;
+    train_student(b, logits, *m_part1, o_part);
+    o_part.epochs = 8;
+    o_part.resume = true;
+    auto r_part = train_student(b, logits, *m_part2, o_part, &part);
+    EXPECT_TRUE(r_part.resumed);
+    ASSERT_EQ(r_part.trajectory.size(), r_full.trajectory.size());
+    bool moved = false;
+    for (size_t i = 0; i < r_full.trajectory.size(); ++i) {
+      EXPECT_EQ(r_part.trajectory[i].value.lambda1, r_full.trajectory[i].value.lambda1) << i;
+      EXPECT_EQ(r_part.trajectory[i].value.temperature, r_full.trajectory[i].value.temperature) << i;
+      moved = moved || r_full.trajectory[i].value.lambda1 != 0.5;
+    }
+    EXPECT_TRUE(moved) << "the online method never moved λ1";
+    auto pa = full->parameters(), pb = part->parameters();
+    for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(pa[i].equal(pb[i])) << i;
   }
-  EXPECT_TRUE(moved) << "the online method never moved λ1";
-  auto pa = full->parameters(), pb = part->parameters();
-  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(pa[i].equal(pb[i])) << i;
 }
 
 TEST(Trainer, RejectsInvalidOptions) {

@@ -67,11 +67,19 @@ class OnlineHypergradient {
   /// `params` are left at w_{t+1}. Data parallel: `train_loss` is this rank's shard of `count`
   /// examples and `grads` the whole batch's; the directional derivatives D_j, batch means, are
   /// averaged over the ranks by `reduce`, so that every rank carries the same tangents.
+  ///
+  /// `normalized_by` (step_norm ce): the step took d = ‖∇c‖·∇L/‖∇L‖ instead of ∇L, c being this
+  /// loss (the cross-entropy on the step's batch, evaluated at the current `params`); `grads` then
+  /// hold d. The tangent of d along (Z_j, e_j) is
+  ///   (‖∇c‖/‖∇L‖)·(I − ĝĝᵀ)·D_j + ĝ·⟨ĉ, H_c Z_j⟩,   ĝ = ∇L/‖∇L‖, ĉ = ∇c/‖∇c‖,
+  /// with one more Hessian-vector product per metaparameter. Needs `product` exact; not with
+  /// `reduce`.
   void carry(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& w_before,
              const std::vector<torch::Tensor>& grads, torch::optim::Optimizer& optimizer,
              const std::string& kind, double lr, const TrainLossFn& train_loss,
              const torch::Tensor& m, const std::vector<torch::nn::Module*>& modules,
-             const BatchMeanReduce& reduce = {}, int64_t count = 0);
+             const BatchMeanReduce& reduce = {}, int64_t count = 0,
+             const ValLossFn& normalized_by = {});
 
   /// g = Zᵀ ∇_w L_val at the current `params`; `gradient` has the shape of m (zeros before the
   /// first `carry`). Leaves parameters and the buffers of `modules` unchanged. Data parallel:
@@ -101,6 +109,11 @@ class OnlineHypergradient {
   int64_t clipped_ = 0;
   /// Applies `tangent_clip` after a step (`params` at w_{t+1}).
   void clip(const std::vector<torch::Tensor>& params);
+  /// Turns the columns D_j of the gradient's tangent into those of the normalized step (see
+  /// `carry`); `g` is ∇L at w_t with its graph, `params` at w_t.
+  void normalize_tangents(const std::vector<torch::Tensor>& params,
+                          const std::vector<torch::Tensor>& g, const ValLossFn& normalized_by,
+                          std::vector<std::vector<torch::Tensor>>& D) const;
 };
 
 }  // namespace metadistill
