@@ -2,8 +2,8 @@
 """Chooses each group's setting from an experiment's selection runs on the validation split.
 
 Reads <experiment>/runs/<variant>/seed<k>/metrics.csv (the last row: final validation accuracy
-and cross-entropy) for every variant, groups the variants by name prefix (ce-, fixed-*-t2,
-fixed-, greedy, online-), and prints each group sorted by final validation accuracy (ties: lower
+and cross-entropy) for every variant, groups the variants by name (ce-, fixed-*-t2,
+fixed-*-stepnorm, fixed-, greedy*, online-), and prints each group sorted by final validation accuracy (ties: lower
 validation cross-entropy), marking the chosen one. Test accuracy is printed for the record but
 never used to choose.
 
@@ -20,10 +20,14 @@ def group_of(name):
         return "cross-entropy learning rate"
     if name.startswith("fixed-") and name.endswith("-t2"):
         return "fixed (lambda1, T), kd_scale t_squared"
+    if name.startswith("fixed-") and name.endswith("-stepnorm"):
+        return "fixed (lambda1, T), step_norm ce"
     if name.startswith("fixed-"):
         return "fixed (lambda1, T), kd_scale none"
     if name.startswith("online-"):
         return "online hypergradient"
+    if name.startswith("greedy"):
+        return "greedy hypergradient"
     return name
 
 
