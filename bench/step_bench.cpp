@@ -56,12 +56,26 @@ Setup make_setup(int64_t batch, int64_t n_batches) {
   return s;
 }
 
-// One student step as the trainer takes it, with the method's after-step hook.
+// One student step as the trainer takes it, with the method's after-step hook; `normed`: the
+// gradient rescaled to the length of the cross-entropy's on the same logits (step_norm ce, one
+// more backward, as train/trainer.cpp does).
 void student_step(Setup& s, const Batch& b, const torch::Tensor& t, Metaparameters m,
-                  MetaOptimizer* meta = nullptr, HyperStepContext* ctx = nullptr) {
+                  MetaOptimizer* meta = nullptr, HyperStepContext* ctx = nullptr,
+                  bool normed = false) {
   s.opt->zero_grad();
   auto logits = s.model->forward(b.x);
-  functional::hinton_loss(logits, t, b.y, m.lambda1, m.temperature).backward();
+  functional::hinton_loss(logits, t, b.y, m.lambda1, m.temperature).backward({}, normed);
+  if (normed) {
+    auto params = s.model->parameters();
+    auto c = torch::autograd::grad({torch::nn::functional::cross_entropy(logits, b.y)}, params);
+    double g2 = 0, c2 = 0;
+    for (size_t i = 0; i < params.size(); ++i) {
+      g2 += params[i].grad().pow(2).sum().item<double>();
+      c2 += c[i].pow(2).sum().item<double>();
+    }
+    torch::NoGradGuard ng;
+    for (auto& p : params) p.grad().mul_(std::sqrt(c2 / g2));
+  }
   s.opt->step();
   if (meta != nullptr) {
     ctx->logits = logits.detach();
@@ -158,6 +172,10 @@ int main(int argc, char** argv) {
   auto online_exact_32 = make_method(
       "gradient", {{"hypergradient", "online"}, {"mu", 0.99}, {"tangent_batch", 32},
                    {"tangent_clip", 0.1}});
+  auto online_exact_32_normed = make_method(
+      "gradient", {{"hypergradient", "online"}, {"mu", 0.99}, {"tangent_batch", 32},
+                   {"tangent_clip", 0.1}});
+  auto fd_central_normed = make_method("gradient", {{"hypergradient", "fd"}});
   int64_t global_step = 0;
   auto make_ctx = [&](size_t k, bool small_val) {
     HyperStepContext ctx;
@@ -171,14 +189,15 @@ int main(int argc, char** argv) {
     return ctx;
   };
   // The gradient variants are reset to the same λ every step so that they do the same arithmetic.
-  auto with_method = [&](MetaOptimizer& method, bool small_val = false) {
+  auto with_method = [&](MetaOptimizer& method, bool small_val = false, bool normed = false) {
     MetaOptimizer* meta = &method;
-    return [&, meta, small_val]() {
+    return [&, meta, small_val, normed]() {
       const size_t k = s.cursor++ % s.train.size();
       auto ctx = make_ctx(k, small_val);
+      if (normed) ctx.step_norm = StepNorm::kCrossEntropy;
       meta->load_state({{"lambda1", m.lambda1}, {"temperature", m.temperature}});
       meta->before_step(ctx);
-      student_step(s, s.train[k], s.teacher[k], m, meta, &ctx);
+      student_step(s, s.train[k], s.teacher[k], m, meta, &ctx, normed);
     };
   };
   // The proposed method keeps its own phase state across its 20-step cycle.
@@ -219,6 +238,14 @@ int main(int argc, char** argv) {
       {"online fd step (mu 0.99, central, k=1)", with_method(*online_central)},
       {"online exact step (mu 0.99, double backward, k=1)", with_method(*online_exact)},
       {"online exact step (mu 0.99, tangent batch 32, clip)", with_method(*online_exact_32)},
+      {"distillation step, step_norm ce", [&]() {
+         const size_t k = s.cursor++ % s.train.size();
+         student_step(s, s.train[k], s.teacher[k], m, nullptr, nullptr, true);
+       }},
+      {"greedy fd step (order before, step_norm ce)",
+       with_method(*fd_central_normed, false, true)},
+      {"online exact step (tangent batch 32, clip, step_norm ce)",
+       with_method(*online_exact_32_normed, false, true)},
       {"reference DARTS step (model copy, backward at w±)", [&]() {
          const size_t k = s.cursor++ % s.train.size();
          reference_darts_step(s, s.train[k], s.teacher[k], s.val[k], m);
