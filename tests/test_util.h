@@ -66,4 +66,27 @@ inline bool contains_all(const std::string& what, std::initializer_list<std::str
   return true;
 }
 
+/// A config on the paper's synthetic data (val = test) with a logistic-regression teacher (2000
+/// full-batch epochs): the student `model` trains `epochs` full-batch epochs at `lr`, evaluated
+/// every `eval_every` and checkpointed every `checkpoint_every` (0: never); `method_settings` is
+/// the flow mapping under method.settings, `more` is appended (other top-level keys).
+inline std::string synthetic_config(const std::string& model, int epochs, double lr,
+                                    int eval_every, int checkpoint_every,
+                                    const std::string& method_settings,
+                                    const std::string& more = "") {
+  return "threads: 1\n"
+         "data: {name: synthetic, variant: reference, val_is_test: true}\n"
+         "teacher:\n"
+         "  model: logreg\n"
+         "  train: {epochs: 2000, batch_size: 0, lr: 0.01, lr_step: 0, eval_every: 1000, "
+         "checkpoint_every: 0}\n"
+         "student:\n"
+         "  model: " + model + "\n"
+         "  train: {epochs: " + std::to_string(epochs) + ", batch_size: 0, lr: " +
+         std::to_string(lr) + ", lr_step: 0, eval_every: " + std::to_string(eval_every) +
+         ", checkpoint_every: " + std::to_string(checkpoint_every) + "}\n"
+         "method:\n"
+         "  settings: " + method_settings + "\n" + more;
+}
+
 }  // namespace metadistill::testing

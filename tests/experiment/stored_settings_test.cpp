@@ -24,19 +24,9 @@ using metadistill::testing::TempDir;
 namespace {
 
 std::string tiny_config(double gamma) {
-  return R"(preset: tiny
-runs: 1
-threads: 1
-data: {name: synthetic, variant: reference, val_is_test: true}
-teacher:
-  model: logreg
-  train: {epochs: 2000, batch_size: 0, lr: 0.01, lr_step: 0, eval_every: 1000, checkpoint_every: 0}
-student:
-  model: logreg
-  train: {epochs: 60, batch_size: 0, lr: 1.0, lr_step: 0, eval_every: 20, checkpoint_every: 20}
-method:
-  settings: {val_temperature: 0.1, gamma: )" +
-         std::to_string(gamma) + "}\n";
+  return metadistill::testing::synthetic_config(
+      "logreg", 60, 1.0, 20, 20, "{val_temperature: 0.1, gamma: " + std::to_string(gamma) + "}",
+      "preset: tiny\nruns: 1\n");
 }
 
 nlohmann::json read_json(const fs::path& path) { return nlohmann::json::parse(read_file(path)); }

@@ -14,19 +14,8 @@ using metadistill::testing::expect_error;
 using metadistill::testing::TempDir;
 
 // Synthetic data, a logistic-regression teacher and student, 200 full-batch steps per run.
-const char* kSweepConfig = R"(preset: sweep-test
-runs: 2
-threads: 1
-data: {name: synthetic, variant: reference, val_is_test: true}
-teacher:
-  model: logreg
-  train: {epochs: 2000, batch_size: 0, lr: 0.01, lr_step: 0, eval_every: 1000, checkpoint_every: 0}
-student:
-  model: logreg
-  train: {epochs: 200, batch_size: 0, lr: 1.0, lr_step: 0, eval_every: 50, checkpoint_every: 0}
-method:
-  settings: {val_temperature: 0.1, gamma: 0.1}
-)";
+const std::string kSweepConfig = metadistill::testing::synthetic_config(
+    "logreg", 200, 1.0, 50, 0, "{val_temperature: 0.1, gamma: 0.1}", "preset: sweep-test\n");
 
 // A point per e1 = e2 value and per e2 value at the fixed e1, each R runs of `proposed`, whose
 // hyper-steps fall in the e1 phases only: the share of hyper-steps is e1 / (e1 + e2). The tables
