@@ -12,6 +12,7 @@
 using namespace metadistill;
 using metadistill::testing::expect_error;
 using metadistill::testing::TempDir;
+using metadistill::testing::train_and_resume;
 using metadistill::testing::train_student;
 
 namespace {
@@ -41,16 +42,14 @@ TEST(TrainerLstm, GreedyGradientThroughLstmResumesBitIdentically) {
     TempDir d1("full"), d2("part");
     auto o = TrainerOptions().with_epochs(8).with_batch_size(4).with_lr(1.0).with_lr_step(3, 0.5)
                  .with_optimizer("lstm").with_optimizer_file(files / "opt.pt").with_seed(4);
-    auto m_full = gradient_method(order), m_part1 = gradient_method(order),
-         m_part2 = gradient_method(order);
-    Classifier full, part;
-    auto r_full = train_student(b, logits, *m_full, TrainerOptions(o).with_out_dir(d1.path()), &full);
-    auto o_part = TrainerOptions(o).with_out_dir(d2.path());
-    o_part.epochs = 5;
-    train_student(b, logits, *m_part1, o_part);
-    o_part.epochs = 8;
-    o_part.resume = true;
-    auto r_part = train_student(b, logits, *m_part2, o_part, &part);
+    auto runs = train_and_resume(b, logits, [&] { return gradient_method(order); }, o, 5,
+                                 d1.path(), d2.path());
+    const auto& r_full = runs.full;
+    const auto& r_part = runs.resumed;
+    const auto& full = runs.full_model;
+    const auto& part = runs.resumed_model;
+    const auto& m_full = runs.full_method;
+    const auto& m_part2 = runs.resumed_method;
     EXPECT_TRUE(r_part.resumed);
     EXPECT_GT(r_full.hyper_steps, 0);
     EXPECT_NE(m_full->current().lambda1, 0.5) << "the gradient method never moved λ1";

@@ -13,6 +13,7 @@
 using namespace metadistill;
 using metadistill::testing::small_synthetic;
 using metadistill::testing::TempDir;
+using metadistill::testing::train_and_resume;
 using metadistill::testing::train_student;
 
 TEST(Trainer, SameSeedGivesSameNumbers) {
@@ -78,15 +79,11 @@ TEST(Trainer, OnlineGradientResumesToTheUninterruptedTrajectory) {
                   {"val_temperature", 0.1}};
       return make_meta_optimizer(mo);
     };
-    auto m_full = method(), m_part1 = method(), m_part2 = method();
-    Classifier full, part;
-    auto r_full = train_student(b, logits, *m_full, TrainerOptions(o).with_out_dir(d1.path()), &full);
-    auto o_part = TrainerOptions(o).with_out_dir(d2.path());
-    o_part.epochs = 5;
-    train_student(b, logits, *m_part1, o_part);
-    o_part.epochs = 8;
-    o_part.resume = true;
-    auto r_part = train_student(b, logits, *m_part2, o_part, &part);
+    auto runs = train_and_resume(b, logits, method, o, 5, d1.path(), d2.path());
+    const auto& r_full = runs.full;
+    const auto& r_part = runs.resumed;
+    const auto& full = runs.full_model;
+    const auto& part = runs.resumed_model;
     EXPECT_TRUE(r_part.resumed);
     ASSERT_EQ(r_part.trajectory.size(), r_full.trajectory.size());
     bool moved = false;
