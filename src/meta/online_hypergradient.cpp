@@ -226,14 +226,18 @@ void OnlineHypergradient::normalize_tangents(const std::vector<torch::Tensor>& p
   // At w_t: ∇L (from the step's loss, `g`) and ∇c with its graph for H_c Z_j.
   auto c = torch::autograd::grad({normalized_by()}, params, {}, /*retain_graph=*/true,
                                  /*create_graph=*/true, /*allow_unused=*/true);
-  double g2 = 0, c2 = 0;
+  // Inner products as tensors, read once each (no per-parameter synchronization in the step).
+  auto dot = [&](const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+    auto sum = torch::zeros({}, params.front().options());
+    for (size_t i = 0; i < params.size(); ++i) sum = sum + (a[i] * b[i]).sum();
+    return sum.item<double>();
+  };
   std::vector<torch::Tensor> gv(params.size()), cv(params.size());
   for (size_t i = 0; i < params.size(); ++i) {
     gv[i] = g[i].defined() ? g[i].detach() : torch::zeros_like(params[i]);
     cv[i] = c[i].defined() ? c[i].detach() : torch::zeros_like(params[i]);
-    g2 += gv[i].pow(2).sum().item<double>();
-    c2 += cv[i].pow(2).sum().item<double>();
   }
+  const double g2 = dot(gv, gv), c2 = dot(cv, cv);
   if (g2 == 0.0) return;  // the step was zero: nothing was rescaled
   const double gn = std::sqrt(g2), cn = std::sqrt(c2);
   for (size_t j = 0; j < D.size(); ++j) {
@@ -244,11 +248,8 @@ void OnlineHypergradient::normalize_tangents(const std::vector<torch::Tensor>& p
     const auto hz = s.requires_grad()
                         ? gradients_or_zeros(s, params, /*retain_graph=*/j + 1 < D.size())
                         : zeros_like_all(params);
-    double along_g = 0, along_c = 0;  // ⟨ĝ, D_j⟩ and ⟨ĉ, H_c Z_j⟩
-    for (size_t i = 0; i < params.size(); ++i) {
-      along_g += (gv[i] * D[j][i]).sum().item<double>() / gn;
-      if (cn > 0) along_c += (cv[i] * hz[i]).sum().item<double>() / cn;
-    }
+    // ⟨ĝ, D_j⟩ and ⟨ĉ, H_c Z_j⟩
+    const double along_g = dot(gv, D[j]) / gn, along_c = cn > 0 ? dot(cv, hz) / cn : 0.0;
     for (size_t i = 0; i < params.size(); ++i)
       D[j][i] = (cn / gn) * (D[j][i] - gv[i] * (along_g / gn)) + gv[i] * (along_c / gn);
   }
