@@ -400,7 +400,6 @@ nlohmann::json table_json(const ExperimentResult& r) {
 }
 
 void write_tables(const ExperimentResult& r, const fs::path& dir, const std::string& more_markdown) {
-  fs::create_directories(dir);
   write_file_atomic(dir / "table.md", table_markdown(r) + more_markdown);
   write_file_atomic(dir / "table.csv", table_csv(r));
   write_file_atomic(dir / "table.json", table_json(r).dump(2));
